@@ -1,0 +1,81 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Bundle is what the HelmOp controller writes: the deployment options with the exact resolved
+// version, and the targets. It holds no chart content.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:categories=fleet,path=bundles
+// +kubebuilder:printcolumn:name="Chart",type=string,JSONPath=`.spec.helm.chart`
+// +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.spec.helm.version`
+// +kubebuilder:printcolumn:name="BundleDeployments-Ready",type=string,JSONPath=`.status.display.readyBundleDeployments`
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type Bundle struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +optional
+	Spec BundleSpec `json:"spec,omitempty"`
+	// +optional
+	Status BundleStatus `json:"status,omitempty"`
+}
+
+// BundleSpec is the deployment options with an exact version, and the targets.
+type BundleSpec struct {
+	BundleDeploymentOptions `json:",inline"`
+
+	// Paused stops updates to the BundleDeployments. Defaults to false.
+	// +optional
+	Paused bool `json:"paused,omitempty"`
+
+	// Targets select the clusters; the first matching target wins.
+	// +optional
+	Targets []BundleTarget `json:"targets,omitempty"`
+
+	// HelmOpOptions tell agents how to reach the repository.
+	// +optional
+	HelmOpOptions *BundleHelmOptions `json:"helmOpOptions,omitempty"`
+}
+
+// BundleStatus rolls up the BundleDeployments of the Bundle.
+type BundleStatus struct {
+	// Conditions: Ready, and conditions that explain why deployments cannot be made.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// ObservedGeneration is the generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Summary counts the BundleDeployments by state.
+	// +optional
+	Summary BundleSummary `json:"summary,omitempty"`
+
+	// Display is a human summary.
+	// +optional
+	Display StatusDisplay `json:"display,omitempty"`
+
+	// ReadyClusters counts targeted clusters whose deployment is ready.
+	// +optional
+	ReadyClusters int `json:"readyClusters"`
+
+	// DesiredReadyClusters counts targeted clusters.
+	// +optional
+	DesiredReadyClusters int `json:"desiredReadyClusters"`
+}
+
+// +kubebuilder:object:root=true
+
+// BundleList is a list of Bundles.
+type BundleList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Bundle `json:"items"`
+}

@@ -1,0 +1,159 @@
+package v1alpha1
+
+import (
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Condition types. Each condition has exactly one writer.
+const (
+	// AcceptedCondition (HelmOp) is True when the spec is valid, the credentials were found and a
+	// version was resolved, so a Bundle could be written.
+	AcceptedCondition = "Accepted"
+	// PolledCondition (HelmOp) is True when the last poll of the repository succeeded. It is set
+	// only while polling applies.
+	PolledCondition = "Polled"
+	// ReadyCondition (all kinds) is True when the object is fully deployed and healthy.
+	ReadyCondition = "Ready"
+	// ReconcilingCondition (kstatus) is True while the controller is still working toward the spec.
+	ReconcilingCondition = "Reconciling"
+	// StalledCondition (kstatus) is True when the controller cannot progress until the spec changes.
+	StalledCondition = "Stalled"
+	// TargetedCondition (Bundle) is True when BundleDeployments could be computed for the targets
+	// and the repository secret could be copied.
+	TargetedCondition = "Targeted"
+	// InstalledCondition (BundleDeployment) is True when the chart was downloaded and Helm accepted it.
+	InstalledCondition = "Installed"
+	// DeployedCondition (BundleDeployment) is True when the release for the current deploymentID
+	// is deployed.
+	DeployedCondition = "Deployed"
+	// MonitoredCondition (BundleDeployment) is True when the agent could check the release's
+	// resources for readiness and drift.
+	MonitoredCondition = "Monitored"
+)
+
+// Condition reasons.
+const (
+	ReasonSucceeded             = "Succeeded"
+	ReasonProgressing           = "Progressing"
+	ReasonInvalidSpec           = "InvalidSpec"
+	ReasonInvalidConstraint     = "InvalidConstraint"
+	ReasonNoMatchingVersion     = "NoMatchingVersion"
+	ReasonSecretNotFound        = "SecretNotFound"
+	ReasonInvalidSecret         = "InvalidSecret"
+	ReasonResolveFailed         = "ResolveFailed"
+	ReasonPollFailed            = "PollFailed"
+	ReasonBundleConflict        = "BundleConflict"
+	ReasonNotAccepted           = "NotAccepted"
+	ReasonBundleNotReady        = "BundleNotReady"
+	ReasonNoTargets             = "NoTargets"
+	ReasonPaused                = "Paused"
+	ReasonDeleting              = "Deleting"
+	ReasonDownloadFailed        = "DownloadFailed"
+	ReasonInstallFailed         = "InstallFailed"
+	ReasonUpgradeFailed         = "UpgradeFailed"
+	ReasonResourcesNotReady     = "ResourcesNotReady"
+	ReasonModified              = "Modified"
+	ReasonAgentNotSeen          = "AgentNotSeen"
+	ReasonAgentSeen             = "AgentSeen"
+	ReasonWaitingForAgent       = "WaitingForAgent"
+	ReasonClustersNotReady      = "ClustersNotReady"
+	ReasonCredentialsCopyFailed = "CredentialsCopyFailed"
+)
+
+// Labels, annotations, finalizers and types shared by the controller and the agent.
+const (
+	// HelmOpLabel on a Bundle or BundleDeployment names the HelmOp it came from.
+	HelmOpLabel = "fleet.cattle.io/fleet-helm-name"
+	// ShardLabel assigns an object to the controller started with the same --shard-id.
+	ShardLabel = "fleet.cattle.io/shard-ref"
+	// BundleNameLabel on a BundleDeployment names its Bundle.
+	BundleNameLabel = "fleet.cattle.io/bundle-name"
+	// BundleNamespaceLabel on a BundleDeployment names its Bundle's namespace.
+	BundleNamespaceLabel = "fleet.cattle.io/bundle-namespace"
+	// ClusterLabel on a BundleDeployment names its Cluster.
+	ClusterLabel = "fleet.cattle.io/cluster"
+	// ClusterNamespaceLabel on a BundleDeployment names its Cluster's namespace.
+	ClusterNamespaceLabel = "fleet.cattle.io/cluster-namespace"
+	// ManagedLabel marks objects helmops created for its own use, such as copied secrets and
+	// cluster namespaces.
+	ManagedLabel = "fleet.cattle.io/managed"
+
+	// ReconcileRequestedAnnotation, set to any new value (helmops uses an RFC 3339 time), asks
+	// for an immediate reconcile and poll. The controller records the last value it handled in
+	// status conditions' messages only through its effect: lastPollingTriggered advances.
+	ReconcileRequestedAnnotation = "fleet.cattle.io/reconcile-requested-at"
+
+	// HelmOpFinalizer lets the controller delete the Bundle before the HelmOp goes.
+	HelmOpFinalizer = "fleet.cattle.io/helmop-finalizer"
+	// BundleDeploymentFinalizer lets the agent uninstall the release before the
+	// BundleDeployment goes.
+	BundleDeploymentFinalizer = "fleet.cattle.io/bundle-deployment-finalizer"
+	// ClusterFinalizer lets the controller delete the cluster namespace.
+	ClusterFinalizer = "fleet.cattle.io/cluster-finalizer"
+
+	// SecretTypeHelmOpsAccess is the type of repository secrets copied to cluster namespaces.
+	SecretTypeHelmOpsAccess = "fleet.cattle.io/bundle-helmops-access/v1alpha1"
+
+	// DefaultClusterGroup is the group a HelmOp without targets deploys to.
+	DefaultClusterGroup = "default"
+	// DefaultMaxHistory is the number of release revisions kept when maxHistory is 0.
+	DefaultMaxHistory = 5
+	// DefaultTimeout is Helm's wait timeout when timeoutSeconds is 0.
+	DefaultTimeout = 5 * time.Minute
+)
+
+// PollingEvery is the configured polling interval, 0 when polling is off.
+func (h *HelmOp) PollingEvery() time.Duration {
+	if h == nil || h.Spec.PollingInterval == nil || h.Spec.PollingInterval.Duration < 0 {
+		return 0
+	}
+	return h.Spec.PollingInterval.Duration
+}
+
+// HelmOrEmpty returns the helm options, never nil.
+func (o *BundleDeploymentOptions) HelmOrEmpty() HelmOptions {
+	if o == nil || o.Helm == nil {
+		return HelmOptions{}
+	}
+	return *o.Helm
+}
+
+// CreatesNamespace reports whether the release namespace should be created (default true).
+func (o *BundleDeploymentOptions) CreatesNamespace() bool {
+	return o == nil || o.CreateNamespace == nil || *o.CreateNamespace
+}
+
+// Condition returns the condition of that type, or nil.
+func (h *HelmOp) Condition(t string) *metav1.Condition {
+	if h == nil {
+		return nil
+	}
+	return meta.FindStatusCondition(h.Status.Conditions, t)
+}
+
+// Condition returns the condition of that type, or nil.
+func (b *Bundle) Condition(t string) *metav1.Condition {
+	if b == nil {
+		return nil
+	}
+	return meta.FindStatusCondition(b.Status.Conditions, t)
+}
+
+// Condition returns the condition of that type, or nil.
+func (bd *BundleDeployment) Condition(t string) *metav1.Condition {
+	if bd == nil {
+		return nil
+	}
+	return meta.FindStatusCondition(bd.Status.Conditions, t)
+}
+
+// Condition returns the condition of that type, or nil.
+func (c *Cluster) Condition(t string) *metav1.Condition {
+	if c == nil {
+		return nil
+	}
+	return meta.FindStatusCondition(c.Status.Conditions, t)
+}
