@@ -1,0 +1,99 @@
+package testenv
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	chartcommon "helm.sh/helm/v4/pkg/chart/common"
+	chart "helm.sh/helm/v4/pkg/chart/v2"
+	chartutil "helm.sh/helm/v4/pkg/chart/v2/util"
+	"sigs.k8s.io/yaml"
+)
+
+// DefaultTemplate is the one template of a chart built without WithTemplate: a ConfigMap named
+// after the release holding the chart version and every key of .Values.data.
+const DefaultTemplate = `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ .Release.Name }}-config
+  labels:
+    app.kubernetes.io/managed-by: {{ .Release.Service }}
+data:
+  chartVersion: {{ .Chart.Version | quote }}
+{{- range $k, $v := .Values.data }}
+  {{ $k }}: {{ $v | quote }}
+{{- end }}
+`
+
+// ChartOption changes a chart built by BuildChart.
+type ChartOption func(*chartSpec)
+
+type chartSpec struct {
+	values     map[string]any
+	templates  map[string]string
+	appVersion string
+}
+
+// WithValues sets the chart's default values.
+func WithValues(v map[string]any) ChartOption { return func(s *chartSpec) { s.values = v } }
+
+// WithTemplate adds a template (name relative to templates/); the first use replaces the
+// default ConfigMap template.
+func WithTemplate(name, text string) ChartOption {
+	return func(s *chartSpec) {
+		if _, ok := s.templates["configmap.yaml"]; ok && len(s.templates) == 1 && s.templates["configmap.yaml"] == DefaultTemplate {
+			delete(s.templates, "configmap.yaml")
+		}
+		s.templates[name] = text
+	}
+}
+
+// WithAppVersion sets the chart's appVersion.
+func WithAppVersion(v string) ChartOption { return func(s *chartSpec) { s.appVersion = v } }
+
+// BuildChart packages a chart with the Helm SDK and returns the .tgz archive.
+func BuildChart(name, version string, opts ...ChartOption) ([]byte, error) {
+	spec := &chartSpec{templates: map[string]string{"configmap.yaml": DefaultTemplate}}
+	for _, o := range opts {
+		o(spec)
+	}
+	values := spec.values
+	if values == nil {
+		values = map[string]any{"data": map[string]any{"greeting": "hello"}}
+	}
+	valuesYAML, err := yaml.Marshal(values)
+	if err != nil {
+		return nil, err
+	}
+	c := &chart.Chart{
+		Metadata: &chart.Metadata{
+			APIVersion:  chart.APIVersionV2,
+			Name:        name,
+			Version:     version,
+			AppVersion:  spec.appVersion,
+			Description: fmt.Sprintf("%s test chart", name),
+			Type:        "application",
+		},
+		Values: values,
+		Raw:    []*chartcommon.File{{Name: chartutil.ValuesfileName, Data: valuesYAML}},
+	}
+	for n, text := range spec.templates {
+		c.Templates = append(c.Templates, &chartcommon.File{Name: filepath.Join("templates", n), Data: []byte(text)})
+	}
+	dir, err := os.MkdirTemp("", "helmops-chart-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	path, err := chartutil.Save(c, dir)
+	if err != nil {
+		return nil, fmt.Errorf("packaging chart %s %s: %w", name, version, err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return bytes.Clone(data), nil
+}
