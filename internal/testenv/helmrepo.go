@@ -275,4 +275,3 @@ func (r *ChartRepo) serveHTTP(w http.ResponseWriter, req *http.Request) {
 		http.NotFound(w, req)
 	}
 }
-
