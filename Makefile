@@ -21,12 +21,13 @@ build: ## Build bin/helmops
 generate: ## Regenerate deepcopy code and CRDs (controller-gen through the Go toolchain)
 	$(GO) tool controller-gen object paths=./api/...
 	$(GO) tool controller-gen crd paths=./api/... output:crd:artifacts:config=config/crd/bases
+	cp config/crd/bases/*.yaml charts/helmops/crds/
 
 .PHONY: verify
 verify: generate ## Fail when generated files are stale or code is not gofmt/vet clean
 	@test -z "$$(gofmt -l api cmd internal hack 2>/dev/null)" || { echo "gofmt needed:"; gofmt -l api cmd internal hack; exit 1; }
 	$(GO) vet ./...
-	@git diff --exit-code -- api config || { echo "generated files are stale: run make generate and commit"; exit 1; }
+	@git diff --exit-code -- api config charts/helmops/crds || { echo "generated files are stale: run make generate and commit"; exit 1; }
 
 .PHONY: envtest
 envtest: ## Build the control-plane binaries (kube-apiserver, kube-controller-manager, etcd, kubectl) into bin/ once
