@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -29,6 +30,9 @@ type RepoOptions struct {
 	ChartBaseURL string
 	// Addr is the listen address; default 127.0.0.1:0.
 	Addr string
+	// AllowUpload accepts chart archives on POST /api/charts (as ChartMuseum does), so another
+	// process, such as `helmops dev publish`, can publish to a running repository.
+	AllowUpload bool
 }
 
 // ChartRepo is a Helm chart repository served over HTTP(S): index.yaml written with Helm's own
@@ -240,10 +244,6 @@ func (r *ChartRepo) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	archive, isArchive := r.archives[path]
 	r.mu.Unlock()
 
-	if req.Method != http.MethodGet && req.Method != http.MethodHead {
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
 	if r.opts.Username != "" || r.opts.Password != "" {
 		u, p, ok := req.BasicAuth()
 		if !ok || u != r.opts.Username || p != r.opts.Password {
@@ -251,6 +251,14 @@ func (r *ChartRepo) serveHTTP(w http.ResponseWriter, req *http.Request) {
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
 		}
+	}
+	if req.Method == http.MethodPost && path == "/api/charts" && r.opts.AllowUpload {
+		r.upload(w, req)
+		return
+	}
+	if req.Method != http.MethodGet && req.Method != http.MethodHead {
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
 	}
 	switch {
 	case path == "/index.yaml":
@@ -274,4 +282,22 @@ func (r *ChartRepo) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	default:
 		http.NotFound(w, req)
 	}
+}
+
+func (r *ChartRepo) upload(w http.ResponseWriter, req *http.Request) {
+	data, err := io.ReadAll(io.LimitReader(req.Body, 20<<20))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if err := r.PublishArchive(data); err != nil {
+		code := http.StatusBadRequest
+		if strings.Contains(err.Error(), "already published") {
+			code = http.StatusConflict
+		}
+		http.Error(w, err.Error(), code)
+		return
+	}
+	w.WriteHeader(http.StatusCreated)
+	_, _ = w.Write([]byte(`{"saved":true}`))
 }

@@ -30,6 +30,8 @@ type RegistryOptions struct {
 	TLS bool
 	// Username and Password, when set, require htpasswd authentication.
 	Username, Password string
+	// Addr is the listen address; default 127.0.0.1:0.
+	Addr string
 }
 
 // OCIRegistry is the CNCF Distribution registry running in process with in-memory storage.
@@ -81,7 +83,11 @@ func StartOCIRegistry(opts RegistryOptions) (*OCIRegistry, error) {
 		app.ServeHTTP(w, req)
 	})
 	r.server = httptest.NewUnstartedServer(counting)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr := opts.Addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}

@@ -115,3 +115,25 @@ func TestBuildChartRendersDefaultConfigMap(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(ch.Templates).To(HaveLen(1), "the first WithTemplate replaces the default template")
 }
+
+func TestChartRepoAcceptsUploadsWhenAllowed(t *testing.T) {
+	g := NewWithT(t)
+	r, err := StartChartRepo(RepoOptions{AllowUpload: true, Username: "u", Password: "p"})
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(r.Stop)
+	data, err := BuildChart("hello", "0.3.0")
+	g.Expect(err).NotTo(HaveOccurred())
+
+	post := func(user string) int {
+		req, _ := http.NewRequest(http.MethodPost, r.URL+"/api/charts", bytes.NewReader(data))
+		req.SetBasicAuth(user, "p")
+		resp, err := http.DefaultClient.Do(req)
+		g.Expect(err).NotTo(HaveOccurred())
+		return resp.StatusCode
+	}
+	g.Expect(post("someone")).To(Equal(http.StatusUnauthorized))
+	g.Expect(post("u")).To(Equal(http.StatusCreated))
+	g.Expect(post("u")).To(Equal(http.StatusConflict))
+	_, ok := r.Archive("hello", "0.3.0")
+	g.Expect(ok).To(BeTrue())
+}
