@@ -17,6 +17,10 @@ help: ## List the targets
 build: ## Build bin/helmops
 	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/helmops ./cmd/helmops
 
+.PHONY: dev
+dev: envtest build ## Run helmops locally: control planes, repositories, controller and agents (Ctrl-C stops all)
+	$(BIN)/helmops dev
+
 .PHONY: generate
 generate: ## Regenerate deepcopy code and CRDs (controller-gen through the Go toolchain)
 	$(GO) tool controller-gen object paths=./api/...

@@ -15,5 +15,6 @@ func NewRootCommand() *cobra.Command {
 	}
 	root.AddCommand(newVersionCommand())
 	root.AddCommand(newGetCommand())
+	root.AddCommand(newDevCommand())
 	return root
 }

@@ -1,0 +1,260 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/helmops/helmops/api/v1alpha1"
+	"github.com/helmops/helmops/examples"
+	"github.com/helmops/helmops/internal/devenv"
+	"github.com/helmops/helmops/internal/testenv"
+)
+
+func defaultDevDir() string {
+	if root, err := testenv.ModuleRoot(); err == nil {
+		return filepath.Join(root, ".dev")
+	}
+	return ".dev"
+}
+
+func newDevCommand() *cobra.Command {
+	var (
+		dir        string
+		noExamples bool
+	)
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run helmops locally: three control planes, a Helm repository, an OCI registry, the controller and agents",
+		Long: `Starts a complete helmops environment on this machine, with nothing to install:
+a management control plane and two downstream control planes (dev, prod), a Helm repository
+(public and private) and an OCI registry pre-loaded with demo charts, the controller, and one
+agent per cluster (plus the agent for the "local" cluster). It applies the example HelmOps and
+shows them until Ctrl-C, which stops everything.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runDev(ctx, cmd.OutOrStdout(), dir, !noExamples)
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", defaultDevDir(), "folder for kubeconfigs, logs and state")
+	cmd.Flags().BoolVar(&noExamples, "no-examples", false, "do not apply the example HelmOps")
+
+	publish := &cobra.Command{
+		Use:   "publish CHART VERSION",
+		Short: "Publish a new demo chart version to the running dev repositories and registry",
+		Example: `  helmops dev publish hello 0.4.0
+  helmops dev publish fantastic-chart 1.2.0`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			state, err := devenv.ReadState(dir)
+			if err != nil {
+				return err
+			}
+			if err := devenv.PublishTo(cmd.Context(), state, args[0], args[1]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Published %s %s to %s, %s and oci://%s/charts/%s\n", args[0], args[1],
+				state.RepoURL, state.PrivateRepoURL, state.RegistryHost, args[0])
+			return nil
+		},
+	}
+	publish.Flags().StringVar(&dir, "dir", defaultDevDir(), "folder of the running dev environment")
+	cmd.AddCommand(publish)
+	return cmd
+}
+
+func runDev(ctx context.Context, out io.Writer, dir string, applyExamples bool) error {
+	start := time.Now()
+	if _, err := testenv.BinDir(); err != nil {
+		return err
+	}
+	if s, err := devenv.ReadState(dir); err == nil && processAlive(s.PID) {
+		return fmt.Errorf("a helmops dev environment already runs from %s (pid %d): stop it with Ctrl-C first", dir, s.PID)
+	}
+	fmt.Fprintln(out, "Starting the helmops dev environment")
+	env, err := devenv.Start(ctx, devenv.Options{Dir: dir, Progress: out})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		fmt.Fprintln(out, "\nStopping: controller, agents, control planes, repositories")
+		env.Stop()
+		fmt.Fprintln(out, "Stopped; nothing is left running.")
+	}()
+
+	if applyExamples {
+		fmt.Fprint(out, "  • Applying the example HelmOps ...")
+		n, err := applyManifests(ctx, env.Management.Client, examples.Files)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, " %d applied\n", n)
+	}
+	printDevUsage(out, env, dir)
+
+	list := &getOptions{allNamespaces: true}
+	var last []byte
+	allDeployed := false
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		if exited := env.Exited(); len(exited) > 0 {
+			for name, why := range exited {
+				fmt.Fprintf(out, "%s exited: %s\n", name, why)
+			}
+			return errors.New("a helmops process exited; see its log")
+		}
+		var buf bytes.Buffer
+		if err := list.list(ctx, env.Management.Client, &buf, time.Now()); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			fmt.Fprintln(out, err)
+			continue
+		}
+		table := stripLastPoll(buf.Bytes())
+		if !bytes.Equal(table, last) {
+			last = table
+			fmt.Fprintf(out, "\n[%s] HelmOps\n%s", time.Now().Format("15:04:05"), buf.String())
+		}
+		if !allDeployed && applyExamples {
+			if ok, _ := everyHelmOpReady(ctx, env.Management.Client); ok {
+				allDeployed = true
+				fmt.Fprintf(out, "\nAll example HelmOps deployed %.1fs after start. Try: helmops dev publish hello 0.4.0\n", time.Since(start).Seconds())
+			}
+		}
+	}
+}
+
+// stripLastPoll keeps the table from being reprinted every second only because "last poll" ages.
+func stripLastPoll(b []byte) []byte {
+	return bytes.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return -1
+		}
+		return r
+	}, b)
+}
+
+func everyHelmOpReady(ctx context.Context, c client.Reader) (bool, error) {
+	ops := &v1alpha1.HelmOpList{}
+	if err := c.List(ctx, ops); err != nil {
+		return false, err
+	}
+	if len(ops.Items) == 0 {
+		return false, nil
+	}
+	for i := range ops.Items {
+		h := &ops.Items[i]
+		if !meta.IsStatusConditionTrue(h.Status.Conditions, v1alpha1.ReadyCondition) || h.Status.DesiredReadyClusters == 0 {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func printDevUsage(out io.Writer, env *devenv.Env, dir string) {
+	kubectl := env.Management.KubectlPath()
+	names := make([]string, 0, len(env.State.Kubeconfigs))
+	for n := range env.State.Kubeconfigs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	fmt.Fprintf(out, `
+helmops dev is running.
+  Helm repository:          %s   (private, user %s: %s)
+  OCI registry:             oci://%s/charts/<chart>
+  Kubeconfigs:              %s
+  Logs:                     %s
+Try, in another terminal:
+  %s --kubeconfig %s get helmops -A
+  %s --kubeconfig %s get configmaps -A -l app.kubernetes.io/managed-by=Helm
+  helmops get helmop hello-oci -n fleet-default --kubeconfig %s
+  helmops dev publish hello 0.4.0      # polling rolls it out to every cluster
+Ctrl-C stops everything.
+`, env.State.RepoURL, devenv.PrivateUsername, env.State.PrivateRepoURL, env.State.RegistryHost,
+		filepath.Join(dir, "kubeconfigs")+"/{"+joinComma(names)+"}.yaml", filepath.Join(dir, "logs"),
+		kubectl, env.State.Kubeconfigs["management"], kubectl, env.State.Kubeconfigs["dev"], env.State.Kubeconfigs["management"])
+}
+
+func joinComma(s []string) string {
+	var b bytes.Buffer
+	for i, x := range s {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(x)
+	}
+	return b.String()
+}
+
+func processAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	return syscall.Kill(pid, 0) == nil
+}
+
+// applyManifests creates (or updates) every object of the YAML files in fsys.
+func applyManifests(ctx context.Context, c client.Client, fsys fs.FS) (int, error) {
+	files, err := fs.Glob(fsys, "*.yaml")
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, f := range files {
+		b, err := fs.ReadFile(fsys, f)
+		if err != nil {
+			return n, err
+		}
+		dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(b), 4096)
+		for {
+			u := &unstructured.Unstructured{}
+			if err := dec.Decode(&u.Object); err != nil {
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				return n, fmt.Errorf("%s: %w", f, err)
+			}
+			if len(u.Object) == 0 {
+				continue
+			}
+			if err := c.Create(ctx, u); err != nil {
+				existing := &unstructured.Unstructured{}
+				existing.SetGroupVersionKind(u.GroupVersionKind())
+				if getErr := c.Get(ctx, client.ObjectKeyFromObject(u), existing); getErr != nil {
+					return n, fmt.Errorf("%s: creating %s %s: %w", f, u.GetKind(), u.GetName(), err)
+				}
+				u.SetResourceVersion(existing.GetResourceVersion())
+				if err := c.Update(ctx, u); err != nil {
+					return n, fmt.Errorf("%s: updating %s %s: %w", f, u.GetKind(), u.GetName(), err)
+				}
+			}
+			n++
+		}
+	}
+	return n, nil
+}
+

@@ -1,0 +1,456 @@
+// Package devenv runs helmops end to end on one machine: a management control plane and two
+// downstream control planes, a Helm repository (public and private) and an OCI registry loaded
+// with demo charts, the controller and one agent per cluster as child processes. `helmops dev`
+// and the end-to-end tests both use it.
+package devenv
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"helm.sh/helm/v4/pkg/registry"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/helmops/helmops/internal/testenv"
+)
+
+// Demo credentials of the private repository. They protect nothing: the repository listens on
+// loopback only, for the demo of helmSecretName.
+const (
+	PrivateUsername = "demo"
+	PrivatePassword = "demo-password"
+	// SecretName is the Secret holding the private repository's credentials in each workspace.
+	SecretName = "my-top-secret-helm-access"
+)
+
+// DemoCharts are published at start, in every version listed.
+var DemoCharts = map[string][]string{
+	"hello":           {"0.1.0", "0.2.0", "0.3.0-rc.1"},
+	"fantastic-chart": {"1.0.0", "1.1.0"},
+}
+
+// Downstream is one downstream cluster and the labels its agent registers with.
+type Downstream struct {
+	Name   string
+	Labels map[string]string
+}
+
+// Options configure the environment.
+type Options struct {
+	// Dir holds state.json, kubeconfigs/ and logs/. Required.
+	Dir string
+	// Binary is the helmops binary run as controller and agents; default the running executable.
+	Binary string
+	// RepoAddr, PrivateRepoAddr and RegistryAddr are listen addresses; "127.0.0.1:0" picks a
+	// free port. Defaults: 127.0.0.1:8879, 127.0.0.1:8880, 127.0.0.1:5055.
+	RepoAddr, PrivateRepoAddr, RegistryAddr string
+	// Downstreams default to dev (env=dev) and prod (env=prod).
+	Downstreams []Downstream
+	// Progress receives one line per step; nil discards.
+	Progress io.Writer
+	// ControllerArgs and AgentArgs are appended to the child processes' arguments.
+	ControllerArgs, AgentArgs []string
+}
+
+// State is what another process (`helmops dev publish`, kubectl users) needs to reach the
+// environment; it is written to Dir/state.json.
+type State struct {
+	RepoURL        string            `json:"repoURL"`
+	PrivateRepoURL string            `json:"privateRepoURL"`
+	RegistryHost   string            `json:"registryHost"`
+	Kubeconfigs    map[string]string `json:"kubeconfigs"`
+	PID            int               `json:"pid"`
+}
+
+// Env is a running environment.
+type Env struct {
+	Management  *testenv.ControlPlane
+	Downstreams map[string]*testenv.ControlPlane
+	Repo        *testenv.ChartRepo
+	PrivateRepo *testenv.ChartRepo
+	Registry    *testenv.OCIRegistry
+	State       State
+
+	opts  Options
+	mu    sync.Mutex
+	procs map[string]*process
+}
+
+type process struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+// StatePath is where Start writes the State.
+func StatePath(dir string) string { return filepath.Join(dir, "state.json") }
+
+// ReadState reads the State of a running environment.
+func ReadState(dir string) (*State, error) {
+	b, err := os.ReadFile(StatePath(dir))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("no helmops dev environment runs from %s: start one with `helmops dev` (or `make dev`)", dir)
+		}
+		return nil, err
+	}
+	s := &State{}
+	if err := json.Unmarshal(b, s); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", StatePath(dir), err)
+	}
+	return s, nil
+}
+
+func (o *Options) defaults() error {
+	if o.Dir == "" {
+		return errors.New("devenv: Options.Dir is required")
+	}
+	if o.Binary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		o.Binary = exe
+	}
+	if o.RepoAddr == "" {
+		o.RepoAddr = "127.0.0.1:8879"
+	}
+	if o.PrivateRepoAddr == "" {
+		o.PrivateRepoAddr = "127.0.0.1:8880"
+	}
+	if o.RegistryAddr == "" {
+		o.RegistryAddr = "127.0.0.1:5055"
+	}
+	if o.Downstreams == nil {
+		o.Downstreams = []Downstream{{Name: "dev", Labels: map[string]string{"env": "dev"}}, {Name: "prod", Labels: map[string]string{"env": "prod"}}}
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+	return nil
+}
+
+func (e *Env) step(format string, args ...any) func() {
+	start := time.Now()
+	msg := fmt.Sprintf(format, args...)
+	fmt.Fprintf(e.opts.Progress, "  • %s ...", msg)
+	return func() { fmt.Fprintf(e.opts.Progress, " done (%.1fs)\n", time.Since(start).Seconds()) }
+}
+
+// Start starts everything and returns once the controller and agents run. Call Stop to end it.
+func Start(ctx context.Context, opts Options) (_ *Env, err error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	e := &Env{opts: opts, Downstreams: map[string]*testenv.ControlPlane{}, procs: map[string]*process{}}
+	defer func() {
+		if err != nil {
+			e.Stop()
+		}
+	}()
+	for _, d := range []string{"kubeconfigs", "logs", "clusters"} {
+		if err := os.MkdirAll(filepath.Join(opts.Dir, d), 0o755); err != nil {
+			return nil, err
+		}
+	}
+
+	done := e.step("Starting Helm repositories and the OCI registry")
+	if e.Repo, err = testenv.StartChartRepo(testenv.RepoOptions{Addr: opts.RepoAddr, AllowUpload: true}); err != nil {
+		return nil, fmt.Errorf("starting the chart repository on %s: %w", opts.RepoAddr, err)
+	}
+	if e.PrivateRepo, err = testenv.StartChartRepo(testenv.RepoOptions{Addr: opts.PrivateRepoAddr, AllowUpload: true,
+		Username: PrivateUsername, Password: PrivatePassword}); err != nil {
+		return nil, fmt.Errorf("starting the private chart repository on %s: %w", opts.PrivateRepoAddr, err)
+	}
+	if e.Registry, err = testenv.StartOCIRegistry(testenv.RegistryOptions{Addr: opts.RegistryAddr}); err != nil {
+		return nil, fmt.Errorf("starting the OCI registry on %s: %w", opts.RegistryAddr, err)
+	}
+	for name, versions := range DemoCharts {
+		for _, v := range versions {
+			if err := e.Publish(ctx, name, v); err != nil {
+				return nil, err
+			}
+		}
+	}
+	done()
+
+	// The control planes start in parallel: each takes a few seconds, mostly waiting.
+	done = e.step("Starting control planes: management, %s", strings.Join(names(opts.Downstreams), ", "))
+	type started struct {
+		name string
+		cp   *testenv.ControlPlane
+		err  error
+	}
+	results := make(chan started)
+	all := append([]string{"management"}, names(opts.Downstreams)...)
+	for _, name := range all {
+		go func(name string) {
+			cp, err := testenv.Start(ctx, testenv.Options{Name: name, Dir: filepath.Join(opts.Dir, "clusters", name)})
+			results <- started{name, cp, err}
+		}(name)
+	}
+	var startErrs []error
+	for range all {
+		r := <-results
+		if r.err != nil {
+			startErrs = append(startErrs, r.err)
+			continue
+		}
+		if r.name == "management" {
+			e.Management = r.cp
+		} else {
+			e.Downstreams[r.name] = r.cp
+		}
+	}
+	if err := errors.Join(startErrs...); err != nil {
+		return nil, err
+	}
+	e.State = State{RepoURL: e.Repo.URL, PrivateRepoURL: e.PrivateRepo.URL, RegistryHost: e.Registry.Host,
+		Kubeconfigs: map[string]string{}, PID: os.Getpid()}
+	for _, name := range all {
+		cp := e.Management
+		if name != "management" {
+			cp = e.Downstreams[name]
+		}
+		b, err := os.ReadFile(cp.KubeconfigPath)
+		if err != nil {
+			return nil, err
+		}
+		path := filepath.Join(opts.Dir, "kubeconfigs", name+".yaml")
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			return nil, err
+		}
+		e.State.Kubeconfigs[name] = path
+	}
+	done()
+
+	done = e.step("Creating workspaces fleet-local and fleet-default with the repository secret")
+	for _, ns := range []string{"fleet-local", "fleet-default"} {
+		if err := e.Management.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return nil, err
+		}
+		secret := &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: SecretName, Namespace: ns},
+			StringData: map[string]string{"username": PrivateUsername, "password": PrivatePassword},
+		}
+		if err := e.Management.Client.Create(ctx, secret); err != nil && !apierrors.IsAlreadyExists(err) {
+			return nil, err
+		}
+	}
+	done()
+
+	done = e.step("Starting the controller and %d agents", len(opts.Downstreams)+1)
+	mgmt := e.State.Kubeconfigs["management"]
+	if err := e.startProcess("controller", append([]string{"controller", "--kubeconfig", mgmt,
+		"--metrics-bind-address", "0", "--health-probe-bind-address", "0"}, opts.ControllerArgs...)); err != nil {
+		return nil, err
+	}
+	if err := e.startProcess("agent-local", append([]string{"agent", "--upstream-kubeconfig", mgmt, "--kubeconfig", mgmt,
+		"--cluster-name", "local", "--workspace", "fleet-local", "--metrics-bind-address", "0",
+		"--chart-cache-dir", filepath.Join(opts.Dir, "charts", "local")}, opts.AgentArgs...)); err != nil {
+		return nil, err
+	}
+	for _, d := range opts.Downstreams {
+		if err := e.startProcess("agent-"+d.Name, append([]string{"agent", "--upstream-kubeconfig", mgmt,
+			"--kubeconfig", e.State.Kubeconfigs[d.Name], "--cluster-name", d.Name, "--workspace", "fleet-default",
+			"--register", "--labels", labelString(d.Labels), "--metrics-bind-address", "0",
+			"--chart-cache-dir", filepath.Join(opts.Dir, "charts", d.Name)}, opts.AgentArgs...)); err != nil {
+			return nil, err
+		}
+	}
+	done()
+
+	b, err := json.MarshalIndent(e.State, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(StatePath(opts.Dir), b, 0o644); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+func names(ds []Downstream) []string {
+	out := make([]string, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, d.Name)
+	}
+	return out
+}
+
+func labelString(l map[string]string) string {
+	parts := make([]string, 0, len(l))
+	for k, v := range l {
+		parts = append(parts, k+"="+v)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (e *Env) startProcess(name string, args []string) error {
+	logPath := filepath.Join(e.opts.Dir, "logs", name+".log")
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(e.opts.Binary, args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// Children die with us even on SIGKILL, so nothing is left running.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		_ = logFile.Close()
+		return fmt.Errorf("starting %s: %w", name, err)
+	}
+	p := &process{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		_ = logFile.Close()
+		close(p.done)
+	}()
+	e.mu.Lock()
+	e.procs[name] = p
+	e.mu.Unlock()
+	return nil
+}
+
+// StopProcess stops one child process (e.g. "agent-dev") with SIGTERM, then SIGKILL.
+func (e *Env) StopProcess(name string) {
+	e.mu.Lock()
+	p := e.procs[name]
+	delete(e.procs, name)
+	e.mu.Unlock()
+	if p == nil {
+		return
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
+}
+
+// Exited reports the child processes that ended on their own, with their log file.
+func (e *Env) Exited() map[string]string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := map[string]string{}
+	for name, p := range e.procs {
+		select {
+		case <-p.done:
+			out[name] = fmt.Sprintf("%v (see %s)", p.err, filepath.Join(e.opts.Dir, "logs", name+".log"))
+		default:
+		}
+	}
+	return out
+}
+
+// LogPath is the log file of a child process.
+func (e *Env) LogPath(name string) string { return filepath.Join(e.opts.Dir, "logs", name+".log") }
+
+// Stop stops the processes, the control planes and the servers, and removes state.json.
+func (e *Env) Stop() {
+	e.mu.Lock()
+	procNames := make([]string, 0, len(e.procs))
+	for n := range e.procs {
+		procNames = append(procNames, n)
+	}
+	e.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, n := range procNames {
+		wg.Add(1)
+		go func(n string) { defer wg.Done(); e.StopProcess(n) }(n)
+	}
+	wg.Wait()
+	cps := []*testenv.ControlPlane{e.Management}
+	for _, cp := range e.Downstreams {
+		cps = append(cps, cp)
+	}
+	for _, cp := range cps {
+		if cp != nil {
+			wg.Add(1)
+			go func(cp *testenv.ControlPlane) { defer wg.Done(); _ = cp.Stop() }(cp)
+		}
+	}
+	wg.Wait()
+	for _, r := range []*testenv.ChartRepo{e.Repo, e.PrivateRepo} {
+		if r != nil {
+			r.Stop()
+		}
+	}
+	if e.Registry != nil {
+		e.Registry.Stop()
+	}
+	if e.opts.Dir != "" {
+		_ = os.Remove(StatePath(e.opts.Dir))
+	}
+}
+
+// Publish publishes a demo chart version to both repositories and the registry.
+func (e *Env) Publish(ctx context.Context, chart, version string) error {
+	data, err := testenv.BuildChart(chart, version)
+	if err != nil {
+		return err
+	}
+	if err := e.Repo.PublishArchive(data); err != nil {
+		return err
+	}
+	if err := e.PrivateRepo.PublishArchive(data); err != nil {
+		return err
+	}
+	_, err = e.Registry.PublishArchive(ctx, data, chart, version)
+	return err
+}
+
+// PublishTo publishes a demo chart version to a running environment from another process: an
+// upload to both repositories and a push to the registry.
+func PublishTo(ctx context.Context, s *State, chart, version string) error {
+	data, err := testenv.BuildChart(chart, version)
+	if err != nil {
+		return err
+	}
+	for _, repo := range []struct {
+		url        string
+		user, pass string
+	}{{s.RepoURL, "", ""}, {s.PrivateRepoURL, PrivateUsername, PrivatePassword}} {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, repo.url+"/api/charts", bytes.NewReader(data))
+		if err != nil {
+			return err
+		}
+		if repo.user != "" {
+			req.SetBasicAuth(repo.user, repo.pass)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return fmt.Errorf("publishing to %s: %w (is `helmops dev` running?)", repo.url, err)
+		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			return fmt.Errorf("publishing %s %s to %s: %s: %s", chart, version, repo.url, resp.Status, strings.TrimSpace(string(body)))
+		}
+	}
+	rc, err := registry.NewClient(registry.ClientOptPlainHTTP(), registry.ClientOptWriter(io.Discard))
+	if err != nil {
+		return err
+	}
+	ref := fmt.Sprintf("%s/charts/%s:%s", s.RegistryHost, chart, version)
+	if _, err := rc.Push(data, ref); err != nil {
+		return fmt.Errorf("pushing %s: %w", ref, err)
+	}
+	return nil
+}
