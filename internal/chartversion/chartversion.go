@@ -1,0 +1,179 @@
+// Package chartversion chooses a chart version from the versions a repository publishes. It is
+// pure: the Helm index and OCI tag listings both feed it, and it explains, for every newer
+// version, why it was not chosen.
+package chartversion
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/Masterminds/semver/v3"
+)
+
+// Candidate is one published chart version.
+type Candidate struct {
+	// Version as published, e.g. "0.2.0", "v1.0.0" or "0.2.0+up1.0".
+	Version string
+	// Created is when the version was published (zero when unknown, as for OCI tags).
+	Created time.Time
+	// Digest is the archive or manifest digest, when known.
+	Digest string
+	// URLs are where the archive can be downloaded (Helm repositories only).
+	URLs []string
+	// Deprecated marks versions the chart's maintainers deprecated.
+	Deprecated bool
+}
+
+// Rejection says why a version newer than the chosen one was not chosen.
+type Rejection struct {
+	Version string `json:"version"`
+	Reason  string `json:"reason"`
+}
+
+// Result is the chosen candidate and the newer candidates that were rejected, newest first.
+type Result struct {
+	Chosen   Candidate
+	Rejected []Rejection
+}
+
+// InvalidConstraintError is a version that is neither a published version nor a valid
+// Masterminds/semver constraint.
+type InvalidConstraintError struct {
+	Constraint string
+	Err        error
+}
+
+func (e *InvalidConstraintError) Error() string {
+	return fmt.Sprintf("improper constraint: %q", e.Constraint)
+}
+
+func (e *InvalidConstraintError) Unwrap() error { return e.Err }
+
+// NoMatchError is a valid constraint that no published version satisfies.
+type NoMatchError struct {
+	Constraint string
+	// Newest lists up to five of the newest published versions.
+	Newest []string
+}
+
+func (e *NoMatchError) Error() string {
+	if len(e.Newest) == 0 {
+		return fmt.Sprintf("no version matches %q; no versions are published", e.Constraint)
+	}
+	return fmt.Sprintf("no version matches %q; newest: %s", e.Constraint, strings.Join(e.Newest, ", "))
+}
+
+// IsStatic reports whether version names one exact version (optionally v-prefixed, with
+// prerelease or build metadata), so that there is nothing to resolve and nothing to poll.
+func IsStatic(version string) bool {
+	v := strings.TrimSpace(version)
+	if v == "" || v == "*" {
+		return false
+	}
+	_, err := semver.StrictNewVersion(strings.TrimPrefix(v, "v"))
+	return err == nil
+}
+
+type parsed struct {
+	c Candidate
+	v *semver.Version
+}
+
+// Choose picks the version a constraint resolves to:
+//   - "" or "*": the newest stable version (no prereleases);
+//   - a string equal to a published version (also "v1.2.3" for "1.2.3" and the reverse): that one;
+//   - otherwise a Masterminds/semver v3 constraint; prereleases match only when the constraint
+//     names one.
+//
+// Among equal versions the most recently created wins. Deprecated versions stay eligible: a
+// chart's deprecation applies to the whole chart in Helm and says nothing about one version.
+func Choose(candidates []Candidate, constraint string) (Result, error) {
+	constraint = strings.TrimSpace(constraint)
+	var (
+		all      []parsed
+		unparsed []Candidate
+	)
+	for _, c := range candidates {
+		v, err := semver.NewVersion(c.Version)
+		if err != nil {
+			unparsed = append(unparsed, c)
+			continue
+		}
+		all = append(all, parsed{c, v})
+	}
+	sort.SliceStable(all, func(i, j int) bool {
+		if c := all[i].v.Compare(all[j].v); c != 0 {
+			return c > 0
+		}
+		if m := strings.Compare(all[i].v.Metadata(), all[j].v.Metadata()); m != 0 {
+			return m > 0
+		}
+		return all[i].c.Created.After(all[j].c.Created)
+	})
+
+	// An exact published version wins first.
+	if constraint != "" && constraint != "*" {
+		for i, p := range all {
+			if p.c.Version == constraint || "v"+p.c.Version == constraint || p.c.Version == "v"+constraint {
+				return Result{Chosen: p.c, Rejected: rejectNewer(all[:i], unparsed, nil, "")}, nil
+			}
+		}
+		for _, c := range unparsed {
+			if c.Version == constraint {
+				return Result{Chosen: c}, nil
+			}
+		}
+	}
+
+	var check *semver.Constraints
+	if constraint != "" && constraint != "*" {
+		var err error
+		check, err = semver.NewConstraint(constraint)
+		if err != nil {
+			return Result{}, &InvalidConstraintError{Constraint: constraint, Err: err}
+		}
+	}
+	for i, p := range all {
+		if check == nil {
+			if p.v.Prerelease() != "" {
+				continue
+			}
+		} else if !check.Check(p.v) {
+			continue
+		}
+		return Result{Chosen: p.c, Rejected: rejectNewer(all[:i], unparsed, check, constraint)}, nil
+	}
+	if constraint == "" {
+		constraint = "*"
+	}
+	newest := make([]string, 0, 5)
+	for _, p := range all {
+		if len(newest) == 5 {
+			break
+		}
+		newest = append(newest, p.c.Version)
+	}
+	return Result{}, &NoMatchError{Constraint: constraint, Newest: newest}
+}
+
+func rejectNewer(newer []parsed, unparsed []Candidate, check *semver.Constraints, constraint string) []Rejection {
+	out := make([]Rejection, 0, len(newer)+len(unparsed))
+	for _, p := range newer {
+		reason := fmt.Sprintf("outside constraint %q", constraint)
+		switch {
+		case check == nil && p.v.Prerelease() != "":
+			reason = "prerelease"
+		case check == nil:
+			reason = "not the exact version asked for"
+		case p.v.Prerelease() != "" && !strings.Contains(constraint, "-"):
+			reason = "prerelease"
+		}
+		out = append(out, Rejection{Version: p.c.Version, Reason: reason})
+	}
+	for _, c := range unparsed {
+		out = append(out, Rejection{Version: c.Version, Reason: "not a semantic version"})
+	}
+	return out
+}
