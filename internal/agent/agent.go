@@ -1,0 +1,211 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/go-logr/logr"
+	"helm.sh/helm/v4/pkg/kube"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/helmops/helmops/api/v1alpha1"
+	"github.com/helmops/helmops/internal/agent/chartarchive"
+	"github.com/helmops/helmops/internal/agent/helmaction"
+	"github.com/helmops/helmops/internal/scheme"
+	"github.com/helmops/helmops/internal/version"
+)
+
+// Options configure an agent.
+type Options struct {
+	// Upstream reaches the management cluster; Downstream the cluster the agent deploys to.
+	Upstream, Downstream *rest.Config
+	// ClusterName and Workspace name the agent's Cluster object on the management cluster.
+	ClusterName, Workspace string
+	// Register creates the Cluster with Labels when it does not exist.
+	Register bool
+	Labels   map[string]string
+	// HeartbeatInterval is how often status.agent.lastSeen is written (default 15s).
+	HeartbeatInterval time.Duration
+	// DriftInterval is how often deployed releases are checked for drift (default 30s).
+	DriftInterval time.Duration
+	// ChartCacheDir keeps downloaded archives; default a new temporary folder.
+	ChartCacheDir string
+	// MetricsBindAddress serves Prometheus metrics; "0" turns the server off.
+	MetricsBindAddress string
+	// WaitStrategy is Helm's wait strategy when a BundleDeployment asks Helm to wait.
+	WaitStrategy kube.WaitStrategy
+	// Fetcher downloads chart archives.
+	Fetcher Fetcher
+	// Limits bound downloaded archives.
+	Limits chartarchive.Limits
+	// Clock stamps heartbeats; default the real clock.
+	Clock clock.WithTicker
+}
+
+// Run registers (when asked), waits for the cluster namespace and runs the agent until ctx ends.
+func Run(ctx context.Context, o Options) error {
+	log := ctrl.LoggerFrom(ctx).WithValues("Cluster", klog.KRef(o.Workspace, o.ClusterName))
+	ctx = ctrl.LoggerInto(ctx, log)
+	if o.ClusterName == "" || o.Workspace == "" {
+		return fmt.Errorf("the cluster name and workspace are required (--cluster-name, --workspace)")
+	}
+	if o.Fetcher == nil {
+		return fmt.Errorf("no chart fetcher configured")
+	}
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+	if o.HeartbeatInterval <= 0 {
+		o.HeartbeatInterval = 15 * time.Second
+	}
+	s := scheme.New()
+	direct, err := client.New(o.Upstream, client.Options{Scheme: s})
+	if err != nil {
+		return fmt.Errorf("creating the management cluster client: %w", err)
+	}
+	ns, err := ClusterNamespace(ctx, direct, o)
+	if err != nil {
+		return err
+	}
+	log = log.WithValues("clusterNamespace", ns)
+	ctx = ctrl.LoggerInto(ctx, log)
+	log.Info("Starting agent")
+
+	downstream, err := client.New(o.Downstream, client.Options{Scheme: s})
+	if err != nil {
+		return fmt.Errorf("creating the downstream cluster client: %w", err)
+	}
+	helm, err := helmaction.New(o.Downstream, slog.New(logr.ToSlogHandler(log.WithName("helm").V(1))))
+	if err != nil {
+		return err
+	}
+	dir := o.ChartCacheDir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "helmops-charts-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+	}
+	charts, err := chartarchive.NewCache(dir)
+	if err != nil {
+		return err
+	}
+	metricsAddr := o.MetricsBindAddress
+	if metricsAddr == "" {
+		metricsAddr = "0"
+	}
+	mgr, err := ctrl.NewManager(o.Upstream, manager.Options{
+		Scheme:                 s,
+		Logger:                 log,
+		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{ns: {}}},
+		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
+		HealthProbeBindAddress: "0",
+	})
+	if err != nil {
+		return fmt.Errorf("creating the manager: %w", err)
+	}
+	r := &Reconciler{
+		Upstream: mgr.GetClient(), Downstream: downstream, Helm: helm, Fetcher: o.Fetcher, Cache: charts,
+		Limits: o.Limits, WaitStrategy: o.WaitStrategy, DriftInterval: o.DriftInterval,
+	}
+	if err := r.SetupWithManager(mgr); err != nil {
+		return err
+	}
+	hb := &Heartbeat{Client: direct, Cluster: types.NamespacedName{Namespace: o.Workspace, Name: o.ClusterName}, Interval: o.HeartbeatInterval, Clock: o.Clock}
+	if err := mgr.Add(hb); err != nil {
+		return err
+	}
+	return mgr.Start(ctx)
+}
+
+// ClusterNamespace creates the Cluster when asked and waits until the management cluster gave
+// it a namespace (status.namespace), then returns that namespace.
+func ClusterNamespace(ctx context.Context, c client.Client, o Options) (string, error) {
+	log := ctrl.LoggerFrom(ctx)
+	key := types.NamespacedName{Namespace: o.Workspace, Name: o.ClusterName}
+	delay := 500 * time.Millisecond
+	for {
+		cl := &v1alpha1.Cluster{}
+		err := c.Get(ctx, key, cl)
+		switch {
+		case apierrors.IsNotFound(err) && o.Register:
+			log.Info("Registering cluster", "labels", o.Labels)
+			cl = &v1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: o.ClusterName, Namespace: o.Workspace, Labels: o.Labels}}
+			if err := c.Create(ctx, cl); err != nil && !apierrors.IsAlreadyExists(err) {
+				return "", fmt.Errorf("registering Cluster %s: %w", key, err)
+			}
+		case apierrors.IsNotFound(err):
+			log.Info("Waiting for the Cluster to exist (start with --register to create it)")
+		case err != nil:
+			log.Error(err, "Reading the Cluster")
+		case cl.Status.Namespace != "":
+			return cl.Status.Namespace, nil
+		default:
+			log.Info("Waiting for the Cluster's namespace (status.namespace)")
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 10*time.Second)
+	}
+}
+
+// Heartbeat writes status.agent.lastSeen and status.agent.version of the agent's Cluster at
+// every interval, through a merge patch of the status subresource that touches nothing else.
+type Heartbeat struct {
+	Client   client.Client
+	Cluster  types.NamespacedName
+	Interval time.Duration
+	Clock    clock.WithTicker
+}
+
+// NeedLeaderElection: every agent beats, there is no election.
+func (h *Heartbeat) NeedLeaderElection() bool { return false }
+
+// Start beats until ctx ends.
+func (h *Heartbeat) Start(ctx context.Context) error {
+	log := ctrl.LoggerFrom(ctx)
+	t := h.Clock.NewTicker(h.Interval)
+	defer t.Stop()
+	for {
+		if err := h.Beat(ctx); err != nil {
+			log.Error(err, "Writing the heartbeat")
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C():
+		}
+	}
+}
+
+// Beat writes one heartbeat.
+func (h *Heartbeat) Beat(ctx context.Context) error {
+	body, err := json.Marshal(map[string]any{"status": map[string]any{"agent": v1alpha1.AgentStatus{
+		LastSeen: &metav1.Time{Time: h.Clock.Now().UTC()}, Version: version.Get().Version,
+	}}})
+	if err != nil {
+		return err
+	}
+	cl := &v1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Namespace: h.Cluster.Namespace, Name: h.Cluster.Name}}
+	if err := h.Client.Status().Patch(ctx, cl, client.RawPatch(types.MergePatchType, body)); err != nil {
+		return fmt.Errorf("patching status.agent of Cluster %s: %w", h.Cluster, err)
+	}
+	return nil
+}

@@ -1,0 +1,516 @@
+// Package agent is the helmops agent: it watches the BundleDeployments of one cluster namespace
+// on the management cluster, downloads each chart itself, installs or upgrades it with the Helm
+// SDK in the downstream cluster, reports status back, corrects drift and writes a heartbeat.
+//
+// The decision of what to do with a release is in package releasestate (pure); the Helm calls
+// are in package helmaction (no decisions); this package is the glue.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	chart "helm.sh/helm/v4/pkg/chart/v2"
+	"helm.sh/helm/v4/pkg/kube"
+	rcommon "helm.sh/helm/v4/pkg/release/common"
+	release "helm.sh/helm/v4/pkg/release/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/helmops/helmops/api/v1alpha1"
+	"github.com/helmops/helmops/internal/agent/chartarchive"
+	"github.com/helmops/helmops/internal/agent/helmaction"
+	"github.com/helmops/helmops/internal/agent/releasestate"
+)
+
+// DriftCorrections counts drift corrections by result ("success" or "failure").
+var DriftCorrections = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "helmops_agent_drift_corrections_total",
+	Help: "Drift corrections the agent ran, by result.",
+}, []string{"result"})
+
+func init() {
+	ctrlmetrics.Registry.MustRegister(DriftCorrections)
+}
+
+const secretNameIndex = "spec.helmChartOptions.helmOpSecretName"
+
+// Reconciler deploys the BundleDeployments of one cluster namespace.
+type Reconciler struct {
+	// Upstream reads BundleDeployments and copied Secrets and patches BundleDeployments.
+	Upstream client.Client
+	// Downstream reads valuesFrom sources and release resources and manages namespaces.
+	Downstream client.Client
+	// Helm runs the Helm actions in the downstream cluster.
+	Helm *helmaction.Client
+	// Fetcher downloads chart archives.
+	Fetcher Fetcher
+	// Cache keeps downloaded archives.
+	Cache *chartarchive.Cache
+	// Limits bound downloaded archives.
+	Limits chartarchive.Limits
+	// WaitStrategy is used when Helm must wait (timeoutSeconds, waitForJobs or atomic set);
+	// otherwise Helm only waits for hooks. Default kube.StatusWatcherStrategy.
+	WaitStrategy kube.WaitStrategy
+	// DriftInterval is how often a deployed release's resources are checked. Default 30s.
+	DriftInterval time.Duration
+
+	inflight sync.Map // "namespace/name" of releases with an operation running
+}
+
+// SetupWithManager registers the reconciler. The manager's cache must be restricted to the
+// cluster namespace.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.DriftInterval <= 0 {
+		r.DriftInterval = 30 * time.Second
+	}
+	if r.WaitStrategy == "" {
+		r.WaitStrategy = kube.StatusWatcherStrategy
+	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.BundleDeployment{}, secretNameIndex, func(o client.Object) []string {
+		bd := o.(*v1alpha1.BundleDeployment)
+		if bd.Spec.HelmChartOptions == nil || bd.Spec.HelmChartOptions.SecretName == "" {
+			return nil
+		}
+		return []string{bd.Spec.HelmChartOptions.SecretName}
+	}); err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("agent-bundledeployment").
+		For(&v1alpha1.BundleDeployment{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.bundleDeploymentsForSecret)).
+		WithOptions(controller.Options{
+			MaxConcurrentReconciles: 4,
+			SkipNameValidation:      ptrTo(true),
+			RateLimiter:             workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](time.Second, 5*time.Minute),
+		}).
+		Complete(r)
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
+func (r *Reconciler) bundleDeploymentsForSecret(ctx context.Context, o client.Object) []reconcile.Request {
+	var list v1alpha1.BundleDeploymentList
+	if err := r.Upstream.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{secretNameIndex: o.GetName()}); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Listing BundleDeployments for a secret", "Secret", klog.KObj(o))
+		return nil
+	}
+	out := make([]reconcile.Request, 0, len(list.Items))
+	for _, bd := range list.Items {
+		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&bd)})
+	}
+	return out
+}
+
+// ReleaseName is the Helm release name of a BundleDeployment: helm.releaseName, else the
+// HelmOp's name (label fleet.cattle.io/fleet-helm-name), else the BundleDeployment's name.
+func ReleaseName(bd *v1alpha1.BundleDeployment) string {
+	if n := bd.Spec.Options.HelmOrEmpty().ReleaseName; n != "" {
+		return n
+	}
+	if n := bd.Labels[v1alpha1.HelmOpLabel]; n != "" {
+		return n
+	}
+	return bd.Name
+}
+
+// ReleaseNamespace is namespace, else defaultNamespace, else "default".
+func ReleaseNamespace(bd *v1alpha1.BundleDeployment) string {
+	switch {
+	case bd.Spec.Options.Namespace != "":
+		return bd.Spec.Options.Namespace
+	case bd.Spec.Options.DefaultNamespace != "":
+		return bd.Spec.Options.DefaultNamespace
+	}
+	return "default"
+}
+
+// Reconcile deploys one BundleDeployment.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
+	bd := &v1alpha1.BundleDeployment{}
+	if err := r.Upstream.Get(ctx, req.NamespacedName, bd); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !bd.DeletionTimestamp.IsZero() {
+		return r.reconcileDelete(ctx, bd)
+	}
+	if !controllerutil.ContainsFinalizer(bd, v1alpha1.BundleDeploymentFinalizer) {
+		patch := client.MergeFrom(bd.DeepCopy())
+		controllerutil.AddFinalizer(bd, v1alpha1.BundleDeploymentFinalizer)
+		if err := r.Upstream.Patch(ctx, bd, patch); err != nil {
+			return ctrl.Result{}, fmt.Errorf("adding the finalizer to BundleDeployment %s: %w", klog.KObj(bd), err)
+		}
+	}
+
+	before := bd.DeepCopy()
+	f := &facts{}
+	defer func() {
+		setStatus(bd, f)
+		if err := r.Upstream.Status().Patch(ctx, bd, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
+			retErr = errors.Join(retErr, fmt.Errorf("patching the status of BundleDeployment %s: %w", klog.KObj(bd), err))
+		}
+	}()
+	return r.reconcileRelease(ctx, bd, f)
+}
+
+func (r *Reconciler) reconcileRelease(ctx context.Context, bd *v1alpha1.BundleDeployment, f *facts) (ctrl.Result, error) {
+	log := ctrl.LoggerFrom(ctx)
+	name, ns := ReleaseName(bd), ReleaseNamespace(bd)
+	opts := bd.Spec.Options
+
+	if old := bd.Status.Release; old != nil && old.Name != "" && (old.Name != name || old.Namespace != ns) && !bd.Spec.Paused {
+		log.Info("Removing the release before it moves", "release", klog.KRef(old.Namespace, old.Name), "to", klog.KRef(ns, name))
+		if !opts.KeepResources {
+			if err := r.Helm.Uninstall(ctx, old.Name, old.Namespace, timeout(opts.HelmOrEmpty())); err != nil {
+				f.deployErr, f.deployReason = fmt.Errorf("uninstalling release %s/%s before it moves to %s/%s: %w", old.Namespace, old.Name, ns, name, err), v1alpha1.ReasonUpgradeFailed
+				return ctrl.Result{}, f.deployErr
+			}
+		}
+		bd.Status.Release = nil
+		bd.Status.AppliedDeploymentID = ""
+	}
+
+	// Three passes at most: e.g. recover a pending revision, upgrade, then observe the result.
+	for range 4 {
+		hist, err := r.Helm.History(ctx, name, ns)
+		if err != nil {
+			f.monitorErr = err
+			return ctrl.Result{}, err
+		}
+		last := newest(hist)
+		f.releaseStatus = ""
+		if last != nil {
+			f.releaseStatus = last.Info.Status.String()
+			r.recordRelease(bd, last)
+		}
+		drifted := false
+		if last != nil && last.Info.Status == rcommon.StatusDeployed {
+			drifted = r.monitor(ctx, bd, last, f)
+		}
+		d := releasestate.Decide(releasestate.Facts{
+			LastStatus:        f.releaseStatus,
+			OperationInFlight: r.isInFlight(ns, name),
+			DesiredID:         bd.Spec.DeploymentID,
+			AppliedID:         bd.Status.AppliedDeploymentID,
+			Drifted:           drifted,
+			CorrectDrift:      opts.CorrectDrift != nil && opts.CorrectDrift.Enabled,
+		})
+		if bd.Spec.Paused {
+			f.paused = true
+			f.deployed = d.Phase == releasestate.InSync || d.Phase == releasestate.Drifted
+			return ctrl.Result{RequeueAfter: r.DriftInterval}, nil
+		}
+		switch d.Action {
+		case releasestate.None:
+			f.deployed = true
+			return ctrl.Result{RequeueAfter: r.DriftInterval}, nil
+		case releasestate.Wait:
+			f.waiting = d.Reason
+			return ctrl.Result{RequeueAfter: 5 * time.Second}, nil
+		case releasestate.Recover:
+			log.Info("Marking an interrupted release operation failed", "release", klog.KRef(ns, name), "revision", last.Version, "status", f.releaseStatus)
+			if err := r.Helm.SetStatus(ctx, last, rcommon.StatusFailed, "interrupted ("+f.releaseStatus+"); marked failed by the helmops agent"); err != nil {
+				return ctrl.Result{}, fmt.Errorf("recovering release %s/%s from %s: %w", ns, name, f.releaseStatus, err)
+			}
+		case releasestate.Install, releasestate.Upgrade:
+			log.Info("Deploying chart", "action", d.Action, "reason", d.Reason, "release", klog.KRef(ns, name), "version", opts.HelmOrEmpty().Version)
+			if err := r.deploy(ctx, bd, f, d.Action, name, ns); err != nil {
+				return ctrl.Result{}, err
+			}
+			bd.Status.AppliedDeploymentID = bd.Spec.DeploymentID
+		case releasestate.CorrectDrift:
+			log.Info("Correcting drift", "release", klog.KRef(ns, name), "modified", modifiedMessage(f.modified))
+			if err := r.correctDrift(ctx, bd, f, last); err != nil {
+				return ctrl.Result{}, err
+			}
+		default:
+			return ctrl.Result{}, fmt.Errorf("unexpected action %s for release %s/%s", d.Action, ns, name)
+		}
+	}
+	return ctrl.Result{RequeueAfter: r.DriftInterval}, nil
+}
+
+func newest(hist []*release.Release) *release.Release {
+	if len(hist) == 0 {
+		return nil
+	}
+	return hist[len(hist)-1]
+}
+
+func (r *Reconciler) recordRelease(bd *v1alpha1.BundleDeployment, rel *release.Release) {
+	info := &v1alpha1.ReleaseInfo{Name: rel.Name, Namespace: rel.Namespace, Revision: rel.Version, Status: rel.Info.Status.String()}
+	if rel.Chart != nil && rel.Chart.Metadata != nil {
+		info.ChartVersion = rel.Chart.Metadata.Version
+	}
+	bd.Status.Release = info
+}
+
+// monitor reads the release's resources, records readiness and drift, and reports whether
+// anything drifted.
+func (r *Reconciler) monitor(ctx context.Context, bd *v1alpha1.BundleDeployment, rel *release.Release, f *facts) bool {
+	objs, err := manifestObjects(rel.Manifest, rel.Namespace, r.Helm.RESTMapper())
+	if err != nil {
+		f.monitored, f.monitorErr = false, err
+		return false
+	}
+	o, err := observe(ctx, r.Downstream, objs)
+	bd.Status.Resources = o.resources
+	if err != nil {
+		f.monitored, f.monitorErr = false, err
+		return false
+	}
+	f.monitored, f.monitorErr = true, nil
+	f.nonReady, f.modified = o.nonReady, o.modified
+	return len(o.modified) > 0
+}
+
+func (r *Reconciler) isInFlight(ns, name string) bool {
+	_, ok := r.inflight.Load(ns + "/" + name)
+	return ok
+}
+
+func timeout(h v1alpha1.HelmOptions) time.Duration {
+	if h.TimeoutSeconds > 0 {
+		return time.Duration(h.TimeoutSeconds) * time.Second
+	}
+	return v1alpha1.DefaultTimeout
+}
+
+func (r *Reconciler) helmOptions(bd *v1alpha1.BundleDeployment) helmaction.Options {
+	h := bd.Spec.Options.HelmOrEmpty()
+	o := helmaction.Options{
+		Timeout:              timeout(h),
+		Wait:                 kube.HookOnlyStrategy,
+		WaitForJobs:          h.WaitForJobs,
+		Atomic:               h.Atomic,
+		Force:                h.Force,
+		TakeOwnership:        h.TakeOwnership,
+		MaxHistory:           h.MaxHistory,
+		SkipSchemaValidation: h.SkipSchemaValidation,
+		DependencyUpdate:     false,
+		Description:          "deploymentID " + bd.Spec.DeploymentID,
+	}
+	if h.TimeoutSeconds > 0 || h.WaitForJobs || h.Atomic {
+		o.Wait = r.WaitStrategy
+	}
+	if o.MaxHistory <= 0 {
+		o.MaxHistory = v1alpha1.DefaultMaxHistory
+	}
+	// Charts arrive packaged with their dependencies; updating them would reach repositories
+	// the BundleDeployment never named, so dependencies are never updated here
+	// (disableDependencyUpdate is therefore always honoured).
+	return o
+}
+
+// deploy downloads the chart, computes the values and installs or upgrades the release.
+func (r *Reconciler) deploy(ctx context.Context, bd *v1alpha1.BundleDeployment, f *facts, action releasestate.Action, name, ns string) error {
+	h := bd.Spec.Options.HelmOrEmpty()
+	reason := v1alpha1.ReasonUpgradeFailed
+	if action == releasestate.Install {
+		reason = v1alpha1.ReasonInstallFailed
+	}
+	ch, err := r.chart(ctx, bd)
+	if err != nil {
+		f.downloadErr = err
+		var ie *chartarchive.InvalidArchiveError
+		if errors.As(err, &ie) {
+			return reconcile.TerminalError(err)
+		}
+		return err
+	}
+	values, err := releaseValues(ctx, r.Downstream, h, ns)
+	if err != nil {
+		f.deployErr, f.deployReason = err, reason
+		return err
+	}
+	if bd.Spec.Options.CreatesNamespace() {
+		nsObj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}
+		if err := r.Downstream.Create(ctx, nsObj); err != nil && !apierrors.IsAlreadyExists(err) {
+			f.deployErr, f.deployReason = fmt.Errorf("creating namespace %s in the downstream cluster: %w", ns, err), reason
+			return f.deployErr
+		}
+	}
+	o := r.helmOptions(bd)
+	key := ns + "/" + name
+	r.inflight.Store(key, struct{}{})
+	defer r.inflight.Delete(key)
+	if action == releasestate.Install {
+		_, err = r.Helm.Install(ctx, name, ns, ch, values, o)
+	} else {
+		_, err = r.Helm.Upgrade(ctx, name, ns, ch, values, o)
+	}
+	if err != nil {
+		f.deployErr, f.deployReason = fmt.Errorf("helm %s of release %s/%s (chart %s %s): %w", actionVerb(action), ns, name, ch.Metadata.Name, ch.Metadata.Version, err), reason
+		return f.deployErr
+	}
+	ctrl.LoggerFrom(ctx).Info("Deployed chart", "release", klog.KRef(ns, name), "chart", ch.Metadata.Name, "version", ch.Metadata.Version)
+	return nil
+}
+
+func actionVerb(a releasestate.Action) string {
+	if a == releasestate.Install {
+		return "install"
+	}
+	return "upgrade"
+}
+
+// correctDrift re-applies the current revision's chart and values, taking back fields another
+// manager changed (and with force when asked).
+func (r *Reconciler) correctDrift(ctx context.Context, bd *v1alpha1.BundleDeployment, f *facts, last *release.Release) error {
+	cd := bd.Spec.Options.CorrectDrift
+	o := r.helmOptions(bd)
+	o.Force = cd.Force
+	o.ForceConflicts = true
+	o.Description = "drift correction of revision " + fmt.Sprint(last.Version)
+	key := last.Namespace + "/" + last.Name
+	r.inflight.Store(key, struct{}{})
+	_, err := r.Helm.Upgrade(ctx, last.Name, last.Namespace, last.Chart, last.Config, o)
+	r.inflight.Delete(key)
+	if err != nil {
+		DriftCorrections.WithLabelValues("failure").Inc()
+		if !cd.KeepFailHistory {
+			if hist, herr := r.Helm.History(ctx, last.Name, last.Namespace); herr == nil {
+				for _, rel := range hist {
+					if rel.Version > last.Version && rel.Info.Status == rcommon.StatusFailed {
+						_ = r.Helm.DeleteRevision(ctx, rel.Name, rel.Namespace, rel.Version)
+					}
+				}
+			}
+		}
+		f.deployErr, f.deployReason = fmt.Errorf("correcting drift of release %s/%s: %w", last.Namespace, last.Name, err), v1alpha1.ReasonUpgradeFailed
+		return f.deployErr
+	}
+	DriftCorrections.WithLabelValues("success").Inc()
+	return nil
+}
+
+// reconcileDelete uninstalls the release (unless keepResources), deletes the namespace when
+// asked, then lets the BundleDeployment go.
+func (r *Reconciler) reconcileDelete(ctx context.Context, bd *v1alpha1.BundleDeployment) (ctrl.Result, error) {
+	if !controllerutil.ContainsFinalizer(bd, v1alpha1.BundleDeploymentFinalizer) {
+		return ctrl.Result{}, nil
+	}
+	log := ctrl.LoggerFrom(ctx)
+	name, ns := ReleaseName(bd), ReleaseNamespace(bd)
+	if rel := bd.Status.Release; rel != nil && rel.Name != "" {
+		name, ns = rel.Name, rel.Namespace
+	}
+	opts := bd.Spec.Options
+	hist, err := r.Helm.History(ctx, name, ns)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	last := newest(hist)
+	status := ""
+	if last != nil {
+		status = last.Info.Status.String()
+	}
+	d := releasestate.Decide(releasestate.Facts{Deleting: true, LastStatus: status, OperationInFlight: r.isInFlight(ns, name), KeepResources: opts.KeepResources})
+	switch d.Action {
+	case releasestate.Wait:
+		return ctrl.Result{RequeueAfter: 5 * time.Second}, nil
+	case releasestate.Uninstall:
+		log.Info("Uninstalling release", "release", klog.KRef(ns, name))
+		if err := r.Helm.Uninstall(ctx, name, ns, timeout(opts.HelmOrEmpty())); err != nil {
+			return ctrl.Result{}, fmt.Errorf("uninstalling release %s/%s of BundleDeployment %s: %w", ns, name, klog.KObj(bd), err)
+		}
+	case releasestate.Forget:
+		log.Info("Removing the release records, keeping its resources", "release", klog.KRef(ns, name))
+		for _, rel := range hist {
+			if err := r.Helm.DeleteRevision(ctx, rel.Name, rel.Namespace, rel.Version); err != nil {
+				return ctrl.Result{}, fmt.Errorf("removing revision %d of release %s/%s: %w", rel.Version, ns, name, err)
+			}
+		}
+	}
+	if opts.DeleteNamespace && !protectedNamespace(ns) {
+		log.Info("Deleting the release namespace", "namespace", ns)
+		err := r.Downstream.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return ctrl.Result{}, fmt.Errorf("deleting namespace %s (deleteNamespace) of BundleDeployment %s: %w", ns, klog.KObj(bd), err)
+		}
+	}
+	patch := client.MergeFrom(bd.DeepCopy())
+	controllerutil.RemoveFinalizer(bd, v1alpha1.BundleDeploymentFinalizer)
+	if err := r.Upstream.Patch(ctx, bd, patch); err != nil && !apierrors.IsNotFound(err) {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{}, nil
+}
+
+func protectedNamespace(ns string) bool {
+	switch ns {
+	case "default", "kube-system", "kube-public", "kube-node-lease":
+		return true
+	}
+	return false
+}
+
+// chart returns the chart of a BundleDeployment, from the cache or downloaded.
+func (r *Reconciler) chart(ctx context.Context, bd *v1alpha1.BundleDeployment) (*chart.Chart, error) {
+	h := bd.Spec.Options.HelmOrEmpty()
+	req := ChartRequest{Repo: h.Repo, Chart: h.Chart, Version: h.Version}
+	if o := bd.Spec.HelmChartOptions; o != nil {
+		req.InsecureSkipTLSVerify, req.CABundle = o.InsecureSkipTLSVerify, o.CABundle
+		if o.SecretName != "" {
+			s := &corev1.Secret{}
+			if err := r.Upstream.Get(ctx, client.ObjectKey{Namespace: bd.Namespace, Name: o.SecretName}, s); err != nil {
+				if apierrors.IsNotFound(err) {
+					return nil, fmt.Errorf("secret %s/%s named by spec.helmChartOptions.helmOpSecretName does not exist yet; the controller copies it from the HelmOp's helmSecretName", bd.Namespace, o.SecretName)
+				}
+				return nil, fmt.Errorf("reading secret %s/%s named by spec.helmChartOptions.helmOpSecretName: %w", bd.Namespace, o.SecretName, err)
+			}
+			req.Secret = s
+		}
+	}
+	limits := r.Limits.Defaulted()
+	key := cacheKey(req)
+	data, ok := []byte(nil), false
+	if r.Cache != nil {
+		data, ok = r.Cache.Get(key)
+	}
+	if !ok {
+		ctrl.LoggerFrom(ctx).Info("Downloading chart", "repo", h.Repo, "chart", h.Chart, "version", h.Version)
+		var err error
+		data, err = r.Fetcher.Fetch(ctx, req, limits.MaxArchiveBytes)
+		if err != nil {
+			return nil, fmt.Errorf("downloading chart %s: %w", chartName(h), err)
+		}
+	}
+	ch, err := chartarchive.Load(data, limits)
+	if err != nil {
+		return nil, fmt.Errorf("loading chart %s: %w", chartName(h), err)
+	}
+	if !ok && r.Cache != nil {
+		if err := r.Cache.Put(key, data); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "Caching the chart archive")
+		}
+	}
+	return ch, nil
+}
+
+func chartName(h v1alpha1.HelmOptions) string {
+	switch {
+	case h.Repo != "" && h.Chart != "":
+		return fmt.Sprintf("%q version %q from %s", h.Chart, h.Version, h.Repo)
+	case h.Repo != "":
+		return fmt.Sprintf("%s version %q", h.Repo, h.Version)
+	}
+	return h.Chart
+}

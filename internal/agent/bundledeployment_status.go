@@ -1,0 +1,202 @@
+package agent
+
+import (
+	"fmt"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/helmops/helmops/api/v1alpha1"
+)
+
+// facts are what the reconcile steps observed; the conditions are computed from them alone.
+type facts struct {
+	deleting bool
+	paused   bool
+
+	// downloadErr is set when the chart could not be downloaded or loaded.
+	downloadErr error
+	// deployErr is set when Helm (or preparing its input, e.g. valuesFrom) failed.
+	deployErr    error
+	deployReason string
+	// waiting is set while an operation this process started is still running.
+	waiting string
+	// deployed is true when the newest revision is deployed for the desired deploymentID.
+	deployed bool
+	// releaseStatus is Helm's status of the newest revision, empty when none.
+	releaseStatus string
+
+	// monitored is true when the release's resources could be read.
+	monitored  bool
+	monitorErr error
+	nonReady   []v1alpha1.NonReadyStatus
+	modified   []v1alpha1.ModifiedStatus
+}
+
+func setCondition(bd *v1alpha1.BundleDeployment, t string, ok bool, reason, msg string) {
+	s := metav1.ConditionFalse
+	if ok {
+		s = metav1.ConditionTrue
+	}
+	meta.SetStatusCondition(&bd.Status.Conditions, metav1.Condition{
+		Type: t, Status: s, Reason: reason, Message: truncate(msg), ObservedGeneration: bd.Generation,
+	})
+}
+
+func truncate(s string) string {
+	const max = 2048
+	if len(s) > max {
+		return s[:max-3] + "..."
+	}
+	return s
+}
+
+// setInstalledCondition: True when the chart was downloaded and Helm accepted it.
+func setInstalledCondition(bd *v1alpha1.BundleDeployment, f *facts) {
+	switch {
+	case f.downloadErr != nil:
+		setCondition(bd, v1alpha1.InstalledCondition, false, v1alpha1.ReasonDownloadFailed, f.downloadErr.Error())
+	case f.deployErr != nil:
+		setCondition(bd, v1alpha1.InstalledCondition, false, f.deployReason, f.deployErr.Error())
+	case f.deployed:
+		setCondition(bd, v1alpha1.InstalledCondition, true, v1alpha1.ReasonSucceeded, "chart installed")
+	case f.paused:
+		setCondition(bd, v1alpha1.InstalledCondition, false, v1alpha1.ReasonPaused, "the BundleDeployment is paused")
+	default:
+		setCondition(bd, v1alpha1.InstalledCondition, false, v1alpha1.ReasonProgressing, orDefault(f.waiting, "installing"))
+	}
+}
+
+// setDeployedCondition: True when the release for the current deploymentID is deployed.
+func setDeployedCondition(bd *v1alpha1.BundleDeployment, f *facts) {
+	switch {
+	case f.downloadErr != nil:
+		setCondition(bd, v1alpha1.DeployedCondition, false, v1alpha1.ReasonDownloadFailed, f.downloadErr.Error())
+	case f.deployErr != nil:
+		setCondition(bd, v1alpha1.DeployedCondition, false, f.deployReason, f.deployErr.Error())
+	case f.deployed:
+		setCondition(bd, v1alpha1.DeployedCondition, true, v1alpha1.ReasonSucceeded, "release deployed")
+	case f.paused:
+		setCondition(bd, v1alpha1.DeployedCondition, false, v1alpha1.ReasonPaused, "the BundleDeployment is paused")
+	default:
+		setCondition(bd, v1alpha1.DeployedCondition, false, v1alpha1.ReasonProgressing, orDefault(f.waiting, "deploying"))
+	}
+}
+
+// setMonitoredCondition: True when the release's resources could be checked.
+func setMonitoredCondition(bd *v1alpha1.BundleDeployment, f *facts) {
+	switch {
+	case f.monitorErr != nil:
+		setCondition(bd, v1alpha1.MonitoredCondition, false, v1alpha1.ReasonProgressing, "could not check the release's resources: "+f.monitorErr.Error())
+	case f.monitored:
+		setCondition(bd, v1alpha1.MonitoredCondition, true, v1alpha1.ReasonSucceeded, fmt.Sprintf("%d resources checked", len(bd.Status.Resources)))
+	default:
+		setCondition(bd, v1alpha1.MonitoredCondition, false, v1alpha1.ReasonProgressing, "no deployed release to check yet")
+	}
+}
+
+// setReadyCondition: True when deployed, every resource is ready and none drifted. On failure
+// the message is Helm's (or the download's) error.
+func setReadyCondition(bd *v1alpha1.BundleDeployment, f *facts) {
+	switch {
+	case f.downloadErr != nil:
+		setCondition(bd, v1alpha1.ReadyCondition, false, v1alpha1.ReasonDownloadFailed, f.downloadErr.Error())
+	case f.deployErr != nil:
+		setCondition(bd, v1alpha1.ReadyCondition, false, f.deployReason, f.deployErr.Error())
+	case f.paused && !f.deployed:
+		setCondition(bd, v1alpha1.ReadyCondition, false, v1alpha1.ReasonPaused, "the BundleDeployment is paused")
+	case !f.deployed:
+		setCondition(bd, v1alpha1.ReadyCondition, false, v1alpha1.ReasonProgressing, orDefault(f.waiting, "deploying"))
+	case len(f.modified) > 0:
+		setCondition(bd, v1alpha1.ReadyCondition, false, v1alpha1.ReasonModified, modifiedMessage(f.modified))
+	case len(f.nonReady) > 0:
+		setCondition(bd, v1alpha1.ReadyCondition, false, v1alpha1.ReasonResourcesNotReady, nonReadyMessage(f.nonReady))
+	case !f.monitored:
+		setCondition(bd, v1alpha1.ReadyCondition, false, v1alpha1.ReasonProgressing, "checking the release's resources")
+	default:
+		setCondition(bd, v1alpha1.ReadyCondition, true, v1alpha1.ReasonSucceeded, "release deployed and every resource ready")
+	}
+}
+
+// setSummary writes ready, nonModified, the lists and the display from the facts.
+func setSummary(bd *v1alpha1.BundleDeployment, f *facts) {
+	bd.Status.NonReadyStatus = f.nonReady
+	bd.Status.ModifiedStatus = f.modified
+	bd.Status.Ready = f.deployed && f.monitored && len(f.nonReady) == 0 && len(f.modified) == 0 && f.downloadErr == nil && f.deployErr == nil
+	bd.Status.NonModified = f.monitored && len(f.modified) == 0
+	d := &bd.Status.Display
+	d.Deployed = "No"
+	if f.deployed {
+		d.Deployed = "Yes"
+	}
+	d.Monitored = "No"
+	if f.monitored {
+		d.Monitored = "Yes"
+	}
+	switch {
+	case f.downloadErr != nil || f.deployErr != nil:
+		d.State = "ErrApplied"
+	case !f.deployed:
+		d.State = "WaitApplied"
+	case len(f.modified) > 0:
+		d.State = "Modified"
+	case len(f.nonReady) > 0:
+		d.State = "NotReady"
+	case bd.Status.Ready:
+		d.State = "Ready"
+	default:
+		d.State = "WaitApplied"
+	}
+}
+
+func setStatus(bd *v1alpha1.BundleDeployment, f *facts) {
+	bd.Status.ObservedGeneration = bd.Generation
+	setInstalledCondition(bd, f)
+	setDeployedCondition(bd, f)
+	setMonitoredCondition(bd, f)
+	setReadyCondition(bd, f)
+	setSummary(bd, f)
+}
+
+func modifiedMessage(m []v1alpha1.ModifiedStatus) string {
+	parts := make([]string, 0, len(m))
+	for _, r := range m {
+		id := resourceID(r.Kind, r.Namespace, r.Name)
+		switch {
+		case r.Missing:
+			parts = append(parts, id+" missing")
+		case r.Delete:
+			parts = append(parts, id+" extra")
+		default:
+			parts = append(parts, id+" modified")
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+func nonReadyMessage(n []v1alpha1.NonReadyStatus) string {
+	parts := make([]string, 0, len(n))
+	for _, r := range n {
+		msg := resourceID(r.Kind, r.Namespace, r.Name) + " " + r.Summary.State
+		if len(r.Summary.Message) > 0 {
+			msg += ": " + strings.Join(r.Summary.Message, ", ")
+		}
+		parts = append(parts, msg)
+	}
+	return strings.Join(parts, "; ")
+}
+
+func resourceID(kind, ns, name string) string {
+	if ns == "" {
+		return kind + " " + name
+	}
+	return kind + " " + ns + "/" + name
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}

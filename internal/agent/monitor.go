@@ -1,0 +1,222 @@
+package agent
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"sort"
+	"strings"
+
+	releaseutil "helm.sh/helm/v4/pkg/release/v1/util"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/helmops/helmops/api/v1alpha1"
+)
+
+// manifestObjects parses a release manifest into objects, with the release namespace filled in
+// for namespaced kinds that name none.
+func manifestObjects(manifest, namespace string, mapper meta.RESTMapper) ([]*unstructured.Unstructured, error) {
+	docs := releaseutil.SplitManifests(manifest)
+	keys := make([]string, 0, len(docs))
+	for k := range docs {
+		keys = append(keys, k)
+	}
+	sort.Sort(releaseutil.BySplitManifestsOrder(keys))
+	var out []*unstructured.Unstructured
+	for _, k := range keys {
+		m := map[string]any{}
+		if err := yaml.Unmarshal([]byte(docs[k]), &m); err != nil {
+			return nil, fmt.Errorf("parsing the release manifest: %w", err)
+		}
+		if len(m) == 0 {
+			continue
+		}
+		u := &unstructured.Unstructured{Object: m}
+		gvk := u.GroupVersionKind()
+		if gvk.Kind == "" {
+			continue
+		}
+		mapping, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s of the release: %w", gvk.Kind, u.GetName(), err)
+		}
+		if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
+			if u.GetNamespace() == "" {
+				u.SetNamespace(namespace)
+			}
+		} else {
+			u.SetNamespace("")
+		}
+		out = append(out, u)
+	}
+	return out, nil
+}
+
+// observation is what the monitor found about a release's resources.
+type observation struct {
+	resources []v1alpha1.BundleDeploymentResource
+	nonReady  []v1alpha1.NonReadyStatus
+	modified  []v1alpha1.ModifiedStatus
+}
+
+// observe reads every resource of the manifest from the downstream cluster, computes its
+// kstatus and compares it with the manifest.
+func observe(ctx context.Context, c client.Reader, objs []*unstructured.Unstructured) (observation, error) {
+	var o observation
+	for _, want := range objs {
+		gvk := want.GroupVersionKind()
+		id := v1alpha1.BundleDeploymentResource{Kind: gvk.Kind, APIVersion: want.GetAPIVersion(), Namespace: want.GetNamespace(), Name: want.GetName()}
+		o.resources = append(o.resources, id)
+		live := &unstructured.Unstructured{}
+		live.SetGroupVersionKind(gvk)
+		err := c.Get(ctx, client.ObjectKey{Namespace: want.GetNamespace(), Name: want.GetName()}, live)
+		if apierrors.IsNotFound(err) {
+			o.modified = append(o.modified, v1alpha1.ModifiedStatus{Kind: id.Kind, APIVersion: id.APIVersion, Namespace: id.Namespace, Name: id.Name, Missing: true})
+			continue
+		}
+		if err != nil {
+			return o, fmt.Errorf("reading %s: %w", resourceID(id.Kind, id.Namespace, id.Name), err)
+		}
+		if paths := drift(want, live); len(paths) > 0 {
+			o.modified = append(o.modified, v1alpha1.ModifiedStatus{Kind: id.Kind, APIVersion: id.APIVersion, Namespace: id.Namespace, Name: id.Name,
+				Patch: "changed: " + strings.Join(paths, ", ")})
+		}
+		res, err := status.Compute(live)
+		if err != nil {
+			o.nonReady = append(o.nonReady, v1alpha1.NonReadyStatus{Kind: id.Kind, APIVersion: id.APIVersion, Namespace: id.Namespace, Name: id.Name,
+				Summary: v1alpha1.NonReadySummary{State: string(status.UnknownStatus), Error: true, Message: []string{err.Error()}}})
+			continue
+		}
+		if res.Status != status.CurrentStatus {
+			s := v1alpha1.NonReadySummary{State: string(res.Status), Error: res.Status == status.FailedStatus}
+			if res.Message != "" {
+				s.Message = []string{res.Message}
+			}
+			o.nonReady = append(o.nonReady, v1alpha1.NonReadyStatus{Kind: id.Kind, APIVersion: id.APIVersion, Namespace: id.Namespace, Name: id.Name, Summary: s})
+		}
+	}
+	return o, nil
+}
+
+// drift returns the paths of fields the manifest sets that the live object does not match.
+// Only fields present in the manifest count, so values the server fills in (defaults, status,
+// metadata such as uid and managedFields, Helm's own labels and annotations) are ignored.
+// Within metadata only labels and annotations are compared.
+func drift(want, live *unstructured.Unstructured) []string {
+	var paths []string
+	for k, w := range want.Object {
+		switch k {
+		case "apiVersion", "kind", "status":
+			continue
+		case "metadata":
+			wm, _ := w.(map[string]any)
+			lm, _ := live.Object["metadata"].(map[string]any)
+			for _, mk := range []string{"labels", "annotations"} {
+				if wv, ok := wm[mk]; ok {
+					paths = append(paths, diffValue("metadata."+mk, wv, lm[mk])...)
+				}
+			}
+		case "stringData":
+			if want.GetKind() == "Secret" && want.GroupVersionKind().Group == "" {
+				sd, _ := w.(map[string]any)
+				ld, _ := live.Object["data"].(map[string]any)
+				for dk, dv := range sd {
+					s, _ := dv.(string)
+					if ld[dk] != base64.StdEncoding.EncodeToString([]byte(s)) {
+						paths = append(paths, "stringData."+dk)
+					}
+				}
+				continue
+			}
+			paths = append(paths, diffValue(k, w, live.Object[k])...)
+		default:
+			paths = append(paths, diffValue(k, w, live.Object[k])...)
+		}
+	}
+	sort.Strings(paths)
+	return paths
+}
+
+func diffValue(path string, want, live any) []string {
+	switch w := want.(type) {
+	case nil:
+		return nil
+	case map[string]any:
+		l, ok := live.(map[string]any)
+		if !ok {
+			if len(w) == 0 && live == nil {
+				return nil
+			}
+			return []string{path}
+		}
+		var out []string
+		for k, v := range w {
+			out = append(out, diffValue(path+"."+k, v, l[k])...)
+		}
+		return out
+	case []any:
+		l, ok := live.([]any)
+		if !ok {
+			if len(w) == 0 && live == nil {
+				return nil
+			}
+			return []string{path}
+		}
+		if len(w) != len(l) {
+			return []string{path}
+		}
+		var out []string
+		for i := range w {
+			out = append(out, diffValue(fmt.Sprintf("%s[%d]", path, i), w[i], l[i])...)
+		}
+		return out
+	default:
+		if scalarEqual(want, live) {
+			return nil
+		}
+		return []string{path}
+	}
+}
+
+func scalarEqual(a, b any) bool {
+	if af, ok := number(a); ok {
+		bf, ok := number(b)
+		return ok && af == bf
+	}
+	if as, ok := a.(string); ok {
+		bs, ok := b.(string)
+		if !ok {
+			return false
+		}
+		if as == bs {
+			return true
+		}
+		// Quantities are normalised by the server ("0.5" is stored as "500m").
+		qa, errA := resource.ParseQuantity(as)
+		qb, errB := resource.ParseQuantity(bs)
+		return errA == nil && errB == nil && qa.Cmp(qb) == 0
+	}
+	return a == b
+}
+
+func number(v any) (float64, bool) {
+	switch n := v.(type) {
+	case int:
+		return float64(n), true
+	case int32:
+		return float64(n), true
+	case int64:
+		return float64(n), true
+	case float32:
+		return float64(n), true
+	case float64:
+		return n, true
+	}
+	return 0, false
+}
