@@ -1,0 +1,209 @@
+package chartsource
+
+import (
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Auth is how to reach a repository or registry: credentials, TLS and transport settings.
+type Auth struct {
+	// Username and Password for HTTP basic auth (Helm repositories) or registry login (OCI).
+	Username, Password string
+	// CAFile is PEM: certificate authorities trusted besides the system's.
+	CAFile []byte
+	// CertPEM and KeyPEM are a client certificate for mutual TLS.
+	CertPEM, KeyPEM []byte
+	// InsecureSkipTLSVerify accepts any server certificate.
+	InsecureSkipTLSVerify bool
+	// PlainHTTP talks to an OCI registry over http://.
+	PlainHTTP bool
+	// DockerConfigJSON is a ~/.docker/config.json document whose "auths" give registry
+	// credentials by host.
+	DockerConfigJSON []byte
+}
+
+// Secret keys read by AuthFromSecret (Fleet's names; the standard Secret types add theirs).
+const (
+	SecretKeyUsername           = "username"
+	SecretKeyPassword           = "password"
+	SecretKeyCACerts            = "cacerts"
+	SecretKeyInsecureSkipVerify = "insecureSkipVerify"
+	SecretKeyBasicHTTP          = "basicHTTP"
+)
+
+// AuthFromSecret reads a helm access secret: Fleet's keys username, password (both or neither),
+// cacerts, insecureSkipVerify and basicHTTP; the types kubernetes.io/basic-auth,
+// kubernetes.io/tls (tls.crt and tls.key for mutual TLS, optional ca.crt) and
+// kubernetes.io/dockerconfigjson (.dockerconfigjson). Errors name the secret and the key, never
+// a value.
+func AuthFromSecret(s *corev1.Secret) (Auth, error) {
+	var a Auth
+	if s == nil {
+		return a, nil
+	}
+	name := s.Namespace + "/" + s.Name
+	data := func(k string) ([]byte, bool) {
+		if v, ok := s.Data[k]; ok {
+			return v, true
+		}
+		if v, ok := s.StringData[k]; ok {
+			return []byte(v), true
+		}
+		return nil, false
+	}
+	user, hasUser := data(SecretKeyUsername)
+	pass, hasPass := data(SecretKeyPassword)
+	if hasUser != hasPass {
+		missing := SecretKeyPassword
+		if !hasUser {
+			missing = SecretKeyUsername
+		}
+		return Auth{}, fmt.Errorf("secret %s: key %q is missing: set both %q and %q, or neither", name, missing, SecretKeyUsername, SecretKeyPassword)
+	}
+	a.Username, a.Password = string(user), string(pass)
+	a.CAFile, _ = data(SecretKeyCACerts)
+	if ca, _ := data("ca.crt"); len(ca) > 0 {
+		a.CAFile = append(append(append([]byte{}, a.CAFile...), '\n'), ca...)
+	}
+	for _, k := range []struct {
+		key string
+		dst *bool
+	}{{SecretKeyInsecureSkipVerify, &a.InsecureSkipTLSVerify}, {SecretKeyBasicHTTP, &a.PlainHTTP}} {
+		raw, _ := data(k.key)
+		v := strings.TrimSpace(string(raw))
+		if v == "" {
+			continue
+		}
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return Auth{}, fmt.Errorf("secret %s: key %q must be true or false", name, k.key)
+		}
+		*k.dst = b
+	}
+	cert, _ := data(corev1.TLSCertKey)
+	key, _ := data(corev1.TLSPrivateKeyKey)
+	switch s.Type {
+	case corev1.SecretTypeTLS:
+		if len(cert) == 0 || len(key) == 0 {
+			return Auth{}, fmt.Errorf("secret %s of type %s needs both %q and %q", name, s.Type, corev1.TLSCertKey, corev1.TLSPrivateKeyKey)
+		}
+		a.CertPEM, a.KeyPEM = cert, key
+	case corev1.SecretTypeDockerConfigJson:
+		a.DockerConfigJSON, _ = data(corev1.DockerConfigJsonKey)
+		if _, err := dockerAuths(a.DockerConfigJSON); err != nil {
+			return Auth{}, fmt.Errorf("secret %s: key %q: %w", name, corev1.DockerConfigJsonKey, err)
+		}
+	default:
+		if len(cert) > 0 && len(key) > 0 {
+			a.CertPEM, a.KeyPEM = cert, key
+		}
+	}
+	if _, err := a.tlsConfig(); err != nil {
+		return Auth{}, fmt.Errorf("secret %s: %w", name, err)
+	}
+	return a, nil
+}
+
+// Fingerprint is a stable one-way digest of every setting, for cache keys and change detection.
+// It reveals nothing of the credentials.
+func (a Auth) Fingerprint() string {
+	h := sha256.New()
+	_, _ = h.Write([]byte("helmops-auth-v1\n"))
+	for _, f := range [][]byte{[]byte(a.Username), []byte(a.Password), a.CAFile, a.CertPEM, a.KeyPEM, a.DockerConfigJSON,
+		[]byte(strconv.FormatBool(a.InsecureSkipTLSVerify)), []byte(strconv.FormatBool(a.PlainHTTP))} {
+		_, _ = fmt.Fprintf(h, "%d:", len(f))
+		_, _ = h.Write(f)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// tlsFingerprint identifies the TLS settings alone (the transport they build is shared).
+func (a Auth) tlsFingerprint() string {
+	return Auth{CAFile: a.CAFile, CertPEM: a.CertPEM, KeyPEM: a.KeyPEM, InsecureSkipTLSVerify: a.InsecureSkipTLSVerify}.Fingerprint()
+}
+
+func (a Auth) tlsConfig() (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: a.InsecureSkipTLSVerify} //nolint:gosec // the user asked for it
+	if len(a.CAFile) > 0 {
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(a.CAFile) {
+			return nil, errors.New("the CA certificates (cacerts, ca.crt or --ca-file) hold no PEM certificate")
+		}
+		cfg.RootCAs = pool
+	}
+	if len(a.CertPEM) > 0 || len(a.KeyPEM) > 0 {
+		cert, err := tls.X509KeyPair(a.CertPEM, a.KeyPEM)
+		if err != nil {
+			return nil, errors.New("the client certificate and key (tls.crt and tls.key, or --cert-file and --key-file) do not form a valid key pair")
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}
+
+// basicFor returns the username and password to send to host (host[:port]): the explicit ones,
+// else those of the docker config entry for that host.
+func (a Auth) basicFor(host string) (user, pass string, ok bool) {
+	if a.Username != "" || a.Password != "" {
+		return a.Username, a.Password, true
+	}
+	auths, err := dockerAuths(a.DockerConfigJSON)
+	if err != nil {
+		return "", "", false
+	}
+	if c, found := auths[strings.ToLower(host)]; found {
+		return c.user, c.pass, true
+	}
+	return "", "", false
+}
+
+type dockerCred struct{ user, pass string }
+
+// dockerAuths reads the "auths" of a docker config, keyed by lower-case host[:port].
+func dockerAuths(doc []byte) (map[string]dockerCred, error) {
+	if len(doc) == 0 {
+		return nil, nil
+	}
+	var cfg struct {
+		Auths map[string]struct {
+			Auth     string `json:"auth"`
+			Username string `json:"username"`
+			Password string `json:"password"`
+		} `json:"auths"`
+	}
+	if err := json.Unmarshal(doc, &cfg); err != nil {
+		return nil, errors.New("not a docker config JSON document")
+	}
+	out := map[string]dockerCred{}
+	for k, v := range cfg.Auths {
+		host := strings.TrimPrefix(strings.TrimPrefix(k, "https://"), "http://")
+		host, _, _ = strings.Cut(host, "/")
+		c := dockerCred{user: v.Username, pass: v.Password}
+		if v.Auth != "" {
+			raw, err := base64.StdEncoding.DecodeString(v.Auth)
+			if err != nil {
+				return nil, errors.New("the auth entry of a registry is not base64")
+			}
+			u, p, ok := strings.Cut(string(raw), ":")
+			if !ok {
+				return nil, errors.New("the auth entry of a registry is not user:password")
+			}
+			c = dockerCred{user: u, pass: p}
+		}
+		out[strings.ToLower(host)] = c
+	}
+	return out, nil
+}

@@ -1,0 +1,330 @@
+package chartsource
+
+import (
+	"bytes"
+	"container/list"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/helmops/helmops/internal/chartsource/helmindex"
+	"github.com/helmops/helmops/internal/chartversion"
+)
+
+// indexEntry is one index body as last fetched, with the entries parsed from it per chart.
+// Everything but charts and validated is immutable.
+type indexEntry struct {
+	key          string
+	body         []byte
+	etag         string
+	lastModified string
+
+	mu        sync.Mutex
+	validated time.Time
+	charts    map[string]*chartEntries
+	size      int64 // accounted bytes, guarded by the cache's lock
+	elem      *list.Element
+}
+
+// chartEntries memoises helmindex.Parse of the entry's body for one chart.
+type chartEntries struct {
+	once    sync.Once
+	entries helmindex.Entries
+	err     error
+}
+
+// indexCache holds index entries by key, bounded by bytes, least recently used evicted first.
+type indexCache struct {
+	mu    sync.Mutex
+	max   int64
+	bytes int64
+	lru   *list.List // front: most recently used
+	byKey map[string]*indexEntry
+}
+
+func newIndexCache(maxBytes int64) *indexCache {
+	return &indexCache{max: maxBytes, lru: list.New(), byKey: map[string]*indexEntry{}}
+}
+
+func (c *indexCache) get(key string) *indexEntry {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.byKey[key]
+	if e != nil {
+		c.lru.MoveToFront(e.elem)
+	}
+	return e
+}
+
+// put stores e under its key, replacing the entry there, and evicts until the cache fits.
+func (c *indexCache) put(e *indexEntry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old := c.byKey[e.key]; old != nil && old != e {
+		c.removeLocked(old)
+	}
+	if c.byKey[e.key] != e {
+		e.size = int64(len(e.body)) + 512
+		c.byKey[e.key] = e
+		e.elem = c.lru.PushFront(e)
+		c.bytes += e.size
+	}
+	c.evictLocked(e)
+}
+
+// grow accounts for n more bytes held by e (parsed entries).
+func (c *indexCache) grow(e *indexEntry, n int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.byKey[e.key] != e {
+		return
+	}
+	e.size += n
+	c.bytes += n
+	c.evictLocked(e)
+}
+
+func (c *indexCache) evictLocked(keep *indexEntry) {
+	for c.bytes > c.max && c.lru.Len() > 0 {
+		last := c.lru.Back().Value.(*indexEntry)
+		if last == keep && c.lru.Len() == 1 {
+			// One index larger than the whole cache is not kept.
+			c.removeLocked(last)
+			return
+		}
+		if last == keep {
+			c.lru.MoveToFront(last.elem)
+			continue
+		}
+		c.removeLocked(last)
+	}
+}
+
+func (c *indexCache) removeLocked(e *indexEntry) {
+	c.lru.Remove(e.elem)
+	delete(c.byKey, e.key)
+	c.bytes -= e.size
+}
+
+// usage reports the bytes accounted and the number of indexes held.
+func (c *indexCache) usage() (int64, int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bytes, len(c.byKey)
+}
+
+// normalizeRepoURL makes equal repository URLs equal strings: no trailing slash, lower-case
+// scheme and host.
+func normalizeRepoURL(raw string) string {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil {
+		return strings.TrimRight(raw, "/")
+	}
+	u.Scheme = strings.ToLower(u.Scheme)
+	u.Host = strings.ToLower(u.Host)
+	u.Path = strings.TrimRight(u.Path, "/")
+	u.RawPath = ""
+	u.Fragment = ""
+	return u.String()
+}
+
+// indexURL is where the index of a repository is.
+func indexURL(repoURL string) string {
+	u, err := url.Parse(repoURL)
+	if err != nil {
+		return strings.TrimRight(repoURL, "/") + "/index.yaml"
+	}
+	u.Path = strings.TrimRight(u.Path, "/") + "/index.yaml"
+	u.RawPath = ""
+	return u.String()
+}
+
+// sameOrigin reports whether two URLs have the same scheme, host and port.
+func sameOrigin(a, b string) bool {
+	ua, err1 := url.Parse(a)
+	ub, err2 := url.Parse(b)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	return strings.EqualFold(ua.Scheme, ub.Scheme) && strings.EqualFold(hostPort(ua), hostPort(ub))
+}
+
+func hostPort(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "https":
+		return u.Host + ":443"
+	case "http":
+		return u.Host + ":80"
+	}
+	return u.Host
+}
+
+// resolveChartURL makes a chart URL of the index absolute against the repository URL, as Helm
+// does: a relative URL is relative to the repository's directory.
+func resolveChartURL(repoURL, chartURL string) (string, error) {
+	c, err := url.Parse(chartURL)
+	if err != nil {
+		return "", fmt.Errorf("the index of %s lists chart URL %q, which is not a URL", redact(repoURL), chartURL)
+	}
+	if c.IsAbs() {
+		return chartURL, nil
+	}
+	base, err := url.Parse(repoURL)
+	if err != nil {
+		return "", err
+	}
+	base.Path = strings.TrimRight(base.Path, "/") + "/"
+	base.RawPath = ""
+	return base.ResolveReference(c).String(), nil
+}
+
+// resolveHelm resolves a chart of a Helm HTTP repository through the shared index cache and
+// returns the resolution and the normalised repository URL.
+func (r *Resolver) resolveHelm(ctx context.Context, ref Ref, auth Auth) (*Resolution, string, error) {
+	repoURL := normalizeRepoURL(ref.Repo)
+	e, err := r.index(ctx, repoURL, auth)
+	if err != nil {
+		return nil, repoURL, err
+	}
+	entries, err := r.chartEntries(e, ref.Chart)
+	if err != nil {
+		return nil, repoURL, fmt.Errorf("reading the index of %s: %w", redact(repoURL), err)
+	}
+	if !entries.Found {
+		return nil, repoURL, &NotFoundError{Object: "chart", Name: ref.Chart, Where: redact(repoURL)}
+	}
+	choice, err := chartversion.Choose(entries.Candidates, ref.Version)
+	if err != nil {
+		return nil, repoURL, choiceError(err, ref.Chart, redact(repoURL))
+	}
+	c := choice.Chosen
+	res := &Resolution{Kind: KindHelmRepo, Version: c.Version, Created: c.Created, Rejected: choice.Rejected}
+	if c.Digest != "" {
+		res.Digest = c.Digest
+		if !strings.Contains(c.Digest, ":") {
+			res.Digest = "sha256:" + strings.ToLower(c.Digest)
+		}
+	}
+	if len(c.URLs) == 0 {
+		return nil, repoURL, fmt.Errorf("the index of %s lists chart %q version %s without a download URL", redact(repoURL), ref.Chart, c.Version)
+	}
+	if res.URL, err = resolveChartURL(repoURL, c.URLs[0]); err != nil {
+		return nil, repoURL, err
+	}
+	return res, repoURL, nil
+}
+
+// chartEntries parses e for one chart, once per body.
+func (r *Resolver) chartEntries(e *indexEntry, chart string) (helmindex.Entries, error) {
+	e.mu.Lock()
+	ce, ok := e.charts[chart]
+	if !ok {
+		ce = &chartEntries{}
+		e.charts[chart] = ce
+	}
+	e.mu.Unlock()
+	ce.once.Do(func() {
+		r.parses.Add(1)
+		ce.entries, ce.err = helmindex.Parse(bytes.NewReader(e.body), chart)
+		var n int64 = 64
+		for _, c := range ce.entries.Candidates {
+			n += int64(len(c.Version)+len(c.Digest)) + 96
+			for _, u := range c.URLs {
+				n += int64(len(u)) + 16
+			}
+		}
+		r.cache.grow(e, n)
+	})
+	return ce.entries, ce.err
+}
+
+// index returns the current index entry of a repository: from the cache when it was validated
+// within MinRevalidate, otherwise by a (conditional) request shared by all concurrent callers.
+func (r *Resolver) index(ctx context.Context, repoURL string, auth Auth) (*indexEntry, error) {
+	key := repoURL + "\x00" + auth.Fingerprint()
+	if cur := r.cache.get(key); cur != nil && r.opts.MinRevalidate > 0 {
+		cur.mu.Lock()
+		fresh := time.Since(cur.validated) < r.opts.MinRevalidate
+		cur.mu.Unlock()
+		if fresh {
+			indexRequests.WithLabelValues("cached").Inc()
+			return cur, nil
+		}
+	}
+	return r.share(ctx, key, func(ctx context.Context) (*indexEntry, string, error) {
+		return r.fetchIndex(ctx, key, repoURL, auth)
+	})
+}
+
+// fetchIndex asks the server for the index, conditionally when a previous body is cached.
+func (r *Resolver) fetchIndex(ctx context.Context, key, repoURL string, auth Auth) (*indexEntry, string, error) {
+	cur := r.cache.get(key)
+	header := http.Header{}
+	header.Set("Accept", "application/x-yaml, application/yaml, application/json, text/yaml, */*")
+	if cur != nil {
+		if cur.etag != "" {
+			header.Set("If-None-Match", cur.etag)
+		}
+		if cur.lastModified != "" {
+			header.Set("If-Modified-Since", cur.lastModified)
+		}
+	}
+	where := redact(repoURL)
+	u := indexURL(repoURL)
+	resp, err := r.get(ctx, u, repoURL, auth, header)
+	if err != nil {
+		return nil, "error", fmt.Errorf("fetching the index of %s: %w", where, err)
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusNotModified && cur != nil:
+		cur.mu.Lock()
+		cur.validated = time.Now()
+		cur.mu.Unlock()
+		return cur, "not_modified", nil
+	case resp.StatusCode == http.StatusNotFound:
+		return nil, "error", &NotFoundError{Object: "index", Where: redact(u)}
+	case resp.StatusCode != http.StatusOK:
+		return nil, "error", statusError(resp, "fetching the index of "+where)
+	}
+	max := r.opts.MaxIndexBytes
+	tooLarge := func() error {
+		return fmt.Errorf("fetching the index of %s: the index is larger than the limit of %d bytes (%d MiB); raise the index size limit if the repository is that large: %w", where, max, max>>20, errIndexTooLarge)
+	}
+	if resp.ContentLength > max {
+		return nil, "error", tooLarge()
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
+	if err != nil {
+		return nil, "error", fmt.Errorf("fetching the index of %s: %w", where, err)
+	}
+	if int64(len(body)) > max {
+		return nil, "error", tooLarge()
+	}
+	if cur != nil && bytes.Equal(cur.body, body) {
+		// Unchanged though the server does not answer conditional requests: keep what was parsed.
+		cur.mu.Lock()
+		cur.validated = time.Now()
+		cur.mu.Unlock()
+		return cur, "fetched", nil
+	}
+	e := &indexEntry{
+		key:          key,
+		body:         body,
+		etag:         resp.Header.Get("ETag"),
+		lastModified: resp.Header.Get("Last-Modified"),
+		validated:    time.Now(),
+		charts:       map[string]*chartEntries{},
+	}
+	r.cache.put(e)
+	return e, "fetched", nil
+}
+

@@ -1,0 +1,224 @@
+package chartsource
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2/content"
+	"oras.land/oras-go/v2/errdef"
+	"oras.land/oras-go/v2/registry"
+	"oras.land/oras-go/v2/registry/remote"
+	"oras.land/oras-go/v2/registry/remote/auth"
+	"oras.land/oras-go/v2/registry/remote/errcode"
+	"oras.land/oras-go/v2/registry/remote/retry"
+
+	"github.com/helmops/helmops/internal/chartversion"
+)
+
+// helmChartLayer is the media type of a chart archive in an OCI manifest.
+const helmChartLayer = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
+
+// tagPageSize is asked of registries when listing tags; they may answer with fewer and a Link
+// to the next page.
+const tagPageSize = 1000
+
+// parseOCIRef reads oci://registry/path/chart[:tag].
+func parseOCIRef(repo string) (registry.Reference, error) {
+	rest := strings.TrimSpace(repo)
+	if len(rest) < 6 || !strings.EqualFold(rest[:6], "oci://") {
+		return registry.Reference{}, fmt.Errorf("%q is not an oci:// reference", redact(repo))
+	}
+	rest = strings.TrimRight(rest[6:], "/")
+	ref, err := registry.ParseReference(rest)
+	if err != nil {
+		return registry.Reference{}, fmt.Errorf("%q is not a chart reference of the form oci://registry/path/chart: %v", repo, err)
+	}
+	if strings.HasPrefix(ref.Reference, "sha256:") {
+		return registry.Reference{}, fmt.Errorf("%q names a digest: give the chart reference without it and the version in helm.version", repo)
+	}
+	return ref, nil
+}
+
+// ociRepository opens the chart repository of ref with the credentials and TLS of a.
+func (r *Resolver) ociRepository(ref registry.Reference, a Auth) (*remote.Repository, error) {
+	base, err := r.httpClient(a)
+	if err != nil {
+		return nil, err
+	}
+	repo, err := remote.NewRepository(ref.Registry + "/" + ref.Repository)
+	if err != nil {
+		return nil, err
+	}
+	repo.PlainHTTP = a.PlainHTTP
+	repo.TagListPageSize = tagPageSize
+	host := ref.Registry
+	client := &auth.Client{
+		Client: &http.Client{Transport: retry.NewTransport(base.Transport), Timeout: r.opts.Timeout},
+		Header: http.Header{"User-Agent": {"helmops"}},
+		Cache:  auth.NewCache(),
+		Credential: func(_ context.Context, hostport string) (auth.Credential, error) {
+			if !strings.EqualFold(hostport, host) { // credentials belong to the chart's registry only
+				return auth.EmptyCredential, nil
+			}
+			if u, p, ok := a.basicFor(hostport); ok {
+				return auth.Credential{Username: u, Password: p}, nil
+			}
+			return auth.EmptyCredential, nil
+		},
+	}
+	repo.Client = client
+	return repo, nil
+}
+
+// ociError turns a registry error into ours: ErrUnauthorized with the status, NotFoundError for
+// an unknown repository; the reference is named, credentials never are.
+func ociError(err error, what, repoName string) error {
+	var resp *errcode.ErrorResponse
+	if errors.As(err, &resp) {
+		switch resp.StatusCode {
+		case http.StatusUnauthorized, http.StatusForbidden:
+			return fmt.Errorf("%s: %d %s: check the username and password (helmSecretName or --username): %w", what, resp.StatusCode, http.StatusText(resp.StatusCode), ErrUnauthorized)
+		case http.StatusNotFound:
+			return &NotFoundError{Object: "repository", Name: repoName}
+		}
+		return fmt.Errorf("%s: %d %s: %v", what, resp.StatusCode, http.StatusText(resp.StatusCode), resp.Errors)
+	}
+	if errors.Is(err, auth.ErrBasicCredentialNotFound) {
+		return fmt.Errorf("%s: 401 Unauthorized: the registry needs credentials (helmSecretName or --username): %w", what, ErrUnauthorized)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// ociTag is the tag Helm pushes a version under: build metadata's + becomes _.
+func ociTag(version string) string { return strings.ReplaceAll(version, "+", "_") }
+
+// resolveOCI resolves an OCI chart: an exact version by resolving its one tag, anything else by
+// listing every tag.
+func (r *Resolver) resolveOCI(ctx context.Context, ref Ref, a Auth) (*Resolution, error) {
+	oref, err := parseOCIRef(ref.Repo)
+	if err != nil {
+		return nil, &FieldError{Field: "helm.repo", Message: err.Error()}
+	}
+	version := ref.Version
+	if oref.Reference != "" {
+		if version != "" && version != oref.Reference && ociTag(version) != oref.Reference {
+			return nil, &FieldError{Field: "helm.version", Message: fmt.Sprintf("is %q but helm.repo names tag %q: remove one of them", version, oref.Reference)}
+		}
+		version = oref.Reference
+	}
+	repoName := oref.Registry + "/" + oref.Repository
+	where := "oci://" + repoName
+	chart := oref.Repository[strings.LastIndex(oref.Repository, "/")+1:]
+	repo, err := r.ociRepository(oref, a)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
+	defer cancel()
+
+	if chartversion.IsStatic(version) {
+		tags := []string{ociTag(version)}
+		if v, ok := strings.CutPrefix(version, "v"); ok {
+			tags = append(tags, ociTag(v))
+		} else {
+			tags = append(tags, "v"+ociTag(version))
+		}
+		for _, tag := range tags {
+			desc, err := repo.Resolve(ctx, tag)
+			if err == nil {
+				return &Resolution{Kind: KindOCI, Version: strings.ReplaceAll(tag, "_", "+"), Digest: desc.Digest.String(), URL: where + ":" + tag}, nil
+			}
+			if !errors.Is(err, errdef.ErrNotFound) {
+				return nil, ociError(err, "resolving "+where+":"+tag, repoName)
+			}
+		}
+		// Not there: list tags to say what is (or that the repository does not exist).
+	}
+
+	var candidates []chartversion.Candidate
+	err = repo.Tags(ctx, "", func(tags []string) error {
+		for _, t := range tags {
+			candidates = append(candidates, chartversion.Candidate{Version: strings.ReplaceAll(t, "_", "+")})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, ociError(err, "listing the tags of "+where, repoName)
+	}
+	if len(candidates) == 0 {
+		return nil, &NotFoundError{Object: "repository", Name: repoName}
+	}
+	choice, err := chartversion.Choose(candidates, version)
+	if err != nil {
+		return nil, choiceError(err, chart, where)
+	}
+	tag := ociTag(choice.Chosen.Version)
+	desc, err := repo.Resolve(ctx, tag)
+	if err != nil {
+		return nil, ociError(err, "resolving "+where+":"+tag, repoName)
+	}
+	return &Resolution{Kind: KindOCI, Version: choice.Chosen.Version, Digest: desc.Digest.String(), URL: where + ":" + tag, Rejected: choice.Rejected}, nil
+}
+
+// fetchOCI resolves ref and pulls the chart layer of the chosen tag.
+func (r *Resolver) fetchOCI(ctx context.Context, ref Ref, a Auth, maxBytes int64) ([]byte, *Resolution, error) {
+	res, err := r.resolveOCI(ctx, ref, a)
+	if err != nil {
+		return nil, nil, err
+	}
+	oref, _ := parseOCIRef(ref.Repo)
+	repoName := oref.Registry + "/" + oref.Repository
+	repo, err := r.ociRepository(oref, a)
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
+	defer cancel()
+	tag := res.URL[strings.LastIndex(res.URL, ":")+1:]
+	mdesc, rc, err := repo.FetchReference(ctx, tag)
+	if err != nil {
+		return nil, nil, ociError(err, "fetching the manifest of "+res.URL, repoName)
+	}
+	if mdesc.Size > 4<<20 {
+		_ = rc.Close()
+		return nil, nil, fmt.Errorf("the manifest of %s is %d bytes: not a chart", res.URL, mdesc.Size)
+	}
+	raw, err := content.ReadAll(rc, mdesc)
+	_ = rc.Close()
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the manifest of %s: %w", res.URL, err)
+	}
+	var manifest ocispec.Manifest
+	if err := json.Unmarshal(raw, &manifest); err != nil {
+		return nil, nil, fmt.Errorf("reading the manifest of %s: %w", res.URL, err)
+	}
+	var layer *ocispec.Descriptor
+	for i := range manifest.Layers {
+		if manifest.Layers[i].MediaType == helmChartLayer {
+			layer = &manifest.Layers[i]
+			break
+		}
+	}
+	if layer == nil {
+		return nil, nil, fmt.Errorf("%s is not a Helm chart: its manifest has no %s layer", res.URL, helmChartLayer)
+	}
+	if layer.Size > maxBytes {
+		return nil, nil, fmt.Errorf("chart archive %s is %d bytes, more than the limit of %d", res.URL, layer.Size, maxBytes)
+	}
+	blob, err := repo.Fetch(ctx, *layer)
+	if err != nil {
+		return nil, nil, ociError(err, "downloading the chart of "+res.URL, repoName)
+	}
+	defer blob.Close()
+	data, err := content.ReadAll(io.LimitReader(blob, maxBytes+1), *layer)
+	if err != nil {
+		return nil, nil, fmt.Errorf("downloading the chart of %s: %w", res.URL, err)
+	}
+	return data, res, nil
+}

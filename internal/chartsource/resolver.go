@@ -1,0 +1,349 @@
+package chartsource
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+)
+
+// Defaults of Options.
+const (
+	DefaultCacheBytes    int64 = 256 << 20
+	DefaultMaxIndexBytes int64 = 100 << 20
+	DefaultTimeout             = 2 * time.Minute
+)
+
+// Options configure a Resolver.
+type Options struct {
+	// CacheBytes bounds the index cache (index bodies plus the entries parsed from them); least
+	// recently used indexes are evicted first. Default 256 MiB.
+	CacheBytes int64
+	// MaxIndexBytes refuses larger index downloads. Default 100 MiB.
+	MaxIndexBytes int64
+	// Timeout bounds one request (an index download, a tag listing page, an archive download).
+	// Default 2 minutes.
+	Timeout time.Duration
+	// MinRevalidate is how long a fetched or revalidated index is used without asking the
+	// server again. Default 0: every resolution revalidates (cheaply: a conditional request that
+	// the server answers 304 costs no parsing), and concurrent resolutions share one request.
+	MinRevalidate time.Duration
+	// MaxRetryWait bounds how long a 429 or 503 answer's Retry-After is honoured before giving
+	// up. Default 30 seconds.
+	MaxRetryWait time.Duration
+}
+
+// Resolver resolves chart versions and downloads chart archives. Use one per process: its index
+// cache, request sharing and connection pools are what keep repositories from being asked the
+// same question many times.
+type Resolver struct {
+	opts  Options
+	cache *indexCache
+
+	flightMu sync.Mutex
+	flights  map[string]*flight
+
+	transportMu sync.Mutex
+	transports  map[string]*http.Transport
+
+	parses atomic.Int64
+}
+
+// NewResolver returns a Resolver; zero options take their defaults.
+func NewResolver(o Options) *Resolver {
+	if o.CacheBytes <= 0 {
+		o.CacheBytes = DefaultCacheBytes
+	}
+	if o.MaxIndexBytes <= 0 {
+		o.MaxIndexBytes = DefaultMaxIndexBytes
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.MaxRetryWait <= 0 {
+		o.MaxRetryWait = 30 * time.Second
+	}
+	return &Resolver{
+		opts:       o,
+		cache:      newIndexCache(o.CacheBytes),
+		flights:    map[string]*flight{},
+		transports: map[string]*http.Transport{},
+	}
+}
+
+// IndexParses is how many times an index body was parsed for a chart since the Resolver was
+// made; a revalidation answered 304 adds nothing.
+func (r *Resolver) IndexParses() int64 { return r.parses.Load() }
+
+// Resolve turns a helm block into one exact chart version. Errors: *FieldError and
+// *chartversion.InvalidConstraintError (bad spec), *chartversion.NoMatchError (wrapped with
+// chart and repository), ErrUnauthorized, *NotFoundError, and network errors.
+func (r *Resolver) Resolve(ctx context.Context, ref Ref, auth Auth) (*Resolution, error) {
+	start := time.Now()
+	kind, err := Classify(ref)
+	if err != nil {
+		return nil, err
+	}
+	ref = Ref{Repo: strings.TrimSpace(ref.Repo), Chart: strings.TrimSpace(ref.Chart), Version: strings.TrimSpace(ref.Version)}
+	defer func() { resolveDuration.WithLabelValues(string(kind)).Observe(time.Since(start).Seconds()) }()
+	switch kind {
+	case KindTarball:
+		return &Resolution{Kind: KindTarball, URL: ref.Chart}, nil
+	case KindOCI:
+		return r.resolveOCI(ctx, ref, auth)
+	default:
+		res, _, err := r.resolveHelm(ctx, ref, auth)
+		return res, err
+	}
+}
+
+// FetchArchive downloads the chart archive of ref (resolving its version first when it is a
+// constraint): from a Helm repository through the cached index, verified against the index's
+// digest; from an OCI registry by exact tag; a tarball from its URL. Credentials go only to the
+// host they belong to; more than maxBytes (default 20 MiB) is refused.
+func (r *Resolver) FetchArchive(ctx context.Context, ref Ref, auth Auth, maxBytes int64) ([]byte, *Resolution, error) {
+	if maxBytes <= 0 {
+		maxBytes = 20 << 20
+	}
+	kind, err := Classify(ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	ref = Ref{Repo: strings.TrimSpace(ref.Repo), Chart: strings.TrimSpace(ref.Chart), Version: strings.TrimSpace(ref.Version)}
+	switch kind {
+	case KindTarball:
+		data, err := r.download(ctx, ref.Chart, ref.Chart, auth, maxBytes)
+		if err != nil {
+			return nil, nil, err
+		}
+		sum := sha256.Sum256(data)
+		return data, &Resolution{Kind: KindTarball, URL: ref.Chart, Digest: "sha256:" + hex.EncodeToString(sum[:])}, nil
+	case KindOCI:
+		return r.fetchOCI(ctx, ref, auth, maxBytes)
+	default:
+		res, repoURL, err := r.resolveHelm(ctx, ref, auth)
+		if err != nil {
+			return nil, nil, err
+		}
+		data, err := r.download(ctx, res.URL, repoURL, auth, maxBytes)
+		if err != nil {
+			return nil, nil, err
+		}
+		if want, ok := strings.CutPrefix(res.Digest, "sha256:"); ok {
+			sum := sha256.Sum256(data)
+			if got := hex.EncodeToString(sum[:]); !strings.EqualFold(got, want) {
+				return nil, nil, fmt.Errorf("chart archive %s has digest sha256:%s but the index of %s says %s: the repository is inconsistent or the download was altered", redact(res.URL), got, redact(repoURL), res.Digest)
+			}
+		}
+		return data, res, nil
+	}
+}
+
+// httpClient returns a client for the TLS settings of auth; clients with equal settings share a
+// connection pool.
+func (r *Resolver) httpClient(auth Auth) (*http.Client, error) {
+	key := auth.tlsFingerprint()
+	r.transportMu.Lock()
+	defer r.transportMu.Unlock()
+	t, ok := r.transports[key]
+	if !ok {
+		cfg, err := auth.tlsConfig()
+		if err != nil {
+			return nil, err
+		}
+		if len(r.transports) >= 64 {
+			for k, old := range r.transports {
+				old.CloseIdleConnections()
+				delete(r.transports, k)
+			}
+		}
+		t = &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			TLSClientConfig:       cfg,
+			TLSHandshakeTimeout:   15 * time.Second,
+			ResponseHeaderTimeout: r.opts.Timeout,
+			MaxIdleConnsPerHost:   8,
+			IdleConnTimeout:       90 * time.Second,
+			ForceAttemptHTTP2:     true,
+		}
+		r.transports[key] = t
+	}
+	return &http.Client{Transport: t, Timeout: r.opts.Timeout}, nil
+}
+
+// get sends a GET to rawURL, with the credentials of auth only when rawURL is on the same scheme
+// and host as ownerURL, honouring Retry-After on 429 and 503. The caller closes the body of a
+// returned response; every status is returned as is.
+func (r *Resolver) get(ctx context.Context, rawURL, ownerURL string, auth Auth, header http.Header) (*http.Response, error) {
+	client, err := r.httpClient(auth)
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(r.opts.MaxRetryWait)
+	for attempt := 0; ; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a valid URL", redact(rawURL))
+		}
+		for k, v := range header {
+			req.Header[k] = v
+		}
+		req.Header.Set("User-Agent", "helmops")
+		if sameOrigin(rawURL, ownerURL) {
+			if u, p, ok := auth.basicFor(req.URL.Host); ok {
+				req.SetBasicAuth(u, p)
+			}
+		}
+		if req.URL.User != nil { // never send userinfo written into a URL to another host either
+			if p, ok := req.URL.User.Password(); ok && sameOrigin(rawURL, ownerURL) {
+				req.SetBasicAuth(req.URL.User.Username(), p)
+			}
+			req.URL.User = nil
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusServiceUnavailable || attempt >= 4 {
+			return resp, nil
+		}
+		wait := retryAfter(resp.Header.Get("Retry-After"), time.Duration(1<<attempt)*time.Second)
+		if time.Now().Add(wait).After(deadline) {
+			return resp, nil
+		}
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		_ = resp.Body.Close()
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// retryAfter reads a Retry-After header (seconds or an HTTP date), else def.
+func retryAfter(v string, def time.Duration) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return def
+	}
+	var secs int
+	if _, err := fmt.Sscanf(v, "%d", &secs); err == nil && secs >= 0 {
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := time.Until(t); d > 0 {
+			return d
+		}
+		return 0
+	}
+	return def
+}
+
+// statusError explains an unexpected HTTP status of a request for what.
+func statusError(resp *http.Response, what string) error {
+	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+		return fmt.Errorf("%s: %s: check the username and password (helmSecretName or --username): %w", what, resp.Status, ErrUnauthorized)
+	}
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		return fmt.Errorf("%s: %s: the server asked to retry later (Retry-After %q)", what, resp.Status, resp.Header.Get("Retry-After"))
+	}
+	return fmt.Errorf("%s: %s", what, resp.Status)
+}
+
+// download GETs an archive of at most maxBytes.
+func (r *Resolver) download(ctx context.Context, rawURL, ownerURL string, auth Auth, maxBytes int64) ([]byte, error) {
+	resp, err := r.get(ctx, rawURL, ownerURL, auth, nil)
+	if err != nil {
+		return nil, fmt.Errorf("downloading chart archive %s: %w", redact(rawURL), err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return nil, &NotFoundError{Object: "archive", Where: redact(rawURL)}
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, statusError(resp, "downloading chart archive "+redact(rawURL))
+	}
+	if resp.ContentLength > maxBytes {
+		return nil, fmt.Errorf("chart archive %s is %d bytes, more than the limit of %d", redact(rawURL), resp.ContentLength, maxBytes)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("downloading chart archive %s: %w", redact(rawURL), err)
+	}
+	if int64(len(data)) > maxBytes {
+		return nil, fmt.Errorf("chart archive %s is more than the limit of %d bytes", redact(rawURL), maxBytes)
+	}
+	return data, nil
+}
+
+// flight is one index request that concurrent callers share.
+type flight struct {
+	done    chan struct{}
+	waiters int
+	entry   *indexEntry
+	err     error
+}
+
+// waiting is how many callers share the request for key in flight now (tests use it).
+func (r *Resolver) waiting(key string) int {
+	r.flightMu.Lock()
+	defer r.flightMu.Unlock()
+	if f := r.flights[key]; f != nil {
+		return f.waiters
+	}
+	return 0
+}
+
+// share runs fn once for all concurrent callers with the same key.
+// The request runs on a context that ends at the first caller's deadline but is not cancelled
+// with it, so that one caller giving up does not fail the others.
+func (r *Resolver) share(ctx context.Context, key string, fn func(context.Context) (*indexEntry, string, error)) (*indexEntry, error) {
+	r.flightMu.Lock()
+	if f, ok := r.flights[key]; ok {
+		f.waiters++
+		r.flightMu.Unlock()
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		indexRequests.WithLabelValues("shared").Inc()
+		return f.entry, f.err
+	}
+	f := &flight{done: make(chan struct{}), waiters: 1}
+	r.flights[key] = f
+	r.flightMu.Unlock()
+
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opts.Timeout)
+	defer cancel()
+	var result string
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				f.err, result = fmt.Errorf("fetching index: internal error: %v", p), "error"
+			}
+		}()
+		f.entry, result, f.err = fn(fctx)
+	}()
+	indexRequests.WithLabelValues(result).Inc()
+	r.flightMu.Lock()
+	delete(r.flights, key)
+	r.flightMu.Unlock()
+	close(f.done)
+	return f.entry, f.err
+}
+
+var errIndexTooLarge = errors.New("index too large")
