@@ -327,4 +327,3 @@ func (r *Resolver) fetchIndex(ctx context.Context, key, repoURL string, auth Aut
 	r.cache.put(e)
 	return e, "fetched", nil
 }
-

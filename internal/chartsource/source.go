@@ -152,7 +152,7 @@ type Resolution struct {
 	Digest string `json:"digest,omitempty"`
 	// URL is where the archive is: the absolute archive URL, oci://registry/repo:tag, or the
 	// tarball URL.
-	URL     string `json:"url"`
+	URL     string    `json:"url"`
 	Created time.Time `json:"created,omitzero"`
 	// Rejected lists the versions newer than Version and why each was not chosen, newest first.
 	Rejected []chartversion.Rejection `json:"rejected,omitempty"`
