@@ -37,6 +37,7 @@ func newDevCommand() *cobra.Command {
 	var (
 		dir        string
 		noExamples bool
+		addrs      devenv.Options
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -50,11 +51,15 @@ shows them until Ctrl-C, which stops everything.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return runDev(ctx, cmd.OutOrStdout(), dir, !noExamples)
+			addrs.Dir = dir
+			return runDev(ctx, cmd.OutOrStdout(), addrs, !noExamples)
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", defaultDevDir(), "folder for kubeconfigs, logs and state")
 	cmd.Flags().BoolVar(&noExamples, "no-examples", false, "do not apply the example HelmOps")
+	cmd.Flags().StringVar(&addrs.RepoAddr, "repo-addr", "127.0.0.1:8879", "listen address of the Helm repository (the examples use the default)")
+	cmd.Flags().StringVar(&addrs.PrivateRepoAddr, "private-repo-addr", "127.0.0.1:8880", "listen address of the private Helm repository")
+	cmd.Flags().StringVar(&addrs.RegistryAddr, "registry-addr", "127.0.0.1:5055", "listen address of the OCI registry")
 
 	publish := &cobra.Command{
 		Use:   "publish CHART VERSION",
@@ -80,7 +85,8 @@ shows them until Ctrl-C, which stops everything.`,
 	return cmd
 }
 
-func runDev(ctx context.Context, out io.Writer, dir string, applyExamples bool) error {
+func runDev(ctx context.Context, out io.Writer, opts devenv.Options, applyExamples bool) error {
+	dir := opts.Dir
 	start := time.Now()
 	if _, err := testenv.BinDir(); err != nil {
 		return err
@@ -89,7 +95,8 @@ func runDev(ctx context.Context, out io.Writer, dir string, applyExamples bool) 
 		return fmt.Errorf("a helmops dev environment already runs from %s (pid %d): stop it with Ctrl-C first", dir, s.PID)
 	}
 	fmt.Fprintln(out, "Starting the helmops dev environment")
-	env, err := devenv.Start(ctx, devenv.Options{Dir: dir, Progress: out})
+	opts.Progress = out
+	env, err := devenv.Start(ctx, opts)
 	if err != nil {
 		return err
 	}

@@ -24,7 +24,10 @@ import (
 	"github.com/helmops/helmops/internal/testenv"
 )
 
-var env *devenv.Env
+var (
+	env           *devenv.Env
+	helmopsBinary string
+)
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
@@ -44,6 +47,7 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(work)
 	bin := filepath.Join(work, "helmops")
+	helmopsBinary = bin
 	build := exec.Command("go", "build", "-o", bin, "./cmd/helmops")
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
