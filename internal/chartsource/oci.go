@@ -24,10 +24,6 @@ import (
 // helmChartLayer is the media type of a chart archive in an OCI manifest.
 const helmChartLayer = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
 
-// tagPageSize is asked of registries when listing tags; they may answer with fewer and a Link
-// to the next page.
-const tagPageSize = 1000
-
 // parseOCIRef reads oci://registry/path/chart[:tag].
 func parseOCIRef(repo string) (registry.Reference, error) {
 	rest := strings.TrimSpace(repo)
@@ -56,7 +52,7 @@ func (r *Resolver) ociRepository(ref registry.Reference, a Auth) (*remote.Reposi
 		return nil, err
 	}
 	repo.PlainHTTP = a.PlainHTTP
-	repo.TagListPageSize = tagPageSize
+	repo.TagListPageSize = r.opts.TagPageSize // registries may answer with fewer and a Link to the next page
 	host := ref.Registry
 	client := &auth.Client{
 		Client: &http.Client{Transport: retry.NewTransport(base.Transport), Timeout: r.opts.Timeout},

@@ -36,6 +36,8 @@ type Options struct {
 	// server again. Default 0: every resolution revalidates (cheaply: a conditional request that
 	// the server answers 304 costs no parsing), and concurrent resolutions share one request.
 	MinRevalidate time.Duration
+	// TagPageSize is the page size asked of OCI registries when listing tags. Default 1000.
+	TagPageSize int
 	// MaxRetryWait bounds how long a 429 or 503 answer's Retry-After is honoured before giving
 	// up. Default 30 seconds.
 	MaxRetryWait time.Duration
@@ -67,6 +69,9 @@ func NewResolver(o Options) *Resolver {
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
+	}
+	if o.TagPageSize <= 0 {
+		o.TagPageSize = 1000
 	}
 	if o.MaxRetryWait <= 0 {
 		o.MaxRetryWait = 30 * time.Second
