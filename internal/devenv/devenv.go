@@ -254,6 +254,8 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	done()
 
 	done = e.step("Starting the controller and %d agents", len(opts.Downstreams)+1)
+	// The control planes run no kubelet, so Pods never start: Helm waits only for hooks.
+	opts.AgentArgs = append([]string{"--helm-wait-strategy", "hookOnly"}, opts.AgentArgs...)
 	mgmt := e.State.Kubeconfigs["management"]
 	if err := e.startProcess("controller", append([]string{"controller", "--kubeconfig", mgmt,
 		"--metrics-bind-address", "0", "--health-probe-bind-address", "0"}, opts.ControllerArgs...)); err != nil {
