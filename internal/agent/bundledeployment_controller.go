@@ -178,7 +178,7 @@ func (r *Reconciler) reconcileRelease(ctx context.Context, bd *v1alpha1.BundleDe
 	if old := bd.Status.Release; old != nil && old.Name != "" && (old.Name != name || old.Namespace != ns) && !bd.Spec.Paused {
 		log.Info("Removing the release before it moves", "release", klog.KRef(old.Namespace, old.Name), "to", klog.KRef(ns, name))
 		if !opts.KeepResources {
-			if err := r.Helm.Uninstall(ctx, old.Name, old.Namespace, timeout(opts.HelmOrEmpty())); err != nil {
+			if err := r.Helm.Uninstall(ctx, old.Name, old.Namespace, helmTimeout(opts.HelmOrEmpty())); err != nil {
 				f.deployErr, f.deployReason = fmt.Errorf("uninstalling release %s/%s before it moves to %s/%s: %w", old.Namespace, old.Name, ns, name, err), v1alpha1.ReasonUpgradeFailed
 				return ctrl.Result{}, f.deployErr
 			}
@@ -286,7 +286,7 @@ func (r *Reconciler) isInFlight(ns, name string) bool {
 	return ok
 }
 
-func timeout(h v1alpha1.HelmOptions) time.Duration {
+func helmTimeout(h v1alpha1.HelmOptions) time.Duration {
 	if h.TimeoutSeconds > 0 {
 		return time.Duration(h.TimeoutSeconds) * time.Second
 	}
@@ -296,7 +296,7 @@ func timeout(h v1alpha1.HelmOptions) time.Duration {
 func (r *Reconciler) helmOptions(bd *v1alpha1.BundleDeployment) helmaction.Options {
 	h := bd.Spec.Options.HelmOrEmpty()
 	o := helmaction.Options{
-		Timeout:              timeout(h),
+		Timeout:              helmTimeout(h),
 		Wait:                 kube.HookOnlyStrategy,
 		WaitForJobs:          h.WaitForJobs,
 		Atomic:               h.Atomic,
@@ -428,7 +428,7 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, bd *v1alpha1.BundleDep
 		return ctrl.Result{RequeueAfter: 5 * time.Second}, nil
 	case releasestate.Uninstall:
 		log.Info("Uninstalling release", "release", klog.KRef(ns, name))
-		if err := r.Helm.Uninstall(ctx, name, ns, timeout(opts.HelmOrEmpty())); err != nil {
+		if err := r.Helm.Uninstall(ctx, name, ns, helmTimeout(opts.HelmOrEmpty())); err != nil {
 			return ctrl.Result{}, fmt.Errorf("uninstalling release %s/%s of BundleDeployment %s: %w", ns, name, klog.KObj(bd), err)
 		}
 	case releasestate.Forget:

@@ -1,0 +1,150 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/spf13/cobra"
+	"helm.sh/helm/v4/pkg/kube"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/helmops/helmops/internal/agent"
+	"github.com/helmops/helmops/internal/chartsource"
+)
+
+type agentFlags struct {
+	upstreamKubeconfig, kubeconfig string
+	clusterName, workspace         string
+	register                       bool
+	labels                         string
+	heartbeat, drift               time.Duration
+	chartCacheDir                  string
+	metricsAddr                    string
+	waitStrategy                   string
+	maxArchiveBytes                int64
+	verbose                        bool
+}
+
+func newAgentCommand() *cobra.Command {
+	f := &agentFlags{}
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run the agent of one downstream cluster: download and install the charts its BundleDeployments name",
+		Long: `The agent watches its cluster's namespace on the management cluster (--upstream-kubeconfig),
+downloads the chart of each BundleDeployment there itself, installs or upgrades it with the Helm
+SDK in the downstream cluster (--kubeconfig, else $KUBECONFIG, else the in-cluster configuration),
+writes the release's status back, corrects drift when asked and writes a heartbeat to its Cluster.
+
+With --register it creates its Cluster (with --labels) when it does not exist; either way it
+waits until the management cluster gave the Cluster a namespace (status.namespace).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o, err := f.options()
+			if err != nil {
+				return err
+			}
+			level := slog.LevelInfo
+			if f.verbose {
+				level = slog.Level(-4)
+			}
+			log := logr.FromSlogHandler(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+			ctrl.SetLogger(log)
+			klog.SetLogger(log)
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return agent.Run(ctrl.LoggerInto(ctx, log), o)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.upstreamKubeconfig, "upstream-kubeconfig", "", "kubeconfig of the management cluster (required)")
+	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig of the downstream cluster; default $KUBECONFIG, ~/.kube/config, then the in-cluster configuration")
+	fl.StringVar(&f.clusterName, "cluster-name", "", "name of this cluster's Cluster on the management cluster (required)")
+	fl.StringVar(&f.workspace, "workspace", "fleet-default", "namespace of the Cluster on the management cluster")
+	fl.BoolVar(&f.register, "register", false, "create the Cluster when it does not exist")
+	fl.StringVar(&f.labels, "labels", "", "labels of a registered Cluster, k=v,k2=v2")
+	fl.DurationVar(&f.heartbeat, "heartbeat-interval", 15*time.Second, "how often status.agent.lastSeen of the Cluster is written")
+	fl.DurationVar(&f.drift, "drift-interval", 30*time.Second, "how often deployed releases are checked for readiness and drift")
+	fl.StringVar(&f.chartCacheDir, "chart-cache-dir", "", "folder for downloaded chart archives; default a temporary folder")
+	fl.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", `address of the Prometheus metrics endpoint; "0" turns it off`)
+	fl.StringVar(&f.waitStrategy, "helm-wait-strategy", string(kube.StatusWatcherStrategy), "how Helm waits when a BundleDeployment sets timeoutSeconds, waitForJobs or atomic: watcher, legacy or hookOnly")
+	fl.Int64Var(&f.maxArchiveBytes, "max-chart-bytes", 20<<20, "largest chart archive accepted, in bytes (decompressed: 5 times this)")
+	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log Helm's debug output too")
+	return cmd
+}
+
+func (f *agentFlags) options() (agent.Options, error) {
+	if f.upstreamKubeconfig == "" {
+		return agent.Options{}, fmt.Errorf("--upstream-kubeconfig is required: the kubeconfig that reaches the management cluster")
+	}
+	if f.clusterName == "" {
+		return agent.Options{}, fmt.Errorf("--cluster-name is required: the name of this cluster's Cluster on the management cluster")
+	}
+	if f.heartbeat <= 0 || f.drift <= 0 {
+		return agent.Options{}, fmt.Errorf("--heartbeat-interval and --drift-interval must be positive")
+	}
+	var ws kube.WaitStrategy
+	switch s := kube.WaitStrategy(f.waitStrategy); s {
+	case kube.StatusWatcherStrategy, kube.LegacyStrategy, kube.HookOnlyStrategy:
+		ws = s
+	default:
+		return agent.Options{}, fmt.Errorf("--helm-wait-strategy %q is not supported: use watcher, legacy or hookOnly", f.waitStrategy)
+	}
+	labels, err := parseLabels(f.labels)
+	if err != nil {
+		return agent.Options{}, err
+	}
+	if len(labels) > 0 && !f.register {
+		return agent.Options{}, fmt.Errorf("--labels only applies with --register")
+	}
+	upstream, err := restConfig(f.upstreamKubeconfig)
+	if err != nil {
+		return agent.Options{}, fmt.Errorf("--upstream-kubeconfig: %w", err)
+	}
+	downstream, err := restConfig(f.kubeconfig)
+	if err != nil {
+		return agent.Options{}, fmt.Errorf("--kubeconfig: %w", err)
+	}
+	o := agent.Options{
+		Upstream: upstream, Downstream: downstream,
+		ClusterName: f.clusterName, Workspace: f.workspace,
+		Register: f.register, Labels: labels,
+		HeartbeatInterval: f.heartbeat, DriftInterval: f.drift,
+		ChartCacheDir: f.chartCacheDir, MetricsBindAddress: f.metricsAddr,
+		WaitStrategy: ws,
+		Fetcher:      agent.ResolverFetcher{Resolver: chartsource.NewResolver(chartsource.Options{})},
+	}
+	o.Limits.MaxArchiveBytes = f.maxArchiveBytes
+	o.Limits.MaxDecompressedBytes = 5 * f.maxArchiveBytes
+	return o, nil
+}
+
+// parseLabels reads k=v,k2=v2.
+func parseLabels(s string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(part, "=")
+		if !ok {
+			return nil, fmt.Errorf("--labels: %q is not key=value", part)
+		}
+		if errs := validation.IsQualifiedName(k); len(errs) > 0 {
+			return nil, fmt.Errorf("--labels: key %q: %s", k, strings.Join(errs, "; "))
+		}
+		if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
+			return nil, fmt.Errorf("--labels: value %q of %q: %s", v, k, strings.Join(errs, "; "))
+		}
+		out[k] = v
+	}
+	return out, nil
+}
