@@ -205,7 +205,7 @@ func (r *Resolver) fetchOCI(ctx context.Context, ref Ref, a Auth, maxBytes int64
 		return nil, nil, fmt.Errorf("%s is not a Helm chart: its manifest has no %s layer", res.URL, helmChartLayer)
 	}
 	if layer.Size > maxBytes {
-		return nil, nil, fmt.Errorf("chart archive %s is %d bytes, more than the limit of %d", res.URL, layer.Size, maxBytes)
+		return nil, nil, fmt.Errorf("chart archive %s is %d bytes, more than the limit of %d bytes", res.URL, layer.Size, maxBytes)
 	}
 	blob, err := repo.Fetch(ctx, *layer)
 	if err != nil {

@@ -281,7 +281,7 @@ func (r *Resolver) download(ctx context.Context, rawURL, ownerURL string, auth A
 		return nil, statusError(resp, "downloading chart archive "+redact(rawURL))
 	}
 	if resp.ContentLength > maxBytes {
-		return nil, fmt.Errorf("chart archive %s is %d bytes, more than the limit of %d", redact(rawURL), resp.ContentLength, maxBytes)
+		return nil, fmt.Errorf("chart archive %s is %d bytes, more than the limit of %d bytes", redact(rawURL), resp.ContentLength, maxBytes)
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBytes+1))
 	if err != nil {

@@ -1,10 +1,13 @@
 package chartsource
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"testing"
+
+	"helm.sh/helm/v4/pkg/chart/v2/loader"
 
 	"github.com/helmops/helmops/internal/testenv"
 )
@@ -79,4 +82,13 @@ func run(m *testing.M) (int, error) {
 		}
 	}
 	return m.Run(), nil
+}
+
+func chartVersionOf(t *testing.T, archive []byte) string {
+	t.Helper()
+	c, err := loader.LoadArchive(bytes.NewReader(archive))
+	if err != nil {
+		t.Fatalf("loading the chart archive: %v", err)
+	}
+	return c.Metadata.Version
 }
