@@ -19,11 +19,11 @@ const (
 
 // Servers shared by the tests of this package; each test makes its own Resolver.
 var (
-	plainRepo  *testenv.ChartRepo     // http, no auth: alpine 0.1.0 0.2.0, nginx 1.1.0
-	secureRepo *testenv.ChartRepo     // https with its own CA, basic auth: the same charts
-	plainReg   *testenv.OCIRegistry   // http, no auth: the same charts, plus meta, vprefixed, many
-	secureReg  *testenv.OCIRegistry   // https with its own CA, htpasswd: alpine 0.1.0 0.2.0
-	manyTags   = 120                  // versions of chart "many": more than one page of tags
+	plainRepo  *testenv.ChartRepo   // http, no auth: alpine 0.1.0 0.2.0, nginx 1.1.0
+	secureRepo *testenv.ChartRepo   // https with its own CA, basic auth: the same charts
+	plainReg   *testenv.OCIRegistry // http, no auth: the same charts, plus meta, vprefixed, many
+	secureReg  *testenv.OCIRegistry // https with its own CA, htpasswd: alpine 0.1.0 0.2.0
+	manyTags   = 120                // versions of chart "many": more than one page of tags
 	fixtures   = [][2]string{{"alpine", "0.1.0"}, {"alpine", "0.2.0"}, {"nginx", "1.1.0"}}
 )
 
