@@ -16,5 +16,6 @@ func NewRootCommand() *cobra.Command {
 	root.AddCommand(newVersionCommand())
 	root.AddCommand(newGetCommand())
 	root.AddCommand(newDevCommand())
+	root.AddCommand(newResolveCommand())
 	return root
 }
