@@ -1,0 +1,185 @@
+package cluster
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/helmops/helmops/api/v1alpha1"
+	"github.com/helmops/helmops/internal/controller/bundle"
+)
+
+// facts are what the Cluster reconcile observed; the status is computed from them alone.
+type facts struct {
+	now     time.Time
+	timeout time.Duration
+
+	// namespace is the cluster namespace, once it exists.
+	namespace string
+	// namespaceErr is set when the namespace name is taken by something else.
+	namespaceErr error
+	// namespaceWaiting is set while the namespace is being deleted.
+	namespaceWaiting string
+	// deployments are the BundleDeployments in the cluster namespace.
+	deployments []v1alpha1.BundleDeployment
+}
+
+func setCondition(conds *[]metav1.Condition, gen int64, t string, ok bool, reason, msg string) {
+	s := metav1.ConditionFalse
+	if ok {
+		s = metav1.ConditionTrue
+	}
+	meta.SetStatusCondition(conds, metav1.Condition{Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: gen})
+}
+
+// setReadyCondition is True while the agent's last heartbeat is within the timeout. A cluster
+// whose agent never reported is False with WaitingForAgent; a stale heartbeat is False with
+// AgentNotSeen. A cluster namespace problem comes first. The messages do not change between
+// heartbeats, so a heartbeat alone causes no status write.
+func setReadyCondition(c *v1alpha1.Cluster, f *facts) {
+	set := func(ok bool, reason, msg string) {
+		setCondition(&c.Status.Conditions, c.Generation, v1alpha1.ReadyCondition, ok, reason, msg)
+	}
+	last := c.Status.Agent.LastSeen
+	switch {
+	case f.namespaceErr != nil:
+		set(false, v1alpha1.ReasonInvalidSpec, f.namespaceErr.Error())
+	case f.namespaceWaiting != "":
+		set(false, v1alpha1.ReasonProgressing, f.namespaceWaiting)
+	case last == nil:
+		set(false, v1alpha1.ReasonWaitingForAgent, fmt.Sprintf("waiting for the agent of cluster %s to report", c.Name))
+	case f.now.Sub(last.Time) > f.timeout:
+		set(false, v1alpha1.ReasonAgentNotSeen, fmt.Sprintf("agent last seen at %s, more than %s ago",
+			last.UTC().Format(time.RFC3339), f.timeout))
+	default:
+		set(true, v1alpha1.ReasonAgentSeen, fmt.Sprintf("agent seen within the last %s", f.timeout))
+	}
+}
+
+// setSummary counts the cluster's BundleDeployments: summary, readyHelmOps and
+// desiredReadyHelmOps (those labelled with fleet.cattle.io/fleet-helm-name), display.
+func setSummary(c *v1alpha1.Cluster, f *facts) {
+	entries := make([]bundle.Entry, 0, len(f.deployments))
+	ready, desired := 0, 0
+	for i := range f.deployments {
+		bd := &f.deployments[i]
+		name := bd.Labels[v1alpha1.BundleNamespaceLabel] + "/" + bd.Labels[v1alpha1.BundleNameLabel]
+		if bd.Labels[v1alpha1.BundleNameLabel] == "" {
+			name = bd.Name
+		}
+		entries = append(entries, bundle.Entry{Name: name, BundleDeployment: bd})
+		if bd.Labels[v1alpha1.HelmOpLabel] != "" {
+			desired++
+			if s, _ := bundle.DeploymentState(bd); s == bundle.StateReady {
+				ready++
+			}
+		}
+	}
+	s := bundle.Summarize(entries)
+	c.Status.Summary = s
+	c.Status.ReadyHelmOps, c.Status.DesiredReadyHelmOps = ready, desired
+	c.Status.Display.ReadyBundles = fmt.Sprintf("%d/%d", s.Ready, s.DesiredReady)
+	c.Status.Display.State = ""
+	if w := bundle.WorstState(s); w != bundle.StateReady {
+		c.Status.Display.State = string(w)
+	}
+}
+
+func setStatus(c *v1alpha1.Cluster, f *facts) {
+	c.Status.ObservedGeneration = c.Generation
+	if f.namespace != "" {
+		c.Status.Namespace = f.namespace
+	}
+	setReadyCondition(c, f)
+	if f.namespace != "" {
+		setSummary(c, f)
+	}
+}
+
+// maxNonReadyClusters is how many non-ready clusters a ClusterGroup names.
+const maxNonReadyClusters = 10
+
+// clusterNotReady says why a cluster counts as not ready in a group: its Ready condition is not
+// True, or not all its BundleDeployments are ready. Empty when it is ready.
+func clusterNotReady(c *v1alpha1.Cluster) string {
+	cond := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ReadyCondition)
+	switch {
+	case cond == nil:
+		return "not reconciled yet"
+	case cond.Status != metav1.ConditionTrue:
+		return cond.Message
+	case c.Status.Summary.Ready < c.Status.Summary.DesiredReady:
+		return fmt.Sprintf("%d/%d bundles ready", c.Status.Summary.Ready, c.Status.Summary.DesiredReady)
+	}
+	return ""
+}
+
+// setGroupStatus counts the group's member clusters; selectorErr is set when the group's
+// selector is malformed (it then has no members).
+func setGroupStatus(g *v1alpha1.ClusterGroup, members []v1alpha1.Cluster, selectorErr error) {
+	g.Status.ObservedGeneration = g.Generation
+	sort.Slice(members, func(i, j int) bool { return members[i].Name < members[j].Name })
+	var notReady []string
+	var reasons []string
+	sum := v1alpha1.BundleSummary{}
+	for i := range members {
+		c := &members[i]
+		if why := clusterNotReady(c); why != "" {
+			notReady = append(notReady, c.Name)
+			if len(reasons) < maxNonReadyClusters {
+				reasons = append(reasons, c.Name+" ("+why+")")
+			}
+		}
+		s := c.Status.Summary
+		sum.Ready += s.Ready
+		sum.DesiredReady += s.DesiredReady
+		sum.NotReady += s.NotReady
+		sum.WaitApplied += s.WaitApplied
+		sum.ErrApplied += s.ErrApplied
+		sum.OutOfSync += s.OutOfSync
+		sum.Modified += s.Modified
+		sum.Pending += s.Pending
+		for _, r := range s.NonReadyResources {
+			if len(sum.NonReadyResources) < maxNonReadyClusters {
+				r.Name = c.Name + ": " + r.Name
+				sum.NonReadyResources = append(sum.NonReadyResources, r)
+			}
+		}
+	}
+	g.Status.ClusterCount = len(members)
+	g.Status.NonReadyClusterCount = len(notReady)
+	if len(notReady) > maxNonReadyClusters {
+		notReady = notReady[:maxNonReadyClusters]
+	}
+	g.Status.NonReadyClusters = notReady
+	g.Status.Summary = sum
+	ready := len(members) - g.Status.NonReadyClusterCount
+	g.Status.Display = v1alpha1.ClusterGroupDisplay{
+		ReadyClusters: fmt.Sprintf("%d/%d", ready, len(members)),
+		ReadyBundles:  fmt.Sprintf("%d/%d", sum.Ready, sum.DesiredReady),
+	}
+	if w := bundle.WorstState(sum); w != bundle.StateReady {
+		g.Status.Display.State = string(w)
+	} else if g.Status.NonReadyClusterCount > 0 {
+		g.Status.Display.State = "NotReady"
+	}
+	set := func(ok bool, reason, msg string) {
+		setCondition(&g.Status.Conditions, g.Generation, v1alpha1.ReadyCondition, ok, reason, msg)
+	}
+	switch {
+	case selectorErr != nil:
+		set(false, v1alpha1.ReasonInvalidSpec, selectorErr.Error())
+	case g.Status.NonReadyClusterCount > 0:
+		msg := fmt.Sprintf("%d/%d clusters ready; not ready: %s", ready, len(members), strings.Join(reasons, ", "))
+		if more := g.Status.NonReadyClusterCount - len(reasons); more > 0 {
+			msg += fmt.Sprintf(" and %d more", more)
+		}
+		set(false, v1alpha1.ReasonClustersNotReady, msg)
+	default:
+		set(true, v1alpha1.ReasonSucceeded, fmt.Sprintf("%d/%d clusters ready", ready, len(members)))
+	}
+}
