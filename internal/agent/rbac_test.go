@@ -1,0 +1,100 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/helmops/helmops/api/v1alpha1"
+	"github.com/helmops/helmops/internal/testenv"
+)
+
+// applyRBAC creates the objects of config/agent-rbac/upstream.yaml for one agent, keeping only
+// those in namespace ns (the workspace part can be applied before the cluster namespace exists).
+func applyRBAC(t *testing.T, g Gomega, name, clusterNS, onlyNS string) {
+	t.Helper()
+	root, err := testenv.ModuleRoot()
+	g.Expect(err).NotTo(HaveOccurred())
+	raw, err := os.ReadFile(filepath.Join(root, "config", "agent-rbac", "upstream.yaml"))
+	g.Expect(err).NotTo(HaveOccurred())
+	text := strings.NewReplacer("CLUSTER_NAMESPACE", clusterNS, "CLUSTER_NAME", name, "WORKSPACE", workspace).Replace(string(raw))
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader([]byte(text)), 4096)
+	for {
+		u := &unstructured.Unstructured{}
+		err := dec.Decode(&u.Object)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		g.Expect(err).NotTo(HaveOccurred())
+		if len(u.Object) == 0 || u.GetNamespace() != onlyNS {
+			continue
+		}
+		g.Expect(upstream.Client.Create(context.Background(), u)).To(Succeed(), "%s %s", u.GetKind(), u.GetName())
+	}
+}
+
+// TestAgentWorksWithTheShippedUpstreamRBAC runs an agent as the ServiceAccount of
+// config/agent-rbac/upstream.yaml: registration, heartbeat, install, status and uninstall all
+// work with exactly those rights.
+func TestAgentWorksWithTheShippedUpstreamRBAC(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	const name = "scoped"
+	clusterNS := "cluster-" + workspace + "-" + name
+	applyRBAC(t, g, name, clusterNS, workspace)
+
+	cfg := rest.CopyConfig(upstream.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{
+		UserName: "system:serviceaccount:" + workspace + ":helmops-agent-" + name,
+		Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:" + workspace, "system:authenticated"},
+	}
+	// Sanity check: the identity cannot read BundleDeployments elsewhere.
+	scoped, err := client.New(cfg, client.Options{Scheme: upstream.Client.Scheme()})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(scoped.List(ctx, &v1alpha1.BundleDeploymentList{}, client.InNamespace(mainNS))).NotTo(Succeed())
+
+	o := agentOptions(name, true)
+	o.Upstream = cfg
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- Run(runCtx, o) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	cl := &v1alpha1.Cluster{}
+	g.Eventually(func() error {
+		return upstream.Client.Get(ctx, client.ObjectKey{Namespace: workspace, Name: name}, cl)
+	}, timeout, interval).Should(Succeed())
+	ns, err := standInClusterController(ctx, name)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(ns).To(Equal(clusterNS))
+	applyRBAC(t, g, name, clusterNS, clusterNS)
+
+	g.Eventually(func(g Gomega) {
+		g.Expect(upstream.Client.Get(ctx, client.ObjectKeyFromObject(cl), cl)).To(Succeed())
+		g.Expect(cl.Status.Agent.LastSeen).NotTo(BeNil())
+	}, timeout, interval).Should(Succeed())
+
+	g.Expect(repo.Publish("scoped", "0.1.0")).To(Succeed())
+	bd := bundleDeployment(ns, "scoped", v1alpha1.HelmOptions{Repo: repo.URL, Chart: "scoped", Version: "0.1.0"})
+	g.Expect(upstream.Client.Create(ctx, bd)).To(Succeed())
+	g.Eventually(func(g Gomega) { expectCoherent(g, expectReady(g, bd)) }, timeout, interval).Should(Succeed())
+	g.Expect(upstream.Client.Delete(ctx, bd)).To(Succeed())
+	g.Eventually(func() bool {
+		return apierrors.IsNotFound(upstream.Client.Get(ctx, client.ObjectKeyFromObject(bd), &v1alpha1.BundleDeployment{}))
+	}, timeout, interval).Should(BeTrue(), "the agent removed its finalizer after uninstalling")
+	hist, err := helm.History(ctx, "scoped", "scoped")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(hist).To(BeEmpty())
+}
