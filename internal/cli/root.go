@@ -17,5 +17,6 @@ func NewRootCommand() *cobra.Command {
 	root.AddCommand(newGetCommand())
 	root.AddCommand(newDevCommand())
 	root.AddCommand(newResolveCommand())
+	root.AddCommand(newAgentCommand())
 	return root
 }
