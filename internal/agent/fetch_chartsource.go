@@ -35,4 +35,3 @@ func (f ResolverFetcher) Fetch(ctx context.Context, req ChartRequest, maxBytes i
 	data, _, err := f.Resolver.FetchArchive(ctx, chartsource.Ref{Repo: req.Repo, Chart: req.Chart, Version: req.Version}, auth, maxBytes)
 	return data, err
 }
-

@@ -1,0 +1,107 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	"helm.sh/helm/v4/pkg/kube"
+)
+
+func TestParseLabels(t *testing.T) {
+	cases := []struct {
+		in      string
+		want    map[string]string
+		wantErr string
+	}{
+		{"", map[string]string{}, ""},
+		{"env=prod", map[string]string{"env": "prod"}, ""},
+		{"env=prod, region=eu ,example.com/tier=web", map[string]string{"env": "prod", "region": "eu", "example.com/tier": "web"}, ""},
+		{"env=", map[string]string{"env": ""}, ""},
+		{"env", nil, `"env" is not key=value`},
+		{"bad key=x", nil, `key "bad key"`},
+		{"env=not valid", nil, `value "not valid"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.in, func(t *testing.T) {
+			g := NewWithT(t)
+			got, err := parseLabels(tc.in)
+			if tc.wantErr != "" {
+				g.Expect(err).To(MatchError(ContainSubstring(tc.wantErr)))
+				return
+			}
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(got).To(Equal(tc.want))
+		})
+	}
+}
+
+const testKubeconfig = `apiVersion: v1
+kind: Config
+clusters:
+- name: c
+  cluster: {server: "https://127.0.0.1:6443"}
+users:
+- name: u
+  user: {token: t}
+contexts:
+- name: x
+  context: {cluster: c, user: u}
+current-context: x
+`
+
+func TestAgentFlags(t *testing.T) {
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kubeconfig, []byte(testKubeconfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := func() *agentFlags {
+		return &agentFlags{upstreamKubeconfig: kubeconfig, kubeconfig: kubeconfig, clusterName: "dev", workspace: "fleet-default",
+			heartbeat: 15 * time.Second, drift: 30 * time.Second, waitStrategy: "watcher", maxArchiveBytes: 1 << 20}
+	}
+	cases := []struct {
+		name    string
+		change  func(*agentFlags)
+		wantErr string
+	}{
+		{"valid", func(*agentFlags) {}, ""},
+		{"register with labels", func(f *agentFlags) { f.register, f.labels = true, "env=dev" }, ""},
+		{"no upstream", func(f *agentFlags) { f.upstreamKubeconfig = "" }, "--upstream-kubeconfig is required"},
+		{"no cluster name", func(f *agentFlags) { f.clusterName = "" }, "--cluster-name is required"},
+		{"labels without register", func(f *agentFlags) { f.labels = "env=dev" }, "--labels only applies with --register"},
+		{"unknown wait strategy", func(f *agentFlags) { f.waitStrategy = "forever" }, `--helm-wait-strategy "forever"`},
+		{"zero heartbeat", func(f *agentFlags) { f.heartbeat = 0 }, "must be positive"},
+		{"missing kubeconfig file", func(f *agentFlags) { f.upstreamKubeconfig = filepath.Join(t.TempDir(), "nope") }, "--upstream-kubeconfig"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			f := base()
+			tc.change(f)
+			o, err := f.options()
+			if tc.wantErr != "" {
+				g.Expect(err).To(MatchError(ContainSubstring(tc.wantErr)))
+				return
+			}
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(o.ClusterName).To(Equal("dev"))
+			g.Expect(o.WaitStrategy).To(Equal(kube.StatusWatcherStrategy))
+			g.Expect(o.Upstream.Host).To(Equal("https://127.0.0.1:6443"))
+			g.Expect(o.Fetcher).NotTo(BeNil())
+			g.Expect(o.Limits.MaxArchiveBytes).To(Equal(int64(1 << 20)))
+		})
+	}
+}
+
+func TestAgentCommandIsRegistered(t *testing.T) {
+	g := NewWithT(t)
+	cmd, _, err := NewRootCommand().Find([]string{"agent"})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(cmd.Name()).To(Equal("agent"))
+	for _, flag := range []string{"upstream-kubeconfig", "kubeconfig", "cluster-name", "workspace", "register", "labels",
+		"heartbeat-interval", "drift-interval", "chart-cache-dir", "metrics-bind-address", "helm-wait-strategy"} {
+		g.Expect(cmd.Flags().Lookup(flag)).NotTo(BeNil(), flag)
+	}
+}
