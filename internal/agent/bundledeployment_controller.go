@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"sync"
 	"time"
 
@@ -28,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -94,7 +96,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("agent-bundledeployment").
-		For(&v1alpha1.BundleDeployment{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		For(&v1alpha1.BundleDeployment{}, builder.WithPredicates(predicate.Or[client.Object](
+			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, deletionStarted))).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.bundleDeploymentsForSecret)).
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: 4,
@@ -102,6 +105,16 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 			RateLimiter:             workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](time.Second, 5*time.Minute),
 		}).
 		Complete(r)
+}
+
+// deletionStarted admits the update that sets the deletion timestamp.
+var deletionStarted = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		return e.ObjectOld.GetDeletionTimestamp() == nil && e.ObjectNew.GetDeletionTimestamp() != nil
+	},
+	CreateFunc:  func(event.CreateEvent) bool { return false },
+	DeleteFunc:  func(event.DeleteEvent) bool { return false },
+	GenericFunc: func(event.GenericEvent) bool { return false },
 }
 
 func ptrTo[T any](v T) *T { return &v }
@@ -439,7 +452,7 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, bd *v1alpha1.BundleDep
 			}
 		}
 	}
-	if opts.DeleteNamespace && !protectedNamespace(ns) {
+	if opts.DeleteNamespace && !opts.KeepResources && !protectedNamespace(ns) {
 		log.Info("Deleting the release namespace", "namespace", ns)
 		err := r.Downstream.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
 		if err != nil && !apierrors.IsNotFound(err) {
@@ -486,7 +499,7 @@ func (r *Reconciler) chart(ctx context.Context, bd *v1alpha1.BundleDeployment) (
 		data, ok = r.Cache.Get(key)
 	}
 	if !ok {
-		ctrl.LoggerFrom(ctx).Info("Downloading chart", "repo", h.Repo, "chart", h.Chart, "version", h.Version)
+		ctrl.LoggerFrom(ctx).Info("Downloading chart", "repo", redactURL(h.Repo), "chart", redactURL(h.Chart), "version", h.Version)
 		var err error
 		data, err = r.Fetcher.Fetch(ctx, req, limits.MaxArchiveBytes)
 		if err != nil {
@@ -508,9 +521,19 @@ func (r *Reconciler) chart(ctx context.Context, bd *v1alpha1.BundleDeployment) (
 func chartName(h v1alpha1.HelmOptions) string {
 	switch {
 	case h.Repo != "" && h.Chart != "":
-		return fmt.Sprintf("%q version %q from %s", h.Chart, h.Version, h.Repo)
+		return fmt.Sprintf("%q version %q from %s", h.Chart, h.Version, redactURL(h.Repo))
 	case h.Repo != "":
-		return fmt.Sprintf("%s version %q", h.Repo, h.Version)
+		return fmt.Sprintf("%s version %q", redactURL(h.Repo), h.Version)
 	}
-	return h.Chart
+	return redactURL(h.Chart)
+}
+
+// redactURL drops a password written into a URL before it is logged or shown.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	u.User = nil
+	return u.String()
 }

@@ -108,12 +108,14 @@ func TestPrivateRepositoryThroughTheCopiedSecret(t *testing.T) {
 		for _, c := range got.Status.Conditions {
 			g.Expect(c.Message).NotTo(ContainSubstring("not-it"))
 		}
+		t.Logf("Deployed: %s", c.Message)
 	}, timeout, interval).Should(Succeed())
 
 	// Failures back off: over 5 seconds the agent tries a handful of times, not hundreds.
 	before := private.Requests("/index.yaml") + private.Requests("/charts/denied-1.0.0.tgz")
 	time.Sleep(5 * time.Second)
 	after := private.Requests("/index.yaml") + private.Requests("/charts/denied-1.0.0.tgz")
+	t.Logf("requests to the private repository for the failing chart in 5s: %d", after-before)
 	g.Expect(after - before).To(BeNumerically("<", 15))
 
 	// Fixing the copied secret recovers without touching the BundleDeployment.
@@ -287,6 +289,7 @@ func TestRenderFailureReportsHelmsMessageAndRecovers(t *testing.T) {
 		ready := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ReadyCondition)
 		g.Expect(ready.Message).To(Equal(c.Message))
 		g.Expect(got.Status.AppliedDeploymentID).To(BeEmpty())
+		t.Logf("Deployed: %s", c.Message)
 	}, timeout, interval).Should(Succeed())
 
 	update(g, bd, func(b *v1alpha1.BundleDeployment) {
@@ -359,6 +362,9 @@ func TestAgentKilledDuringAnUpgradeEndsHealthy(t *testing.T) {
 		g.Expect(hist[1].Info.Status).To(Equal(rcommon.StatusPendingUpgrade))
 	}, timeout, interval).Should(Succeed())
 	stop()
+	hist, err := helm.History(ctx, "killed", "killed")
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Logf("after the agent stopped, the newest revision is %s: %s", hist[len(hist)-1].Info.Status, hist[len(hist)-1].Info.Description)
 
 	// The fixed version is rolled out by a new agent process.
 	update(g, bd, func(b *v1alpha1.BundleDeployment) {
