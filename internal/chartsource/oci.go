@@ -53,9 +53,24 @@ func (r *Resolver) ociRepository(ref registry.Reference, a Auth) (*remote.Reposi
 	}
 	repo.PlainHTTP = a.PlainHTTP
 	repo.TagListPageSize = r.opts.TagPageSize // registries may answer with fewer and a Link to the next page
-	host := ref.Registry
-	client := &auth.Client{
-		Client: &http.Client{Transport: retry.NewTransport(base.Transport), Timeout: r.opts.Timeout},
+	repo.Client = r.ociClient(ref.Registry, a, base.Transport)
+	return repo, nil
+}
+
+// ociClient returns the registry client for host and auth, kept so that the tokens a registry
+// hands out are reused across resolutions.
+func (r *Resolver) ociClient(host string, a Auth, base http.RoundTripper) *auth.Client {
+	key := strings.ToLower(host) + "\x00" + a.Fingerprint()
+	r.ociMu.Lock()
+	defer r.ociMu.Unlock()
+	if c, ok := r.ociClients[key]; ok {
+		return c
+	}
+	if len(r.ociClients) >= 256 {
+		clear(r.ociClients)
+	}
+	c := &auth.Client{
+		Client: &http.Client{Transport: retry.NewTransport(base), Timeout: r.opts.Timeout},
 		Header: http.Header{"User-Agent": {"helmops"}},
 		Cache:  auth.NewCache(),
 		Credential: func(_ context.Context, hostport string) (auth.Credential, error) {
@@ -68,8 +83,8 @@ func (r *Resolver) ociRepository(ref registry.Reference, a Auth) (*remote.Reposi
 			return auth.EmptyCredential, nil
 		},
 	}
-	repo.Client = client
-	return repo, nil
+	r.ociClients[key] = c
+	return c
 }
 
 // ociError turns a registry error into ours: ErrUnauthorized with the status, NotFoundError for

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"oras.land/oras-go/v2/registry/remote/auth"
 )
 
 // Defaults of Options.
@@ -56,6 +58,9 @@ type Resolver struct {
 	transportMu sync.Mutex
 	transports  map[string]*http.Transport
 
+	ociMu      sync.Mutex
+	ociClients map[string]*auth.Client
+
 	parses atomic.Int64
 }
 
@@ -81,6 +86,7 @@ func NewResolver(o Options) *Resolver {
 		cache:      newIndexCache(o.CacheBytes),
 		flights:    map[string]*flight{},
 		transports: map[string]*http.Transport{},
+		ociClients: map[string]*auth.Client{},
 	}
 }
 
