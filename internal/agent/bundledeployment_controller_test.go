@@ -439,3 +439,58 @@ func TestRegisterCreatesTheClusterAndTheHeartbeatAdvances(t *testing.T) {
 	g.Eventually(func(g Gomega) { expectCoherent(g, expectReady(g, bd)) }, timeout, interval).Should(Succeed())
 	g.Expect(strings.HasPrefix(ns, "cluster-")).To(BeTrue())
 }
+
+func TestPausedThenMovedRelease(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	g.Expect(repo.Publish("mover", "0.1.0")).To(Succeed())
+	bd := bundleDeployment(mainNS, "mover", v1alpha1.HelmOptions{Repo: repo.URL, Chart: "mover", Version: "0.1.0"}, func(b *v1alpha1.BundleDeployment) {
+		b.Spec.Paused = true
+	})
+	g.Expect(upstream.Client.Create(ctx, bd)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		c := meta.FindStatusCondition(getBD(g, bd).Status.Conditions, v1alpha1.DeployedCondition)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Reason).To(Equal(v1alpha1.ReasonPaused))
+	}, timeout, interval).Should(Succeed())
+	g.Expect(repo.Requests("/charts/mover-0.1.0.tgz")).To(BeZero(), "a paused BundleDeployment downloads nothing")
+
+	update(g, bd, func(b *v1alpha1.BundleDeployment) { b.Spec.Paused = false })
+	g.Eventually(func(g Gomega) { expectCoherent(g, expectReady(g, bd)) }, timeout, interval).Should(Succeed())
+
+	// A new release name and namespace: the old release goes, the new one comes.
+	update(g, bd, func(b *v1alpha1.BundleDeployment) {
+		b.Spec.Options.Helm.ReleaseName = "moved"
+		b.Spec.Options.Namespace = "moved-here"
+	})
+	g.Eventually(func(g Gomega) {
+		got := expectReady(g, bd)
+		expectCoherent(g, got)
+		g.Expect(got.Status.Release.Name).To(Equal("moved"))
+		g.Expect(got.Status.Release.Namespace).To(Equal("moved-here"))
+		g.Expect(configMap(g, "moved-here", "moved").Data).To(HaveKeyWithValue("chartVersion", "0.1.0"))
+		err := downstream.Client.Get(ctx, client.ObjectKey{Namespace: "mover", Name: "mover-config"}, &corev1.ConfigMap{})
+		g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "old release uninstalled: %v", err)
+	}, timeout, interval).Should(Succeed())
+	g.Expect(repo.Requests("/charts/mover-0.1.0.tgz")).To(Equal(1), "the cached archive served the moved release")
+}
+
+func TestCreateNamespaceFalse(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	g.Expect(repo.Publish("no-ns", "0.1.0")).To(Succeed())
+	bd := bundleDeployment(mainNS, "no-ns", v1alpha1.HelmOptions{Repo: repo.URL, Chart: "no-ns", Version: "0.1.0"}, func(b *v1alpha1.BundleDeployment) {
+		b.Spec.Options.CreateNamespace = ptrTo(false)
+	})
+	g.Expect(upstream.Client.Create(ctx, bd)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		c := meta.FindStatusCondition(getBD(g, bd).Status.Conditions, v1alpha1.DeployedCondition)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Reason).To(Equal(v1alpha1.ReasonInstallFailed))
+		g.Expect(c.Message).To(ContainSubstring(`"no-ns" not found`))
+	}, timeout, interval).Should(Succeed())
+
+	// Once someone creates the namespace, the retry succeeds.
+	g.Expect(downstream.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "no-ns"}})).To(Succeed())
+	g.Eventually(func(g Gomega) { expectCoherent(g, expectReady(g, bd)) }, timeout, interval).Should(Succeed())
+}
