@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -230,4 +231,42 @@ func TestTooManyRequestsHonoursRetryAfter(t *testing.T) {
 	_, err = NewResolver(Options{MaxRetryWait: time.Second}).Resolve(context.Background(), Ref{Repo: front.URL, Chart: "alpine"}, Auth{})
 	g.Expect(err).To(MatchError(ContainSubstring(`429 Too Many Requests: the server asked to retry later (Retry-After "3600")`)))
 	g.Expect(calls.Load()).To(Equal(int32(1)))
+}
+
+func TestConcurrentOCIResolutionsShareOneTagListing(t *testing.T) {
+	g := NewWithT(t)
+	const n = 200
+	r := NewResolver(Options{})
+	target, _ := url.Parse("http://" + plainReg.Host)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var front *httptest.Server
+	var listings atomic.Int32
+	front = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if strings.HasSuffix(req.URL.Path, "/tags/list") {
+			listings.Add(1)
+			key := "oci\x00" + strings.TrimPrefix(front.URL, "http://") + "/charts/alpine\x00" + Auth{PlainHTTP: true}.Fingerprint()
+			deadline := time.Now().Add(30 * time.Second)
+			for r.waiting(key) < n && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		proxy.ServeHTTP(w, req)
+	}))
+	defer front.Close()
+	ref := Ref{Repo: "oci://" + strings.TrimPrefix(front.URL, "http://") + "/charts/alpine", Version: "0.x"}
+	var wg sync.WaitGroup
+	var failures atomic.Int32
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := r.Resolve(context.Background(), ref, Auth{PlainHTTP: true})
+			if err != nil || res.Version != "0.2.0" {
+				failures.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	g.Expect(failures.Load()).To(BeZero())
+	g.Expect(listings.Load()).To(Equal(int32(1)))
 }

@@ -259,9 +259,13 @@ func (r *Resolver) index(ctx context.Context, repoURL string, auth Auth) (*index
 			return cur, nil
 		}
 	}
-	return r.share(ctx, key, func(ctx context.Context) (*indexEntry, string, error) {
+	v, err := r.share(ctx, key, indexRequests, func(ctx context.Context) (any, string, error) {
 		return r.fetchIndex(ctx, key, repoURL, auth)
 	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*indexEntry), nil
 }
 
 // fetchIndex asks the server for the index, conditionally when a previous body is cached.

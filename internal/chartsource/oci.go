@@ -152,16 +152,21 @@ func (r *Resolver) resolveOCI(ctx context.Context, ref Ref, a Auth) (*Resolution
 		// Not there: list tags to say what is (or that the repository does not exist).
 	}
 
-	var candidates []chartversion.Candidate
-	err = repo.Tags(ctx, "", func(tags []string) error {
-		for _, t := range tags {
-			candidates = append(candidates, chartversion.Candidate{Version: strings.ReplaceAll(t, "_", "+")})
-		}
-		return nil
+	// Concurrent resolutions of one repository with the same credentials share one listing.
+	listed, err := r.share(ctx, "oci\x00"+repoName+"\x00"+a.Fingerprint(), nil, func(ctx context.Context) (any, string, error) {
+		var candidates []chartversion.Candidate
+		err := repo.Tags(ctx, "", func(tags []string) error {
+			for _, t := range tags {
+				candidates = append(candidates, chartversion.Candidate{Version: strings.ReplaceAll(t, "_", "+")})
+			}
+			return nil
+		})
+		return candidates, "", err
 	})
 	if err != nil {
 		return nil, ociError(err, "listing the tags of "+where, repoName)
 	}
+	candidates := listed.([]chartversion.Candidate)
 	if len(candidates) == 0 {
 		return nil, &NotFoundError{Object: "repository", Name: repoName}
 	}

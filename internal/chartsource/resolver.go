@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"oras.land/oras-go/v2/registry/remote/auth"
 )
 
@@ -299,11 +300,11 @@ func (r *Resolver) download(ctx context.Context, rawURL, ownerURL string, auth A
 	return data, nil
 }
 
-// flight is one index request that concurrent callers share.
+// flight is one request that concurrent callers share.
 type flight struct {
 	done    chan struct{}
 	waiters int
-	entry   *indexEntry
+	value   any
 	err     error
 }
 
@@ -317,10 +318,11 @@ func (r *Resolver) waiting(key string) int {
 	return 0
 }
 
-// share runs fn once for all concurrent callers with the same key.
+// share runs fn once for all concurrent callers with the same key; fn returns its value and the
+// result label it is counted under (counted is nil for requests that are not index requests).
 // The request runs on a context that ends at the first caller's deadline but is not cancelled
 // with it, so that one caller giving up does not fail the others.
-func (r *Resolver) share(ctx context.Context, key string, fn func(context.Context) (*indexEntry, string, error)) (*indexEntry, error) {
+func (r *Resolver) share(ctx context.Context, key string, counted *prometheus.CounterVec, fn func(context.Context) (any, string, error)) (any, error) {
 	r.flightMu.Lock()
 	if f, ok := r.flights[key]; ok {
 		f.waiters++
@@ -330,8 +332,10 @@ func (r *Resolver) share(ctx context.Context, key string, fn func(context.Contex
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
-		indexRequests.WithLabelValues("shared").Inc()
-		return f.entry, f.err
+		if counted != nil {
+			counted.WithLabelValues("shared").Inc()
+		}
+		return f.value, f.err
 	}
 	f := &flight{done: make(chan struct{}), waiters: 1}
 	r.flights[key] = f
@@ -343,17 +347,19 @@ func (r *Resolver) share(ctx context.Context, key string, fn func(context.Contex
 	func() {
 		defer func() {
 			if p := recover(); p != nil {
-				f.err, result = fmt.Errorf("fetching index: internal error: %v", p), "error"
+				f.err, result = fmt.Errorf("internal error: %v", p), "error"
 			}
 		}()
-		f.entry, result, f.err = fn(fctx)
+		f.value, result, f.err = fn(fctx)
 	}()
-	indexRequests.WithLabelValues(result).Inc()
+	if counted != nil {
+		counted.WithLabelValues(result).Inc()
+	}
 	r.flightMu.Lock()
 	delete(r.flights, key)
 	r.flightMu.Unlock()
 	close(f.done)
-	return f.entry, f.err
+	return f.value, f.err
 }
 
 var errIndexTooLarge = errors.New("index too large")
