@@ -92,3 +92,5 @@ func chartVersionOf(t *testing.T, archive []byte) string {
 	}
 	return c.Metadata.Version
 }
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
