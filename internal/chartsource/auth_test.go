@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"strings"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -194,4 +195,20 @@ func TestAuthFromSecret(t *testing.T) {
 			seen[f] = true
 		}
 	})
+}
+
+func TestCredentialsInTheRepositoryURL(t *testing.T) {
+	g := NewWithT(t)
+	r := NewResolver(Options{})
+	host := strings.TrimPrefix(secureRepo.URL, "https://")
+	res, err := r.Resolve(context.Background(), Ref{Repo: "https://" + testUser + ":" + testPassword + "@" + host, Chart: "alpine"}, Auth{CAFile: secureRepo.CAPEM()})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.Version).To(Equal("0.2.0"))
+	g.Expect(res.URL).NotTo(ContainSubstring(testPassword))
+
+	for _, repo := range []string{"https://" + testUser + ":wrong-in-url@" + host, "http://" + testUser + ":wrong-in-url@127.0.0.1:1"} {
+		_, err = r.Resolve(context.Background(), Ref{Repo: repo, Chart: "alpine"}, Auth{CAFile: secureRepo.CAPEM()})
+		g.Expect(err).To(HaveOccurred())
+		g.Expect(err.Error()).NotTo(ContainSubstring("wrong-in-url"))
+	}
 }

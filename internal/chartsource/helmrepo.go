@@ -219,6 +219,7 @@ func (r *Resolver) resolveHelm(ctx context.Context, ref Ref, auth Auth) (*Resolu
 	if res.URL, err = resolveChartURL(repoURL, c.URLs[0]); err != nil {
 		return nil, repoURL, err
 	}
+	res.URL = redact(res.URL) // a password in the repository URL never travels with the chart URL
 	return res, repoURL, nil
 }
 

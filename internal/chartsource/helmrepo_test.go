@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -68,6 +69,12 @@ func TestJSONIndexWithRelativeURLs(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(res.URL).To(Equal(srv.URL + "/sub/alpine-0.1.0.tgz"))
 	g.Expect(data).To(Equal(archives["0.1.0"]))
+
+	// A password written into the repository URL does not travel with relative chart URLs.
+	withCreds := strings.Replace(srv.URL, "http://", "http://someone:pa55word@", 1) + "/sub"
+	res, err = r.Resolve(context.Background(), Ref{Repo: withCreds, Chart: "alpine", Version: "0.1.0"}, Auth{})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.URL).To(Equal(srv.URL + "/sub/alpine-0.1.0.tgz"))
 
 	// An archive that does not match the index's digest is refused.
 	g.Expect(os.WriteFile(filepath.Join(dir, "alpine-0.2.0.tgz"), archives["0.1.0"], 0o644)).To(Succeed())

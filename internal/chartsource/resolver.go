@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -213,14 +214,13 @@ func (r *Resolver) get(ctx context.Context, rawURL, ownerURL string, auth Auth, 
 		if sameOrigin(rawURL, ownerURL) {
 			if u, p, ok := auth.basicFor(req.URL.Host); ok {
 				req.SetBasicAuth(u, p)
+			} else if u, p, ok := urlCredentials(ownerURL); ok {
+				req.SetBasicAuth(u, p)
+			} else if u, p, ok := urlCredentials(rawURL); ok {
+				req.SetBasicAuth(u, p)
 			}
 		}
-		if req.URL.User != nil { // never send userinfo written into a URL to another host either
-			if p, ok := req.URL.User.Password(); ok && sameOrigin(rawURL, ownerURL) {
-				req.SetBasicAuth(req.URL.User.Username(), p)
-			}
-			req.URL.User = nil
-		}
+		req.URL.User = nil // userinfo goes in the Authorization header, to its own host only
 		resp, err := client.Do(req)
 		if err != nil {
 			return nil, err
@@ -242,6 +242,16 @@ func (r *Resolver) get(ctx context.Context, rawURL, ownerURL string, auth Auth, 
 		case <-t.C:
 		}
 	}
+}
+
+// urlCredentials returns the username and password written into a URL.
+func urlCredentials(raw string) (user, pass string, ok bool) {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return "", "", false
+	}
+	p, _ := u.User.Password()
+	return u.User.Username(), p, true
 }
 
 // retryAfter reads a Retry-After header (seconds or an HTTP date), else def.
