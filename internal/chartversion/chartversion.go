@@ -5,7 +5,7 @@ package chartversion
 
 import (
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -81,14 +81,36 @@ type parsed struct {
 	v *semver.Version
 }
 
+// newerFirst orders versions by semantic-version precedence, newest first; among versions of
+// equal precedence (which differ only in build metadata or a "v" prefix) the most recently
+// created comes first, then the larger build metadata, so the order never depends on input order.
+func newerFirst(a, b parsed) int {
+	if c := b.v.Compare(a.v); c != 0 {
+		return c
+	}
+	if c := b.c.Created.Compare(a.c.Created); c != 0 {
+		return c
+	}
+	return strings.Compare(b.v.Metadata(), a.v.Metadata())
+}
+
 // Choose picks the version a constraint resolves to:
 //   - "" or "*": the newest stable version (no prereleases);
-//   - a string equal to a published version (also "v1.2.3" for "1.2.3" and the reverse): that one;
+//   - a string equal to a published version wins first: literally ("v1.2.3" published and asked
+//     as "v1.2.3"), then up to a "v" prefix ("v1.2.3" for "1.2.3" and the reverse), then by
+//     semantic-version equality for an exact version ("1.2.3" for "1.2.3+up1.0" unless the
+//     build metadata asked for differs);
 //   - otherwise a Masterminds/semver v3 constraint; prereleases match only when the constraint
-//     names one.
+//     names one ("^1.2.0-0"), as Masterminds decides.
 //
-// Among equal versions the most recently created wins. Deprecated versions stay eligible: a
-// chart's deprecation applies to the whole chart in Helm and says nothing about one version.
+// Among versions of equal precedence the most recently created wins. Versions that are not
+// semantic versions can only be chosen by naming them exactly; otherwise they are listed as
+// rejected with the reason "not a semantic version".
+//
+// Deprecated versions stay eligible and are chosen like any other: in Helm, deprecation is a
+// property of the chart (its newest Chart.yaml says deprecated: true), so skipping deprecated
+// versions would silently roll a release back to an older version of the same deprecated chart.
+// Candidate.Deprecated is carried to the caller so that it can warn.
 func Choose(candidates []Candidate, constraint string) (Result, error) {
 	constraint = strings.TrimSpace(constraint)
 	var (
@@ -103,26 +125,15 @@ func Choose(candidates []Candidate, constraint string) (Result, error) {
 		}
 		all = append(all, parsed{c, v})
 	}
-	sort.SliceStable(all, func(i, j int) bool {
-		if c := all[i].v.Compare(all[j].v); c != 0 {
-			return c > 0
-		}
-		if m := strings.Compare(all[i].v.Metadata(), all[j].v.Metadata()); m != 0 {
-			return m > 0
-		}
-		return all[i].c.Created.After(all[j].c.Created)
-	})
+	slices.SortStableFunc(all, newerFirst)
 
-	// An exact published version wins first.
 	if constraint != "" && constraint != "*" {
-		for i, p := range all {
-			if p.c.Version == constraint || "v"+p.c.Version == constraint || p.c.Version == "v"+constraint {
-				return Result{Chosen: p.c, Rejected: rejectNewer(all[:i], unparsed, nil, "")}, nil
-			}
+		if i := exactMatch(all, constraint); i >= 0 {
+			return Result{Chosen: all[i].c, Rejected: rejectNewer(all[:i], unparsed, nil, "")}, nil
 		}
 		for _, c := range unparsed {
 			if c.Version == constraint {
-				return Result{Chosen: c}, nil
+				return Result{Chosen: c, Rejected: []Rejection{}}, nil
 			}
 		}
 	}
@@ -158,6 +169,45 @@ func Choose(candidates []Candidate, constraint string) (Result, error) {
 	return Result{}, &NoMatchError{Constraint: constraint, Newest: newest}
 }
 
+// exactMatch returns the index in all (sorted newest first) of the version the constraint names
+// exactly, or -1.
+func exactMatch(all []parsed, constraint string) int {
+	for i, p := range all {
+		if p.c.Version == constraint {
+			return i
+		}
+	}
+	for i, p := range all {
+		if "v"+p.c.Version == constraint || p.c.Version == "v"+constraint {
+			return i
+		}
+	}
+	if !IsStatic(constraint) {
+		return -1
+	}
+	want, err := semver.NewVersion(constraint)
+	if err != nil {
+		return -1
+	}
+	for i, p := range all {
+		if p.v.Compare(want) == 0 && (want.Metadata() == "" || want.Metadata() == p.v.Metadata()) {
+			return i
+		}
+	}
+	return -1
+}
+
+// namesPrerelease reports whether a constraint mentions a prerelease version ("1.2.0-rc.1",
+// ">=1.0.0-0"), as opposed to a hyphen range ("1 - 2").
+func namesPrerelease(constraint string) bool {
+	for i := 1; i+1 < len(constraint); i++ {
+		if constraint[i] == '-' && constraint[i+1] != ' ' && constraint[i-1] != ' ' {
+			return true
+		}
+	}
+	return false
+}
+
 func rejectNewer(newer []parsed, unparsed []Candidate, check *semver.Constraints, constraint string) []Rejection {
 	out := make([]Rejection, 0, len(newer)+len(unparsed))
 	for _, p := range newer {
@@ -167,7 +217,7 @@ func rejectNewer(newer []parsed, unparsed []Candidate, check *semver.Constraints
 			reason = "prerelease"
 		case check == nil:
 			reason = "not the exact version asked for"
-		case p.v.Prerelease() != "" && !strings.Contains(constraint, "-"):
+		case p.v.Prerelease() != "" && !namesPrerelease(constraint):
 			reason = "prerelease"
 		}
 		out = append(out, Rejection{Version: p.c.Version, Reason: reason})
