@@ -74,7 +74,24 @@ type Reconciler struct {
 	// DriftInterval is how often a deployed release's resources are checked. Default 30s.
 	DriftInterval time.Duration
 
-	inflight sync.Map // "namespace/name" of releases with an operation running
+	inflight   sync.Map // "namespace/name" of releases with an operation running
+	asAccounts sync.Map // "namespace/name" of a ServiceAccount -> *helmaction.Client
+}
+
+// helmFor returns the Helm client to deploy a BundleDeployment with: the agent's own, or one
+// impersonating the downstream ServiceAccount named by spec.options.serviceAccount in the release
+// namespace.
+func (r *Reconciler) helmFor(bd *v1alpha1.BundleDeployment, namespace string) *helmaction.Client {
+	sa := bd.Spec.Options.ServiceAccount
+	if sa == "" {
+		return r.Helm
+	}
+	key := namespace + "/" + sa
+	if c, ok := r.asAccounts.Load(key); ok {
+		return c.(*helmaction.Client)
+	}
+	c, _ := r.asAccounts.LoadOrStore(key, r.Helm.Impersonating("system:serviceaccount:"+namespace+":"+sa))
+	return c.(*helmaction.Client)
 }
 
 // SetupWithManager registers the reconciler. The manager's cache must be restricted to the
@@ -195,7 +212,7 @@ func (r *Reconciler) reconcileRelease(ctx context.Context, bd *v1alpha1.BundleDe
 	if old := bd.Status.Release; old != nil && old.Name != "" && (old.Name != name || old.Namespace != ns) && !bd.Spec.Paused {
 		log.Info("Removing the release before it moves", "release", klog.KRef(old.Namespace, old.Name), "to", klog.KRef(ns, name))
 		if !opts.KeepResources {
-			if err := r.Helm.Uninstall(ctx, old.Name, old.Namespace, helmTimeout(opts.HelmOrEmpty())); err != nil {
+			if err := r.helmFor(bd, old.Namespace).Uninstall(ctx, old.Name, old.Namespace, helmTimeout(opts.HelmOrEmpty())); err != nil {
 				f.deployErr, f.deployReason = fmt.Errorf("uninstalling release %s/%s before it moves to %s/%s: %w", old.Namespace, old.Name, ns, name, err), v1alpha1.ReasonUpgradeFailed
 				return ctrl.Result{}, f.deployErr
 			}
@@ -204,11 +221,12 @@ func (r *Reconciler) reconcileRelease(ctx context.Context, bd *v1alpha1.BundleDe
 		bd.Status.AppliedDeploymentID = ""
 	}
 
-	// Three passes at most: e.g. recover a pending revision, upgrade, then observe the result.
+	hc := r.helmFor(bd, ns)
+	// Four passes at most: e.g. recover a pending revision, upgrade, then observe the result.
 	for range 4 {
-		hist, err := r.Helm.History(ctx, name, ns)
+		hist, err := hc.History(ctx, name, ns)
 		if err != nil {
-			f.monitorErr = err
+			f.deployErr, f.deployReason = err, v1alpha1.ReasonInstallFailed
 			return ctrl.Result{}, err
 		}
 		last := newest(hist)
@@ -243,18 +261,18 @@ func (r *Reconciler) reconcileRelease(ctx context.Context, bd *v1alpha1.BundleDe
 			return ctrl.Result{RequeueAfter: 5 * time.Second}, nil
 		case releasestate.Recover:
 			log.Info("Marking an interrupted release operation failed", "release", klog.KRef(ns, name), "revision", last.Version, "status", f.releaseStatus)
-			if err := r.Helm.SetStatus(ctx, last, rcommon.StatusFailed, "interrupted ("+f.releaseStatus+"); marked failed by the helmops agent"); err != nil {
+			if err := hc.SetStatus(ctx, last, rcommon.StatusFailed, "interrupted ("+f.releaseStatus+"); marked failed by the helmops agent"); err != nil {
 				return ctrl.Result{}, fmt.Errorf("recovering release %s/%s from %s: %w", ns, name, f.releaseStatus, err)
 			}
 		case releasestate.Install, releasestate.Upgrade:
 			log.Info("Deploying chart", "action", d.Action, "reason", d.Reason, "release", klog.KRef(ns, name), "version", opts.HelmOrEmpty().Version)
-			if err := r.deploy(ctx, bd, f, d.Action, name, ns); err != nil {
+			if err := r.deploy(ctx, hc, bd, f, d.Action, name, ns); err != nil {
 				return ctrl.Result{}, err
 			}
 			bd.Status.AppliedDeploymentID = bd.Spec.DeploymentID
 		case releasestate.CorrectDrift:
 			log.Info("Correcting drift", "release", klog.KRef(ns, name), "modified", modifiedMessage(f.modified))
-			if err := r.correctDrift(ctx, bd, f, last); err != nil {
+			if err := r.correctDrift(ctx, hc, bd, f, last); err != nil {
 				return ctrl.Result{}, err
 			}
 		default:
@@ -337,7 +355,7 @@ func (r *Reconciler) helmOptions(bd *v1alpha1.BundleDeployment) helmaction.Optio
 }
 
 // deploy downloads the chart, computes the values and installs or upgrades the release.
-func (r *Reconciler) deploy(ctx context.Context, bd *v1alpha1.BundleDeployment, f *facts, action releasestate.Action, name, ns string) error {
+func (r *Reconciler) deploy(ctx context.Context, hc *helmaction.Client, bd *v1alpha1.BundleDeployment, f *facts, action releasestate.Action, name, ns string) error {
 	h := bd.Spec.Options.HelmOrEmpty()
 	reason := v1alpha1.ReasonUpgradeFailed
 	if action == releasestate.Install {
@@ -369,9 +387,9 @@ func (r *Reconciler) deploy(ctx context.Context, bd *v1alpha1.BundleDeployment, 
 	r.inflight.Store(key, struct{}{})
 	defer r.inflight.Delete(key)
 	if action == releasestate.Install {
-		_, err = r.Helm.Install(ctx, name, ns, ch, values, o)
+		_, err = hc.Install(ctx, name, ns, ch, values, o)
 	} else {
-		_, err = r.Helm.Upgrade(ctx, name, ns, ch, values, o)
+		_, err = hc.Upgrade(ctx, name, ns, ch, values, o)
 	}
 	if err != nil {
 		f.deployErr, f.deployReason = fmt.Errorf("helm %s of release %s/%s (chart %s %s): %w", actionVerb(action), ns, name, ch.Metadata.Name, ch.Metadata.Version, err), reason
@@ -390,7 +408,7 @@ func actionVerb(a releasestate.Action) string {
 
 // correctDrift re-applies the current revision's chart and values, taking back fields another
 // manager changed (and with force when asked).
-func (r *Reconciler) correctDrift(ctx context.Context, bd *v1alpha1.BundleDeployment, f *facts, last *release.Release) error {
+func (r *Reconciler) correctDrift(ctx context.Context, hc *helmaction.Client, bd *v1alpha1.BundleDeployment, f *facts, last *release.Release) error {
 	cd := bd.Spec.Options.CorrectDrift
 	o := r.helmOptions(bd)
 	o.Force = cd.Force
@@ -398,15 +416,15 @@ func (r *Reconciler) correctDrift(ctx context.Context, bd *v1alpha1.BundleDeploy
 	o.Description = "drift correction of revision " + fmt.Sprint(last.Version)
 	key := last.Namespace + "/" + last.Name
 	r.inflight.Store(key, struct{}{})
-	_, err := r.Helm.Upgrade(ctx, last.Name, last.Namespace, last.Chart, last.Config, o)
+	_, err := hc.Upgrade(ctx, last.Name, last.Namespace, last.Chart, last.Config, o)
 	r.inflight.Delete(key)
 	if err != nil {
 		DriftCorrections.WithLabelValues("failure").Inc()
 		if !cd.KeepFailHistory {
-			if hist, herr := r.Helm.History(ctx, last.Name, last.Namespace); herr == nil {
+			if hist, herr := hc.History(ctx, last.Name, last.Namespace); herr == nil {
 				for _, rel := range hist {
 					if rel.Version > last.Version && rel.Info.Status == rcommon.StatusFailed {
-						_ = r.Helm.DeleteRevision(ctx, rel.Name, rel.Namespace, rel.Version)
+						_ = hc.DeleteRevision(ctx, rel.Name, rel.Namespace, rel.Version)
 					}
 				}
 			}
@@ -430,7 +448,8 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, bd *v1alpha1.BundleDep
 		name, ns = rel.Name, rel.Namespace
 	}
 	opts := bd.Spec.Options
-	hist, err := r.Helm.History(ctx, name, ns)
+	hc := r.helmFor(bd, ns)
+	hist, err := hc.History(ctx, name, ns)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -445,13 +464,13 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, bd *v1alpha1.BundleDep
 		return ctrl.Result{RequeueAfter: 5 * time.Second}, nil
 	case releasestate.Uninstall:
 		log.Info("Uninstalling release", "release", klog.KRef(ns, name))
-		if err := r.Helm.Uninstall(ctx, name, ns, helmTimeout(opts.HelmOrEmpty())); err != nil {
+		if err := hc.Uninstall(ctx, name, ns, helmTimeout(opts.HelmOrEmpty())); err != nil {
 			return ctrl.Result{}, fmt.Errorf("uninstalling release %s/%s of BundleDeployment %s: %w", ns, name, klog.KObj(bd), err)
 		}
 	case releasestate.Forget:
 		log.Info("Removing the release records, keeping its resources", "release", klog.KRef(ns, name))
 		for _, rel := range hist {
-			if err := r.Helm.DeleteRevision(ctx, rel.Name, rel.Namespace, rel.Version); err != nil {
+			if err := hc.DeleteRevision(ctx, rel.Name, rel.Namespace, rel.Version); err != nil {
 				return ctrl.Result{}, fmt.Errorf("removing revision %d of release %s/%s: %w", rel.Version, ns, name, err)
 			}
 		}

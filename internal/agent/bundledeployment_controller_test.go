@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	rcommon "helm.sh/helm/v4/pkg/release/common"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -493,4 +494,39 @@ func TestCreateNamespaceFalse(t *testing.T) {
 	// Once someone creates the namespace, the retry succeeds.
 	g.Expect(downstream.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "no-ns"}})).To(Succeed())
 	g.Eventually(func(g Gomega) { expectCoherent(g, expectReady(g, bd)) }, timeout, interval).Should(Succeed())
+}
+
+func TestServiceAccountImpersonation(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	g.Expect(repo.Publish("as-sa", "0.1.0")).To(Succeed())
+	g.Expect(repo.Publish("as-nobody", "0.1.0")).To(Succeed())
+	for _, ns := range []string{"as-sa", "as-nobody"} {
+		g.Expect(downstream.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+		g.Expect(downstream.Client.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "deployer", Namespace: ns}})).To(Succeed())
+	}
+	// Only the first namespace's deployer may manage ConfigMaps and Helm's release Secrets.
+	g.Expect(downstream.Client.Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "deployer", Namespace: "as-sa"},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps", "secrets"}, Verbs: []string{"*"}}}})).To(Succeed())
+	g.Expect(downstream.Client.Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "deployer", Namespace: "as-sa"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "deployer"},
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "deployer", Namespace: "as-sa"}}})).To(Succeed())
+
+	withSA := func(b *v1alpha1.BundleDeployment) { b.Spec.Options.ServiceAccount = "deployer" }
+	allowed := bundleDeployment(mainNS, "as-sa", v1alpha1.HelmOptions{Repo: repo.URL, Chart: "as-sa", Version: "0.1.0"}, withSA)
+	denied := bundleDeployment(mainNS, "as-nobody", v1alpha1.HelmOptions{Repo: repo.URL, Chart: "as-nobody", Version: "0.1.0"}, withSA)
+	g.Expect(upstream.Client.Create(ctx, allowed)).To(Succeed())
+	g.Expect(upstream.Client.Create(ctx, denied)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		expectCoherent(g, expectReady(g, allowed))
+		g.Expect(configMap(g, "as-sa", "as-sa").Data).To(HaveKeyWithValue("chartVersion", "0.1.0"))
+	}, timeout, interval).Should(Succeed())
+	g.Eventually(func(g Gomega) {
+		c := meta.FindStatusCondition(getBD(g, denied).Status.Conditions, v1alpha1.ReadyCondition)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(c.Message).To(ContainSubstring(`"system:serviceaccount:as-nobody:deployer"`))
+	}, timeout, interval).Should(Succeed())
+	err := downstream.Client.Get(ctx, client.ObjectKey{Namespace: "as-nobody", Name: "as-nobody-config"}, &corev1.ConfigMap{})
+	g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "nothing deployed without rights: %v", err)
 }

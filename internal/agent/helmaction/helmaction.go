@@ -51,6 +51,14 @@ func New(cfg *rest.Config, logger *slog.Logger) (*Client, error) {
 	return &Client{config: rest.CopyConfig(cfg), disc: disc, mapper: restmapper.NewDeferredDiscoveryRESTMapper(disc), logger: logger}, nil
 }
 
+// Impersonating returns a Client that acts as the given user (e.g.
+// "system:serviceaccount:NAMESPACE:NAME") and shares this client's discovery cache.
+func (c *Client) Impersonating(user string) *Client {
+	cfg := rest.CopyConfig(c.config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: user}
+	return &Client{config: cfg, disc: c.disc, mapper: c.mapper, logger: c.logger}
+}
+
 // RESTMapper is the client's discovery-backed mapper, shared with callers that read the
 // release's resources.
 func (c *Client) RESTMapper() meta.RESTMapper { return c.mapper }
