@@ -1,13 +1,24 @@
 // Package helmindex reads Helm repository indexes (index.yaml, YAML or JSON) and keeps only the
 // entries of the one chart asked for.
+//
+// It agrees with Helm's own loader (helm.sh/helm/v4/pkg/repo/v1 LoadIndexFile) on which entries a
+// chart has, with one deliberate difference: an entry whose version is not a semantic version is
+// kept, so that chartversion.Choose can say why it was not chosen; Helm drops it silently. Where
+// Helm rejects a whole index (unknown fields, wrong types) Parse may still answer.
 package helmindex
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
+	"path/filepath"
+	"regexp"
+	"strings"
 	"time"
+	"unicode"
 
-	"go.yaml.in/yaml/v3"
+	"sigs.k8s.io/yaml"
 
 	"github.com/helmops/helmops/internal/chartversion"
 )
@@ -20,19 +31,11 @@ type Entries struct {
 	Candidates []chartversion.Candidate
 }
 
-type entry struct {
-	Version    string    `yaml:"version"`
-	Created    time.Time `yaml:"created"`
-	Digest     string    `yaml:"digest"`
-	URLs       []string  `yaml:"urls"`
-	Deprecated bool      `yaml:"deprecated"`
-}
-
 // Parse reads an index and returns the entries of chart.
 func Parse(r io.Reader, chart string) (Entries, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
-		return Entries{}, err
+		return Entries{}, fmt.Errorf("reading repository index: %w", err)
 	}
 	return ParseBytes(data, chart)
 }
@@ -45,61 +48,126 @@ func ParseBytes(data []byte, chart string) (Entries, error) {
 	return parseFull(data, chart)
 }
 
-// parseFull decodes the whole document with a YAML parser (JSON is YAML). It handles every
-// construct, at the cost of building a node for everything.
+// fullEntry holds the fields of a chart version that decide whether Helm keeps it and what a
+// version choice needs.
+type fullEntry struct {
+	APIVersion   string            `json:"apiVersion"`
+	Name         string            `json:"name"`
+	Version      string            `json:"version"`
+	Type         string            `json:"type"`
+	Created      time.Time         `json:"created"`
+	Digest       string            `json:"digest"`
+	URLs         []string          `json:"urls"`
+	Deprecated   bool              `json:"deprecated"`
+	Maintainers  []*struct{}       `json:"maintainers"`
+	Dependencies []*fullDependency `json:"dependencies"`
+}
+
+type fullDependency struct {
+	Name  string `json:"name"`
+	Alias string `json:"alias"`
+}
+
+// parseFull decodes the document the way Helm does (JSON when it is valid JSON, otherwise YAML
+// converted to JSON), handling every construct at the cost of decoding every chart.
 func parseFull(data []byte, chart string) (Entries, error) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return Entries{}, fmt.Errorf("parsing repository index: %w", err)
+	if len(bytes.TrimSpace(data)) == 0 {
+		return Entries{}, fmt.Errorf("parsing repository index: the index is empty")
 	}
-	if len(root.Content) == 0 {
-		return Entries{}, fmt.Errorf("parsing repository index: the document is empty")
-	}
-	top := resolveAlias(root.Content[0])
-	if top.Kind != yaml.MappingNode {
-		return Entries{}, fmt.Errorf("parsing repository index: not a mapping")
-	}
-	var apiVersion string
-	var entries *yaml.Node
-	for i := 0; i+1 < len(top.Content); i += 2 {
-		switch top.Content[i].Value {
-		case "apiVersion":
-			apiVersion = top.Content[i+1].Value
-		case "entries":
-			entries = resolveAlias(top.Content[i+1])
+	var (
+		apiVersion string
+		list       []*fullEntry
+		found      bool
+	)
+	if json.Valid(data) {
+		var doc struct {
+			APIVersion string                     `json:"apiVersion"`
+			Entries    map[string]json.RawMessage `json:"entries"`
 		}
+		if err := json.Unmarshal(data, &doc); err != nil {
+			return Entries{}, fmt.Errorf("parsing repository index: %w", err)
+		}
+		apiVersion = doc.APIVersion
+		var raw json.RawMessage
+		if raw, found = doc.Entries[chart]; found {
+			if err := json.Unmarshal(raw, &list); err != nil {
+				return Entries{}, fmt.Errorf("parsing entries of chart %q in repository index: %w", chart, err)
+			}
+		}
+	} else {
+		var doc struct {
+			APIVersion string                  `json:"apiVersion"`
+			Entries    map[string][]*fullEntry `json:"entries"`
+		}
+		if err := yaml.Unmarshal(data, &doc); err != nil {
+			return Entries{}, fmt.Errorf("parsing repository index: %w", err)
+		}
+		apiVersion = doc.APIVersion
+		list, found = doc.Entries[chart]
 	}
 	if apiVersion == "" {
 		return Entries{}, fmt.Errorf("parsing repository index: no API version")
 	}
-	out := Entries{}
-	if entries == nil || entries.Kind != yaml.MappingNode {
-		return out, nil
-	}
-	for i := 0; i+1 < len(entries.Content); i += 2 {
-		if entries.Content[i].Value != chart {
+	out := Entries{Found: found}
+	for _, e := range list {
+		if e == nil || !helmKeeps(e) {
 			continue
 		}
-		var list []entry
-		if err := entries.Content[i+1].Decode(&list); err != nil {
-			return Entries{}, fmt.Errorf("parsing entries of chart %q: %w", chart, err)
-		}
-		out.Found = true
-		for _, e := range list {
-			if e.Version == "" {
-				continue // Helm drops entries without a version
-			}
-			out.Candidates = append(out.Candidates, chartversion.Candidate{
-				Version: e.Version, Created: e.Created, Digest: e.Digest, URLs: e.URLs, Deprecated: e.Deprecated,
-			})
-		}
+		out.Candidates = append(out.Candidates, chartversion.Candidate{
+			Version: e.Version, Created: e.Created, Digest: e.Digest, URLs: e.URLs, Deprecated: e.Deprecated,
+		})
 	}
 	return out, nil
 }
 
-func resolveAlias(n *yaml.Node) *yaml.Node {
-	for n != nil && n.Kind == yaml.AliasNode {
-		n = n.Alias
+var aliasName = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
+
+// helmKeeps mirrors the chart validation Helm's loader applies to each entry, except that a
+// version that is not a semantic version is kept (the package comment says why).
+func helmKeeps(e *fullEntry) bool {
+	if !validName(sanitize(e.Name)) || e.Version == "" || !validType(e.Type) {
+		return false
 	}
-	return n
+	for _, m := range e.Maintainers {
+		if m == nil {
+			return false
+		}
+	}
+	seen := map[string]bool{}
+	for _, d := range e.Dependencies {
+		if d == nil || (d.Alias != "" && !aliasName.MatchString(d.Alias)) {
+			return false
+		}
+		key := sanitize(d.Name)
+		if d.Alias != "" {
+			key = d.Alias
+		}
+		if seen[key] {
+			return true // Helm ignores this error, and stops checking there
+		}
+		seen[key] = true
+	}
+	return true
+}
+
+func validName(name string) bool {
+	return name != "" && name != "." && name != ".." && filepath.Base(name) == name
+}
+
+func validType(t string) bool {
+	return t == "" || t == "application" || t == "library"
+}
+
+// sanitize is Helm's normalisation of metadata strings: spaces become ' ', non-printable
+// characters go.
+func sanitize(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsSpace(r) {
+			return ' '
+		}
+		if unicode.IsPrint(r) {
+			return r
+		}
+		return -1
+	}, s)
 }

@@ -3,7 +3,7 @@ package helmindex
 import (
 	"bytes"
 	"strconv"
-	"time"
+	"strings"
 
 	"github.com/helmops/helmops/internal/chartversion"
 )
@@ -23,18 +23,24 @@ func scan(data []byte, chart string) (Entries, bool) {
 		inEntries   bool
 		chartIndent = -1
 		inChart     bool
+		seqIndent   = -1 // column of the dashes of the chart's sequence
 		itemIndent  = -1 // column of the keys of the current entry
+		urlIndent   = -1 // column of the dashes of the current entry's urls
+		readScalar  bool // the last key of the entry is one we read, with its value on its line
 		cur         *chartversion.Candidate
 		curHasVer   bool
 		inURLs      bool
 		keysSeen    map[string]bool
 		foundCharts int
+		curName     string
+		curType     string
 	)
 	flush := func() {
-		if cur != nil && curHasVer {
+		// Helm drops entries without a valid name, version or type (see helmKeeps).
+		if cur != nil && curHasVer && validName(curName) && validType(curType) {
 			out.Candidates = append(out.Candidates, *cur)
 		}
-		cur, curHasVer, inURLs, keysSeen = nil, false, false, nil
+		cur, curHasVer, inURLs, keysSeen, curName, curType, urlIndent = nil, false, false, nil, "", "", -1
 	}
 	for len(data) > 0 {
 		var line []byte
@@ -76,6 +82,9 @@ func scan(data []byte, chart string) (Entries, bool) {
 		if !inEntries {
 			continue
 		}
+		if !closedOnLine(body) {
+			return Entries{}, false // a quoted scalar or flow collection continues on the next line
+		}
 		if chartIndent < 0 {
 			chartIndent = indent
 		}
@@ -108,7 +117,7 @@ func scan(data []byte, chart string) (Entries, bool) {
 				}
 				out.Found = true
 				inChart = true
-				itemIndent = -1
+				itemIndent, seqIndent = -1, -1
 			}
 			continue
 		}
@@ -116,41 +125,71 @@ func scan(data []byte, chart string) (Entries, bool) {
 			continue
 		}
 		// Inside our chart: a sequence of mappings.
-		if isItem && (itemIndent < 0 || indent == itemIndent-2) {
+		if isItem && (seqIndent < 0 || indent == seqIndent) {
+			if seqIndent < 0 {
+				seqIndent = indent
+			}
 			flush()
 			cur = &chartversion.Candidate{}
 			keysSeen = map[string]bool{}
-			itemIndent = indent + 2
-			body = bytes.TrimLeft(body[1:], " ")
-			indent = itemIndent
-			if len(body) == 0 {
+			rest := body[1:]
+			spaces := 0
+			for spaces < len(rest) && rest[spaces] == ' ' {
+				spaces++
+			}
+			body = rest[spaces:]
+			if len(body) == 0 || body[0] == '#' {
+				itemIndent = -1 // the keys start on the next line
 				continue
 			}
+			itemIndent = indent + 1 + spaces
+			indent, isItem = itemIndent, body[0] == '-' && (len(body) == 1 || body[1] == ' ')
 		}
-		if cur == nil {
+		if cur == nil || indent <= seqIndent {
 			return Entries{}, false
 		}
-		if body[0] == '-' && (len(body) == 1 || body[1] == ' ') && indent >= itemIndent {
-			// An item of the last key's sequence, written at the key's column or deeper.
-			if inURLs {
-				u, ok := scalar(body[1:])
-				if !ok {
-					return Entries{}, false
-				}
-				cur.URLs = append(cur.URLs, u)
+		if itemIndent < 0 {
+			itemIndent = indent
+		}
+		if readScalar && indent > itemIndent {
+			return Entries{}, false // a plain scalar we read continues on this line
+		}
+		if inURLs && indent > itemIndent || inURLs && isItem && indent == itemIndent {
+			// The urls sequence: every item on one line, all at one column.
+			if !isItem || (urlIndent >= 0 && indent != urlIndent) {
+				return Entries{}, false
+			}
+			urlIndent = indent
+			u, ok := scalar(body[1:])
+			if !ok || nullItem(body[1:]) || looksNonString(u) || u == "" || u[0] == '-' {
+				return Entries{}, false
+			}
+			cur.URLs = append(cur.URLs, u)
+			continue
+		}
+		if isItem && indent >= itemIndent {
+			// An item of a sequence we do not need, written at its key's column or deeper.
+			if nullItem(body[1:]) || bytes.IndexByte(body, '!') >= 0 || bytes.IndexByte(body, '*') >= 0 || bytes.Contains(body, []byte("alias")) {
+				return Entries{}, false
 			}
 			continue
 		}
 		if indent > itemIndent {
-			if bytes.IndexByte(body, '*') >= 0 && (body[0] == '*' || bytes.Contains(body, []byte(": *")) || bytes.Contains(body, []byte("<<"))) {
+			// A nested value of a field we do not need, unless it can change what Helm keeps: a
+			// null item (in maintainers or dependencies), a dependency alias, an alias, a merge
+			// key or a tag.
+			if bytes.IndexByte(body, '*') >= 0 || bytes.IndexByte(body, '!') >= 0 || bytes.Contains(body, []byte("<<")) || bytes.Contains(body, []byte("alias")) {
 				return Entries{}, false
 			}
-			continue // nested value of a field we do not need
+			if body[0] == '-' && nullItem(body[1:]) {
+				return Entries{}, false
+			}
+			continue
 		}
 		if indent < itemIndent {
 			return Entries{}, false
 		}
-		inURLs = false
+		inURLs, readScalar = false, false
 		colon := bytes.IndexByte(body, ':')
 		if colon <= 0 || body[0] == '"' || body[0] == '\'' || body[0] == '?' || body[0] == '<' || body[0] == '&' || body[0] == '*' {
 			return Entries{}, false
@@ -166,9 +205,13 @@ func scan(data []byte, chart string) (Entries, bool) {
 			return Entries{}, false
 		}
 		switch key {
+		case "version", "created", "digest", "name", "type", "deprecated":
+			readScalar = true
+		}
+		switch key {
 		case "version":
 			v, ok := scalar(val)
-			if !ok || looksNumeric(v) {
+			if !ok || looksNonString(v) {
 				return Entries{}, false
 			}
 			cur.Version, curHasVer = v, v != ""
@@ -178,18 +221,33 @@ func scan(data []byte, chart string) (Entries, bool) {
 				return Entries{}, false
 			}
 			if v != "" {
-				t, err := time.Parse(time.RFC3339Nano, v)
-				if err != nil {
+				// As encoding/json decodes a time, which is what Helm's loader ends up doing.
+				if err := cur.Created.UnmarshalText([]byte(v)); err != nil {
 					return Entries{}, false
 				}
-				cur.Created = t
 			}
 		case "digest":
 			v, ok := scalar(val)
-			if !ok || looksNumeric(v) {
+			if !ok || looksNonString(v) {
 				return Entries{}, false
 			}
 			cur.Digest = v
+		case "name":
+			v, ok := scalar(val)
+			if !ok || !printableASCII(v) || looksNonString(v) {
+				return Entries{}, false
+			}
+			curName = v
+		case "type":
+			v, ok := scalar(val)
+			if !ok || looksNonString(v) {
+				return Entries{}, false
+			}
+			curType = v
+		case "maintainers", "dependencies":
+			if len(trimmed) != 0 && trimmed[0] != '#' {
+				return Entries{}, false // inline value: leave it to the full parse
+			}
 		case "deprecated":
 			v, ok := scalar(val)
 			if !ok || (v != "true" && v != "false") {
@@ -197,10 +255,10 @@ func scan(data []byte, chart string) (Entries, bool) {
 			}
 			cur.Deprecated = v == "true"
 		case "urls":
-			if len(trimmed) != 0 {
+			if len(trimmed) != 0 && trimmed[0] != '#' {
 				return Entries{}, false
 			}
-			inURLs = true
+			inURLs, urlIndent = true, -1
 		}
 	}
 	if inChart {
@@ -247,13 +305,116 @@ func scalar(val []byte) (string, bool) {
 	return s, true
 }
 
-// looksNumeric catches plain scalars YAML reads as numbers, which Helm's loader treats differently.
-func looksNumeric(s string) bool {
+// looksNonString reports plain scalars that YAML 1.1 (which Helm's loader speaks) reads as
+// something else than the string written: numbers ("1.10" becomes "1.1"), booleans ("yes"
+// becomes "true"), null, and times. It errs on the side of caution: the full parse decides.
+func looksNonString(s string) bool {
 	if s == "" {
 		return false
 	}
 	if _, err := strconv.ParseFloat(s, 64); err == nil {
 		return true
 	}
+	if _, err := strconv.ParseInt(s, 0, 64); err == nil {
+		return true
+	}
+	switch strings.ToLower(s) {
+	case "y", "yes", "n", "no", "true", "false", "on", "off", "~", "null", ".inf", "-.inf", "+.inf", ".nan":
+		return true
+	}
+	numeric := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c == '.' || c == '_' || c == ':' || c == '+' || c == '-') {
+			numeric = false
+			break
+		}
+	}
+	// Sexagesimal numbers (1:20), underscores (1_000) and dates (2025-01-02) need YAML's rules.
+	return numeric && strings.ContainsAny(s, "_:") || len(s) >= 8 && s[4] == '-' && s[0] >= '0' && s[0] <= '9'
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// nullItem reports a sequence item (the text after "-") that is empty or null.
+func nullItem(rest []byte) bool {
+	v := bytes.TrimSpace(rest)
+	if i := bytes.Index(v, []byte(" #")); i >= 0 {
+		v = bytes.TrimSpace(v[:i])
+	}
+	if len(v) > 0 && v[0] == '#' {
+		v = nil
+	}
+	switch string(v) {
+	case "", "~", "null", "Null", "NULL":
+		return true
+	}
 	return false
+}
+
+// closedOnLine reports whether a line of block YAML leaves no quoted scalar or flow collection
+// open: such values may continue on lines that look like keys of their own.
+func closedOnLine(body []byte) bool {
+	if bytes.IndexByte(body, '"') < 0 && bytes.IndexByte(body, '\'') < 0 && bytes.IndexByte(body, '[') < 0 && bytes.IndexByte(body, '{') < 0 {
+		return true
+	}
+	v := body
+	for {
+		for len(v) > 0 && v[0] == '-' && (len(v) == 1 || v[1] == ' ') {
+			v = bytes.TrimLeft(v[1:], " ")
+		}
+		if len(v) == 0 {
+			return true
+		}
+		switch v[0] {
+		case '[', '{':
+			return false // flow collections: the full parse decides
+		case '"', '\'':
+			end := quotedEnd(v)
+			if end < 0 {
+				return false
+			}
+			rest := bytes.TrimLeft(v[end:], " ")
+			if len(rest) == 0 || rest[0] == '#' {
+				return true
+			}
+			if rest[0] != ':' {
+				return false
+			}
+			v = bytes.TrimLeft(rest[1:], " ")
+			continue
+		}
+		// A plain key or scalar: look at the value after the first ": ".
+		i := bytes.Index(v, []byte(": "))
+		if i < 0 {
+			return true
+		}
+		v = bytes.TrimLeft(v[i+2:], " ")
+		if len(v) == 0 || (v[0] != '"' && v[0] != '\'' && v[0] != '[' && v[0] != '{' && v[0] != '-') {
+			return true
+		}
+	}
+}
+
+// quotedEnd returns the offset just past the quoted scalar v starts with, or -1 when it does not
+// end on this line.
+func quotedEnd(v []byte) int {
+	q := v[0]
+	for i := 1; i < len(v); i++ {
+		switch {
+		case q == '"' && v[i] == '\\':
+			i++
+		case v[i] == q && q == '\'' && i+1 < len(v) && v[i+1] == '\'':
+			i++
+		case v[i] == q:
+			return i + 1
+		}
+	}
+	return -1
 }
