@@ -16,6 +16,8 @@ func NewRootCommand() *cobra.Command {
 	root.AddCommand(newVersionCommand())
 	root.AddCommand(newGetCommand())
 	root.AddCommand(newDevCommand())
+	root.AddCommand(newControllerCommand())
+	root.AddCommand(newReconcileCommand())
 	root.AddCommand(newResolveCommand())
 	root.AddCommand(newAgentCommand())
 	return root

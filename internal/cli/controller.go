@@ -1,0 +1,155 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/helmops/helmops/api/v1alpha1"
+	"github.com/helmops/helmops/internal/chartsource"
+	"github.com/helmops/helmops/internal/controller/bundle"
+	"github.com/helmops/helmops/internal/controller/cluster"
+	"github.com/helmops/helmops/internal/controller/helmop"
+	"github.com/helmops/helmops/internal/scheme"
+)
+
+type controllerFlags struct {
+	kubeconfig     string
+	metricsAddr    string
+	probeAddr      string
+	leaderElect    bool
+	leaderNS       string
+	shardID        string
+	workers        int
+	bootstrap      bool
+	agentTimeout   time.Duration
+	minRevalidate  time.Duration
+	indexCacheSize int64
+	maxIndexSize   int64
+	verbose        bool
+}
+
+func newControllerCommand() *cobra.Command {
+	f := &controllerFlags{}
+	cmd := &cobra.Command{
+		Use:   "controller",
+		Short: "Run the management-cluster controller: HelmOps, Bundles, Clusters and ClusterGroups",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runController(ctx, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig of the management cluster; default $KUBECONFIG, ~/.kube/config, then in-cluster")
+	fl.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", `address of the Prometheus metrics endpoint; "0" turns it off`)
+	fl.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", `address of /healthz and /readyz; "0" turns them off`)
+	fl.BoolVar(&f.leaderElect, "leader-elect", false, "elect a leader through a Lease so that only one replica reconciles")
+	fl.StringVar(&f.leaderNS, "leader-election-namespace", "", "namespace of the Lease; default the pod's namespace ($POD_NAMESPACE) or kube-system")
+	fl.StringVar(&f.shardID, "shard-id", "", "handle only objects labelled fleet.cattle.io/shard-ref=ID; without it, only objects with no such label")
+	fl.IntVar(&f.workers, "workers", 10, "concurrent HelmOp reconciles")
+	fl.BoolVar(&f.bootstrap, "bootstrap", true, `create namespace fleet-local, Cluster "local" and ClusterGroup "default" at start`)
+	fl.DurationVar(&f.agentTimeout, "agent-timeout", cluster.DefaultAgentTimeout, "how long after its agent's last heartbeat a Cluster stays Ready")
+	fl.DurationVar(&f.minRevalidate, "index-min-revalidate", time.Second, "how long a fetched repository index is used before asking the server again (shared by every HelmOp)")
+	fl.Int64Var(&f.indexCacheSize, "index-cache-bytes", 256<<20, "memory bound of the shared repository index cache")
+	fl.Int64Var(&f.maxIndexSize, "max-index-bytes", 100<<20, "largest repository index downloaded")
+	fl.BoolVarP(&f.verbose, "verbose", "v", false, "debug logs")
+	return cmd
+}
+
+func runController(ctx context.Context, f *controllerFlags) error {
+	if f.workers < 1 {
+		return fmt.Errorf("--workers must be at least 1")
+	}
+	level := slog.LevelInfo
+	if f.verbose {
+		level = slog.LevelDebug
+	}
+	log := logr.FromSlogHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	ctrl.SetLogger(log)
+	klog.SetLogger(log)
+	cfg, err := restConfig(f.kubeconfig)
+	if err != nil {
+		return err
+	}
+	leaderNS := f.leaderNS
+	if leaderNS == "" {
+		leaderNS = os.Getenv("POD_NAMESPACE")
+	}
+	if leaderNS == "" {
+		leaderNS = "kube-system"
+	}
+	leaseName := "helmops-controller"
+	if f.shardID != "" {
+		leaseName += "-" + f.shardID
+	}
+	// Each shard caches only its own objects.
+	var shardSel labels.Selector
+	if f.shardID == "" {
+		req, _ := labels.NewRequirement(v1alpha1.ShardLabel, selection.DoesNotExist, nil)
+		shardSel = labels.NewSelector().Add(*req)
+	} else {
+		shardSel = labels.SelectorFromSet(labels.Set{v1alpha1.ShardLabel: f.shardID})
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        scheme.New(),
+		Metrics:                       metricsserver.Options{BindAddress: f.metricsAddr},
+		HealthProbeBindAddress:        f.probeAddr,
+		LeaderElection:                f.leaderElect,
+		LeaderElectionID:              leaseName,
+		LeaderElectionNamespace:       leaderNS,
+		LeaderElectionReleaseOnCancel: true,
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&v1alpha1.HelmOp{}: {Label: shardSel},
+			&v1alpha1.Bundle{}: {Label: shardSel},
+		}},
+	})
+	if err != nil {
+		return fmt.Errorf("creating the controller manager: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+	resolver := chartsource.NewResolver(chartsource.Options{
+		CacheBytes: f.indexCacheSize, MaxIndexBytes: f.maxIndexSize, MinRevalidate: f.minRevalidate,
+	})
+	if err := (&helmop.Reconciler{Client: mgr.GetClient(), Resolver: resolver, ShardID: f.shardID, Workers: f.workers}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := (&bundle.Reconciler{Client: mgr.GetClient(), ShardID: f.shardID}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := (&cluster.Reconciler{Client: mgr.GetClient(), ShardID: f.shardID, AgentTimeout: f.agentTimeout}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if f.bootstrap {
+		c, err := client.New(cfg, client.Options{Scheme: scheme.New()})
+		if err != nil {
+			return err
+		}
+		if err := cluster.Bootstrap(ctx, c); err != nil {
+			return fmt.Errorf("bootstrapping fleet-local: %w", err)
+		}
+	}
+	log.Info("Starting the helmops controller", "shard", f.shardID, "leaderElection", f.leaderElect)
+	return mgr.Start(ctx)
+}
