@@ -143,9 +143,22 @@ func TestOCIAndTarballSources(t *testing.T) {
 		b.Spec.HelmChartOptions = &v1alpha1.BundleHelmOptions{CABundle: reg.CAPEM()}
 	})
 	tarball := bundleDeployment(mainNS, "from-tarball", v1alpha1.HelmOptions{Chart: repo.URL + "/charts/from-tarball-0.4.0.tgz"})
-	g.Expect(upstream.Client.Create(ctx, oci)).To(Succeed())
-	g.Expect(upstream.Client.Create(ctx, tarball)).To(Succeed())
+	// The same registry without its CA: refused, unless TLS verification is skipped.
+	untrusted := bundleDeployment(mainNS, "untrusted-oci", v1alpha1.HelmOptions{Repo: ref, Version: "3.1.0", ReleaseName: "untrusted-oci"})
+	insecure := bundleDeployment(mainNS, "insecure-oci", v1alpha1.HelmOptions{Repo: ref, Version: "3.1.0", ReleaseName: "insecure-oci"}, func(b *v1alpha1.BundleDeployment) {
+		b.Spec.HelmChartOptions = &v1alpha1.BundleHelmOptions{InsecureSkipTLSVerify: true}
+	})
+	for _, bd := range []*v1alpha1.BundleDeployment{oci, tarball, untrusted, insecure} {
+		g.Expect(upstream.Client.Create(ctx, bd)).To(Succeed())
+	}
 	g.Eventually(func(g Gomega) {
+		c := meta.FindStatusCondition(getBD(g, untrusted).Status.Conditions, v1alpha1.DeployedCondition)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Reason).To(Equal(v1alpha1.ReasonDownloadFailed))
+		g.Expect(c.Message).To(ContainSubstring("certificate"))
+	}, timeout, interval).Should(Succeed())
+	g.Eventually(func(g Gomega) {
+		expectCoherent(g, expectReady(g, insecure))
 		expectCoherent(g, expectReady(g, oci))
 		expectCoherent(g, expectReady(g, tarball))
 		g.Expect(configMap(g, "from-oci", "from-oci").Data).To(HaveKeyWithValue("chartVersion", "3.1.0"))
