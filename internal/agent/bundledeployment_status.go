@@ -12,8 +12,7 @@ import (
 
 // facts are what the reconcile steps observed; the conditions are computed from them alone.
 type facts struct {
-	deleting bool
-	paused   bool
+	paused bool
 
 	// downloadErr is set when the chart could not be downloaded or loaded.
 	downloadErr error
