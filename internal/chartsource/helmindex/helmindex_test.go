@@ -2,12 +2,17 @@ package helmindex
 
 import (
 	"bytes"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
 
+	"github.com/Masterminds/semver/v3"
 	. "github.com/onsi/gomega"
 	repo "helm.sh/helm/v4/pkg/repo/v1"
 
@@ -36,7 +41,17 @@ func helmEntries(t testing.TB, data []byte, chart string) (Entries, error) {
 }
 
 func normalize(e Entries) Entries {
-	sort.SliceStable(e.Candidates, func(i, j int) bool { return e.Candidates[i].Version < e.Candidates[j].Version })
+	e.Candidates = slices.Clone(e.Candidates)
+	sort.SliceStable(e.Candidates, func(i, j int) bool {
+		a, b := e.Candidates[i], e.Candidates[j]
+		if a.Version != b.Version {
+			return a.Version < b.Version
+		}
+		if !a.Created.Equal(b.Created) {
+			return a.Created.Before(b.Created)
+		}
+		return a.Digest < b.Digest
+	})
 	for i := range e.Candidates {
 		e.Candidates[i].Created = e.Candidates[i].Created.UTC()
 		if len(e.Candidates[i].URLs) == 0 {
@@ -49,18 +64,50 @@ func normalize(e Entries) Entries {
 	return e
 }
 
+// semverOnly drops the entries Helm drops and we keep on purpose: versions that are not semantic
+// versions.
+func semverOnly(e Entries) Entries {
+	out := Entries{Found: e.Found}
+	for _, c := range e.Candidates {
+		if _, err := semver.NewVersion(c.Version); err == nil {
+			out.Candidates = append(out.Candidates, c)
+		}
+	}
+	return out
+}
+
+// differ returns how Parse, its fast path when taken, and its full parse disagree with Helm's
+// loader on an index Helm accepts, or "" when they agree. fast says whether the fast path took it.
+func differ(t testing.TB, data []byte, chart string) (diff string, fast bool) {
+	want, helmErr := helmEntries(t, data, chart)
+	if helmErr != nil {
+		return "", false // not a valid index
+	}
+	want = normalize(want)
+	fastGot, fast := scan(data, chart)
+	full, fullErr := parseFull(data, chart)
+	got, err := ParseBytes(data, chart)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("Parse failed on an index Helm loads: %v", err), fast
+	case fullErr != nil:
+		return fmt.Sprintf("the full parse failed on an index Helm loads: %v", fullErr), fast
+	}
+	for name, e := range map[string]Entries{"Parse": got, "full parse": full, "fast path": fastGot} {
+		if name == "fast path" && !fast {
+			continue
+		}
+		if e := normalize(semverOnly(e)); !reflect.DeepEqual(e, want) {
+			return fmt.Sprintf("%s disagrees with Helm on chart %q:\n got  %+v\n Helm %+v", name, chart, e, want), fast
+		}
+	}
+	return "", fast
+}
+
 // expectSameAsHelm checks Parse against Helm's loader, and reports whether the fast path was used.
 func expectSameAsHelm(t testing.TB, g Gomega, data []byte, chart string) bool {
-	want, helmErr := helmEntries(t, data, chart)
-	got, err := ParseBytes(data, chart)
-	if helmErr != nil {
-		// Helm refuses the index; we must not claim a result Helm would not give either, unless
-		// Helm's refusal is about other charts (strict unknown-field checks).
-		return false
-	}
-	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(normalize(got)).To(Equal(normalize(want)))
-	_, fast := scan(data, chart)
+	diff, fast := differ(t, data, chart)
+	g.Expect(diff).To(BeEmpty())
 	return fast
 }
 
@@ -119,6 +166,12 @@ entries:
 generated: "2026-01-02T03:04:05Z"
 `
 
+func TestMain(m *testing.M) {
+	// Helm's loader warns about every entry it drops; the tests make many on purpose.
+	slog.SetDefault(slog.New(slog.DiscardHandler))
+	os.Exit(m.Run())
+}
+
 func TestParseAgreesWithHelm(t *testing.T) {
 	generated, err := Generate(GenerateOptions{Charts: 5, Versions: 30, Seed: 7})
 	if err != nil {
@@ -141,7 +194,22 @@ func TestParseAgreesWithHelm(t *testing.T) {
 		"keys in odd order":           {"entries:\n  alpine:\n  - version: 0.7.0\n    name: alpine\n    apiVersion: v2\napiVersion: v1\n", true},
 		"empty entries":               {"apiVersion: v1\nentries: {}\n", false},
 		"chart with no versions":      {"apiVersion: v1\nentries:\n  alpine: []\n", false},
+		"comment after urls key":      {"apiVersion: v1\nentries:\n  alpine:\n  - name: alpine\n    version: 0.9.7\n    urls: # mirrors\n    - a.tgz\n", true},
 		"v prefix and build metadata": {"apiVersion: v1\nentries:\n  alpine:\n  - apiVersion: v2\n    name: alpine\n    version: v0.3.0\n  - apiVersion: v2\n    name: alpine\n    version: 0.2.0+up1.0\n", true},
+		"unquoted created":            {"apiVersion: v1\nentries:\n  alpine:\n  - apiVersion: v2\n    name: alpine\n    version: 0.8.0\n    created: 2025-01-02T03:04:05.5+02:00\n", true},
+		"prefix-named charts first":   {"apiVersion: v1\nentries:\n  alpine-extra:\n  - name: alpine-extra\n    version: 2.0.0\n  alpine:\n  - name: alpine\n    version: 1.0.0\n  alpin:\n  - name: alpin\n    version: 3.0.0\n", true},
+		"indented sequence items":     {"apiVersion: v1\nentries:\n    alpine:\n        -   name: alpine\n            version: 1.2.0\n            urls:\n                - a.tgz\n                - b.tgz\n        -\n            name: alpine\n            version: 1.3.0\n", true},
+		"invalid entries dropped":     {"apiVersion: v1\nentries:\n  alpine:\n  - name: alpine\n    version: 1.0.0\n  - name: alpine\n    version: 1.1.0\n    type: weird\n  - name: ../alpine\n    version: 1.2.0\n  - version: 1.3.0\n  - name: alpine\n  - name: alpine\n    version: not-semver\n  -\n  - name: alpine\n    version: 1.4.0\n    maintainers:\n    -\n  - name: alpine\n    version: 1.5.0\n    dependencies:\n    - name: a\n      alias: bad.alias\n  - name: alpine\n    version: 1.6.0\n    dependencies:\n    - name: a\n    - name: a\n", false},
+		"multi-line quoted elsewhere": {"apiVersion: v1\nentries:\n  other:\n  - name: other\n    version: 1.0.0\n    description: \"foo\n  alpine:\n  - bar\"\n", false},
+		"multi-line plain version":    {"apiVersion: v1\nentries:\n  alpine:\n  - name: alpine\n    version: 1.0.0\n      -rc.1\n", false},
+		"yaml 1.1 scalars":            {"apiVersion: v1\nentries:\n  alpine:\n  - name: alpine\n    version: 1.10\n    digest: 0x1F\n  - name: alpine\n    version: 2.0.0\n    deprecated: yes\n", false},
+		"block scalar descriptions":   {"apiVersion: v1\nentries:\n  other:\n  - name: other\n    version: 1.0.0\n    description: |\n      alpine:\n      - version: 9.9.9\n  alpine:\n  - name: alpine\n    version: 0.9.0\n    description: >-\n      version: 8.8.8\n", true},
+		"document markers":            {"---\napiVersion: v1\nentries:\n  alpine:\n  - name: alpine\n    version: 0.9.1\n...\n", false},
+		"tags":                        {"apiVersion: v1\nentries:\n  alpine:\n  - name: alpine\n    version: !!str 0.9.2\n", false},
+		"merge keys":                  {"apiVersion: v1\nentries:\n  base:\n  - &b\n    name: alpine\n    version: 0.9.3\n  alpine:\n  - <<: *b\n    version: 0.9.4\n", false},
+		"urls inline and empty":       {"apiVersion: v1\nentries:\n  alpine:\n  - name: alpine\n    version: 0.9.5\n    urls: [a.tgz, b.tgz]\n  - name: alpine\n    version: 0.9.6\n    urls: []\n", false},
+		"json with odd keys":          {`{"apiVersion":"v1","entries":{"alpine":[{"Name":"alpine","VERSION":"0.1.0","urls":["a.tgz"]},null,{"name":"alpine","version":"0.2.0","version":"0.3.0"}],"nginx":null}}`, false},
+		"null chart":                  {"apiVersion: v1\nentries:\n  alpine:\n  nginx: ~\n", false},
 		"numeric-looking version":     {"apiVersion: v1\nentries:\n  alpine:\n  - apiVersion: v2\n    name: alpine\n    version: 1.0\n", false},
 	}
 	for name, f := range fixtures {
@@ -176,42 +244,106 @@ func TestParseFindsPrefixNamedChartsApart(t *testing.T) {
 	g.Expect(err).To(MatchError(ContainSubstring("no API version")))
 }
 
-func FuzzParse(f *testing.F) {
-	f.Add([]byte(helmStyle), "alpine")
-	f.Add([]byte("apiVersion: v1\nentries:\n  a:\n  - version: 1.0.0\n    name: a\n    apiVersion: v2\n"), "a")
-	f.Fuzz(func(t *testing.T, data []byte, chart string) {
-		if len(data) > 1<<16 || chart == "" {
-			return
+// genIndex builds an index from a fuzzer's program bytes: charts whose names are prefixes of one
+// another, entries with their keys in any order, values plain, quoted, numeric-looking, null or
+// multi-line, comments, indentation variants, and now and then flow style, anchors or tags.
+func genIndex(program []byte) string {
+	pos := 0
+	next := func(n int) int {
+		if pos >= len(program) {
+			return 0
 		}
-		want, helmErr := helmEntries(t, data, chart)
-		if helmErr != nil {
-			return
+		pos++
+		return int(program[pos-1]) % n
+	}
+	// pick favours its first, ordinary choice so that many indexes reach the fast path.
+	pick := func(xs ...string) string {
+		if i := next(2 * len(xs)); i < len(xs) {
+			return xs[i]
 		}
-		got, ok := scan(data, chart)
-		if !ok {
-			return // the full parse takes over; only the fast path must agree
-		}
-		// Helm drops entries that fail chart validation; compare the versions Helm kept.
-		kept := map[string]bool{}
-		for _, c := range want.Candidates {
-			kept[c.Version] = true
-		}
-		var filtered Entries
-		filtered.Found = got.Found
-		for _, c := range got.Candidates {
-			if kept[c.Version] {
-				filtered.Candidates = append(filtered.Candidates, c)
+		return xs[0]
+	}
+	var b strings.Builder
+	b.WriteString(pick("apiVersion: v1\n", "# index\napiVersion: v1\n", "", "apiVersion: \"v1\"\n"))
+	b.WriteString(pick("entries:\n", "entries: # all\n", "entries:\n  # charts\n"))
+	seq := pick("  ", "    ")
+	for c, nc := 0, 1+next(4); c < nc; c++ {
+		name := pick("alpine", "alpine-extra", "alpin", "nginx", "nginx-ingress", "alpine")
+		b.WriteString("  " + name + ":" + pick("", "", " # chart", " []", " ~") + "\n")
+		for e, ne := 0, next(4); e < ne; e++ {
+			item := seq + pick("- ", "-   ", "-\n"+seq+"  ")
+			keys := []string{
+				"name: " + pick(name, name, "\""+name+"\"", "'"+name+"'", "../x", "", "alpine"),
+				"version: " + pick("1.0.0", "1.2.3", "v1.0.0", "0.2.0+up1.0", "1.0.0-rc.1", "\"1.10\"", "1.10", "1.0", "yes", "1_000", "latest", "'2.0.0'", "1.0.0 # c", "1.0.0\n"+seq+"      -x", "\"1.0.0\n"+seq+"  alpine: 9\"", "!!str 3.0.0", "~", "&v 4.0.0"),
+				"created: " + pick("\"2025-01-02T03:04:05.123456789Z\"", "2025-01-02T03:04:05Z", "'2025-01-02T03:04:05+02:00'", "\"\"", "2025-01-02"),
+				"digest: " + pick("abc123", "\"sha256:ff\"", "0123", "1e5", ""),
+				"urls:" + pick("\n"+seq+"  - a.tgz", "\n"+seq+"  - a.tgz\n"+seq+"  - \"b c.tgz\"", "\n"+seq+"    - a.tgz", " [a.tgz]", " []", "\n"+seq+"  - a.tgz\n"+seq+"    more", "\n"+seq+"  -"),
+				"deprecated: " + pick("true", "false", "yes", "\"true\""),
+				"type: " + pick("application", "library", "other", ""),
+				"apiVersion: " + pick("v2", "v1", "\"v2\""),
+				"description: " + pick("plain words", "\"quoted\"", "|\n"+seq+"    alpine:\n"+seq+"    - version: 9.9.9", "'it''s'", "\"open\n"+seq+"  nginx:\n"+seq+"  - x\""),
+				"maintainers:" + pick("\n"+seq+"  - name: a", "\n"+seq+"  -", " []", "\n"+seq+"  - ~"),
+				"dependencies:" + pick("\n"+seq+"  - name: a\n"+seq+"    version: 1.x", "\n"+seq+"  - name: a\n"+seq+"    alias: ok", "\n"+seq+"  - name: a\n"+seq+"    alias: bad.one", "\n"+seq+"  - name: a\n"+seq+"  - name: a"),
 			}
+			n := len(keys)
+			for k := n - 1; k > 0; k-- {
+				j := next(k + 1)
+				keys[k], keys[j] = keys[j], keys[k]
+			}
+			keys = keys[:1+next(n)]
+			b.WriteString(item + strings.Join(keys, "\n"+seq+"  ") + "\n")
 		}
-		if got.Found != want.Found || len(filtered.Candidates) != len(want.Candidates) {
-			t.Fatalf("fast path disagrees with Helm: got %+v, Helm %+v", got, want)
+	}
+	b.WriteString(pick("", "generated: \"2025-01-01T00:00:00Z\"\n", "serverInfo: {}\n"))
+	out := b.String()
+	if next(8) == 0 {
+		out = strings.ReplaceAll(out, "\n", "\r\n")
+	}
+	return out
+}
+
+// FuzzParse compares Parse (and each of its two paths) with Helm's loader, on an index generated
+// from program and on raw taken as an index.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, []byte(helmStyle))
+	f.Add([]byte("helmops index fuzzing seed with some bytes"), []byte("apiVersion: v1\nentries:\n  a:\n  - version: 1.0.0\n    name: a\n    apiVersion: v2\n"))
+	f.Add([]byte{3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3, 2, 3, 8, 4, 6, 2, 6, 4, 3, 3, 8, 3, 2, 7, 9, 5}, []byte(`{"apiVersion":"v1","entries":{"alpine":[{"name":"alpine","version":"1.0.0"}]}}`))
+	f.Fuzz(func(t *testing.T, program, raw []byte) {
+		if len(program) > 4096 || len(raw) > 1<<16 {
+			return
 		}
-		n1, n2 := normalize(filtered), normalize(want)
-		for i := range n1.Candidates {
-			a, b := n1.Candidates[i], n2.Candidates[i]
-			if a.Version != b.Version || !a.Created.Equal(b.Created) || a.Digest != b.Digest || strings.Join(a.URLs, " ") != strings.Join(b.URLs, " ") || a.Deprecated != b.Deprecated {
-				t.Fatalf("fast path disagrees with Helm on %s: got %+v, Helm %+v", a.Version, a, b)
+		index := genIndex(program)
+		for _, chart := range []string{"alpine", "nginx", "alpin"} {
+			if diff, _ := differ(t, []byte(index), chart); diff != "" {
+				t.Fatalf("generated index:\n%s\n%s", index, diff)
+			}
+			if diff, _ := differ(t, raw, chart); diff != "" {
+				t.Fatalf("raw index:\n%q\n%s", raw, diff)
 			}
 		}
 	})
+}
+
+// The generator must reach the fast path often, or fuzzing only exercises the fallback.
+func TestGeneratedIndexesReachTheFastPath(t *testing.T) {
+	fast := 0
+	for i := 0; i < 300; i++ {
+		program := make([]byte, 64)
+		for j := range program {
+			program[j] = byte((i*31 + j*17 + i*j) % 251)
+		}
+		data := []byte(genIndex(program))
+		if _, err := helmEntries(t, data, "alpine"); err != nil {
+			continue
+		}
+		if diff, ok := differ(t, data, "alpine"); diff != "" {
+			t.Fatalf("index:\n%s\n%s", data, diff)
+		} else if ok {
+			fast++
+		}
+	}
+	t.Logf("%d of 300 generated indexes took the fast path", fast)
+	if fast < 10 {
+		t.Fatalf("only %d of 300 generated indexes took the fast path", fast)
+	}
 }
