@@ -223,6 +223,9 @@ func (r *Reconciler) reconcileRelease(ctx context.Context, bd *v1alpha1.BundleDe
 
 	hc := r.helmFor(bd, ns)
 	// Four passes at most: e.g. recover a pending revision, upgrade, then observe the result.
+	// Each action runs at most once per reconcile, so drift that a correction cannot undo (a
+	// field another controller keeps rewriting) costs one revision per interval, not a loop.
+	done := map[releasestate.Action]bool{}
 	for range 4 {
 		hist, err := hc.History(ctx, name, ns)
 		if err != nil {
@@ -234,6 +237,8 @@ func (r *Reconciler) reconcileRelease(ctx context.Context, bd *v1alpha1.BundleDe
 		if last != nil {
 			f.releaseStatus = last.Info.Status.String()
 			r.recordRelease(bd, last)
+		} else {
+			bd.Status.Release, bd.Status.Resources = nil, nil
 		}
 		drifted := false
 		if last != nil && last.Info.Status == rcommon.StatusDeployed {
@@ -252,6 +257,11 @@ func (r *Reconciler) reconcileRelease(ctx context.Context, bd *v1alpha1.BundleDe
 			f.deployed = d.Phase == releasestate.InSync || d.Phase == releasestate.Drifted
 			return ctrl.Result{RequeueAfter: r.DriftInterval}, nil
 		}
+		if done[d.Action] {
+			f.deployed = d.Phase == releasestate.InSync || d.Phase == releasestate.Drifted
+			return ctrl.Result{RequeueAfter: r.DriftInterval}, nil
+		}
+		done[d.Action] = true
 		switch d.Action {
 		case releasestate.None:
 			f.deployed = true
