@@ -141,7 +141,7 @@ func runDev(ctx context.Context, out io.Writer, opts devenv.Options, applyExampl
 			fmt.Fprintln(out, err)
 			continue
 		}
-		table := stripLastPoll(buf.Bytes())
+		table := tableSignature(ctx, env.Management.Client)
 		if !bytes.Equal(table, last) {
 			last = table
 			fmt.Fprintf(out, "\n[%s] HelmOps\n%s", time.Now().Format("15:04:05"), buf.String())
@@ -155,14 +155,19 @@ func runDev(ctx context.Context, out io.Writer, opts devenv.Options, applyExampl
 	}
 }
 
-// stripLastPoll keeps the table from being reprinted every second only because "last poll" ages.
-func stripLastPoll(b []byte) []byte {
-	return bytes.Map(func(r rune) rune {
-		if r >= '0' && r <= '9' {
-			return -1
-		}
-		return r
-	}, b)
+// tableSignature changes when a HelmOp's version, readiness or status changes, not when the
+// "last poll" column merely ages, so the live table is reprinted only on news.
+func tableSignature(ctx context.Context, c client.Reader) []byte {
+	ops := &v1alpha1.HelmOpList{}
+	if err := c.List(ctx, ops); err != nil {
+		return nil
+	}
+	var b bytes.Buffer
+	for i := range ops.Items {
+		h := &ops.Items[i]
+		fmt.Fprintf(&b, "%s/%s %s %d/%d %s\n", h.Namespace, h.Name, h.Status.Version, h.Status.ReadyClusters, h.Status.DesiredReadyClusters, statusOf(h))
+	}
+	return b.Bytes()
 }
 
 func everyHelmOpReady(ctx context.Context, c client.Reader) (bool, error) {
@@ -264,4 +269,3 @@ func applyManifests(ctx context.Context, c client.Client, fsys fs.FS) (int, erro
 	}
 	return n, nil
 }
-

@@ -35,6 +35,8 @@ const (
 	PrivatePassword = "demo-password"
 	// SecretName is the Secret holding the private repository's credentials in each workspace.
 	SecretName = "my-top-secret-helm-access"
+	// RegistrySecretName is the Secret that says the dev registry speaks plain HTTP (basicHTTP).
+	RegistrySecretName = "local-registry"
 )
 
 // DemoCharts are published at start, in every version listed.
@@ -238,7 +240,7 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	}
 	done()
 
-	done = e.step("Creating workspaces fleet-local and fleet-default with the repository secret")
+	done = e.step("Creating workspaces fleet-local and fleet-default with the repository secrets")
 	for _, ns := range []string{"fleet-local", "fleet-default"} {
 		if err := e.Management.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
 			return nil, err
@@ -248,6 +250,13 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 			StringData: map[string]string{"username": PrivateUsername, "password": PrivatePassword},
 		}
 		if err := e.Management.Client.Create(ctx, secret); err != nil && !apierrors.IsAlreadyExists(err) {
+			return nil, err
+		}
+		registry := &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: RegistrySecretName, Namespace: ns},
+			StringData: map[string]string{"basicHTTP": "true"},
+		}
+		if err := e.Management.Client.Create(ctx, registry); err != nil && !apierrors.IsAlreadyExists(err) {
 			return nil, err
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -52,7 +53,9 @@ var quietRegistryLogs sync.Once
 
 // StartOCIRegistry starts a registry on a free loopback port.
 func StartOCIRegistry(opts RegistryOptions) (*OCIRegistry, error) {
-	quietRegistryLogs.Do(func() { logrus.SetLevel(logrus.ErrorLevel) })
+	// The registry logs every 404 of Helm's push checks at error level; tests and `helmops dev`
+	// read their own output, not the registry's.
+	quietRegistryLogs.Do(func() { logrus.SetOutput(io.Discard) })
 	r := &OCIRegistry{opts: opts, requests: map[string]int{}}
 	cfg := &configuration.Configuration{}
 	cfg.Storage = configuration.Storage{"inmemory": configuration.Parameters{}, "delete": configuration.Parameters{"enabled": true}}
