@@ -27,43 +27,71 @@ func large(b *testing.B) []byte {
 	return bigIndex
 }
 
-// BenchmarkResolveLargeIndex resolves "1.x" of one chart on the large index: helmops (streaming
-// parse of one chart + chartversion.Choose) next to the Helm SDK (LoadIndexFile + IndexFile.Get).
+// BenchmarkResolveLargeIndex resolves "1.x" of one chart on the large index, side by side:
+//   - helmops-bytes: ParseBytes over the index in memory (what the resolver's cache holds) and
+//     chartversion.Choose;
+//   - helmops-file: Parse reading the index file, and chartversion.Choose;
+//   - helm-sdk: Helm's repo.LoadIndexFile on the same file and IndexFile.Get.
 func BenchmarkResolveLargeIndex(b *testing.B) {
 	data := large(b)
-	b.Logf("index size: %.1f MB", float64(len(data))/1e6)
+	b.Logf("index: %.1f MB", float64(len(data))/1e6)
+	path := filepath.Join(b.TempDir(), "index.yaml")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		b.Fatal(err)
+	}
 	const chart, constraint = "chart-075", "1.x"
+	var versions [3]string
 
-	b.Run("helmops", func(b *testing.B) {
+	b.Run("helmops-bytes", func(b *testing.B) {
 		b.ReportAllocs()
-		b.SetBytes(int64(len(data)))
 		for b.Loop() {
 			e, err := ParseBytes(data, chart)
 			if err != nil || !e.Found {
 				b.Fatal(err)
 			}
-			if _, err := chartversion.Choose(e.Candidates, constraint); err != nil {
+			res, err := chartversion.Choose(e.Candidates, constraint)
+			if err != nil {
 				b.Fatal(err)
 			}
+			versions[0] = res.Chosen.Version
+		}
+	})
+	b.Run("helmops-file", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			f, err := os.Open(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			e, err := Parse(f, chart)
+			f.Close()
+			if err != nil || !e.Found {
+				b.Fatal(err)
+			}
+			res, err := chartversion.Choose(e.Candidates, constraint)
+			if err != nil {
+				b.Fatal(err)
+			}
+			versions[1] = res.Chosen.Version
 		}
 	})
 	b.Run("helm-sdk", func(b *testing.B) {
-		path := filepath.Join(b.TempDir(), "index.yaml")
-		if err := os.WriteFile(path, data, 0o644); err != nil {
-			b.Fatal(err)
-		}
 		b.ReportAllocs()
-		b.SetBytes(int64(len(data)))
 		for b.Loop() {
 			idx, err := repo.LoadIndexFile(path)
 			if err != nil {
 				b.Fatal(err)
 			}
-			if _, err := idx.Get(chart, constraint); err != nil {
+			cv, err := idx.Get(chart, constraint)
+			if err != nil {
 				b.Fatal(err)
 			}
+			versions[2] = cv.Version
 		}
 	})
+	if versions[2] != "" && (versions[0] != "" && versions[0] != versions[2] || versions[1] != "" && versions[1] != versions[2]) {
+		b.Fatalf("helmops chose %q and %q, Helm chose %q", versions[0], versions[1], versions[2])
+	}
 }
 
 // The generated index must take the fast path, or the benchmark measures the fallback.

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -31,16 +32,35 @@ type Entries struct {
 	Candidates []chartversion.Candidate
 }
 
-// Parse reads an index and returns the entries of chart.
+// Parse reads an index and returns the entries of chart. It reads r into one buffer, sized up
+// front when r tells its length (files, bytes.Reader, strings.Reader), and scans that; callers
+// that already hold the index in memory should call ParseBytes, which copies nothing.
 func Parse(r io.Reader, chart string) (Entries, error) {
-	data, err := io.ReadAll(r)
-	if err != nil {
+	var buf bytes.Buffer
+	if n := sizeHint(r); n > 0 {
+		buf.Grow(int(n) + bytes.MinRead)
+	}
+	if _, err := buf.ReadFrom(r); err != nil {
 		return Entries{}, fmt.Errorf("reading repository index: %w", err)
 	}
-	return ParseBytes(data, chart)
+	return ParseBytes(buf.Bytes(), chart)
 }
 
-// ParseBytes is Parse over an index already in memory.
+// sizeHint is the number of bytes left in r when it can say so cheaply, or -1.
+func sizeHint(r io.Reader) int64 {
+	switch v := r.(type) {
+	case interface{ Len() int }:
+		return int64(v.Len())
+	case interface{ Stat() (fs.FileInfo, error) }:
+		if fi, err := v.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() < 1<<31 {
+			return fi.Size()
+		}
+	}
+	return -1
+}
+
+// ParseBytes is Parse over an index already in memory. The entries it returns share no memory
+// with data.
 func ParseBytes(data []byte, chart string) (Entries, error) {
 	if out, ok := scan(data, chart); ok {
 		return out, nil
