@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -350,14 +352,14 @@ func TestReleaseLeftPendingByACrashIsRecovered(t *testing.T) {
 	}, timeout, interval).Should(Succeed())
 }
 
-func TestAgentKilledDuringAnUpgradeEndsHealthy(t *testing.T) {
+func TestAgentStoppedDuringAnUpgradeEndsHealthy(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	stop, ns, err := startAgent(ctx, "killed", false)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(repo.Publish("killed", "0.1.0")).To(Succeed())
 	// 0.2.0 has a post-upgrade hook Job: Helm waits for it, and with no kubelet it never
-	// completes, so the upgrade is still running when the agent is stopped.
+	// completes, so the upgrade is still running when the agent is stopped (its context cancelled).
 	g.Expect(repo.Publish("killed", "0.2.0", testenv.WithTemplate("configmap.yaml", testenv.DefaultTemplate),
 		testenv.WithTemplate("hook.yaml", hookJob))).To(Succeed())
 	g.Expect(repo.Publish("killed", "0.3.0")).To(Succeed())
@@ -542,4 +544,70 @@ func TestServiceAccountImpersonation(t *testing.T) {
 	}, timeout, interval).Should(Succeed())
 	err := downstream.Client.Get(ctx, client.ObjectKey{Namespace: "as-nobody", Name: "as-nobody-config"}, &corev1.ConfigMap{})
 	g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "nothing deployed without rights: %v", err)
+}
+
+// startChildAgent runs an agent in a separate process (this test binary, see TestMain).
+func startChildAgent(t *testing.T, cluster string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+cluster,
+		"HELMOPS_TEST_UPSTREAM="+upstream.KubeconfigPath, "HELMOPS_TEST_DOWNSTREAM="+downstream.KubeconfigPath)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return cmd
+}
+
+func TestAgentProcessKilledDuringAnUpgradeRecovers(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	cl := &v1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "sigkill", Namespace: workspace}}
+	g.Expect(upstream.Client.Create(ctx, cl)).To(Succeed())
+	ns, err := standInClusterController(ctx, "sigkill")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(repo.Publish("sigkill", "0.1.0")).To(Succeed())
+	g.Expect(repo.Publish("sigkill", "0.2.0", testenv.WithTemplate("configmap.yaml", testenv.DefaultTemplate),
+		testenv.WithTemplate("hook.yaml", hookJob))).To(Succeed())
+	g.Expect(repo.Publish("sigkill", "0.3.0")).To(Succeed())
+
+	first := startChildAgent(t, "sigkill")
+	bd := bundleDeployment(ns, "sigkill", v1alpha1.HelmOptions{Repo: repo.URL, Chart: "sigkill", Version: "0.1.0"})
+	g.Expect(upstream.Client.Create(ctx, bd)).To(Succeed())
+	g.Eventually(func(g Gomega) { expectReady(g, bd) }, timeout, interval).Should(Succeed())
+
+	// The upgrade to 0.2.0 waits for a hook Job that never completes; the process is killed
+	// (SIGKILL: no chance to clean up) while Helm holds the release pending-upgrade.
+	update(g, bd, func(b *v1alpha1.BundleDeployment) {
+		b.Spec.Options.Helm.Version = "0.2.0"
+		b.Spec.DeploymentID = "v:0.2.0"
+	})
+	g.Eventually(func(g Gomega) {
+		hist, err := helm.History(ctx, "sigkill", "sigkill")
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(hist).To(HaveLen(2))
+		g.Expect(hist[1].Info.Status).To(Equal(rcommon.StatusPendingUpgrade))
+	}, timeout, interval).Should(Succeed())
+	g.Expect(first.Process.Kill()).To(Succeed())
+	_ = first.Wait()
+	hist, err := helm.History(ctx, "sigkill", "sigkill")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(hist[len(hist)-1].Info.Status).To(Equal(rcommon.StatusPendingUpgrade), "the killed agent left the release locked")
+
+	update(g, bd, func(b *v1alpha1.BundleDeployment) {
+		b.Spec.Options.Helm.Version = "0.3.0"
+		b.Spec.DeploymentID = "v:0.3.0"
+	})
+	startChildAgent(t, "sigkill")
+	g.Eventually(func(g Gomega) {
+		got := expectReady(g, bd)
+		expectCoherent(g, got)
+		g.Expect(got.Status.Release.Status).To(Equal("deployed"))
+		g.Expect(got.Status.Release.ChartVersion).To(Equal("0.3.0"))
+		g.Expect(configMap(g, "sigkill", "sigkill").Data).To(HaveKeyWithValue("chartVersion", "0.3.0"))
+	}, timeout, interval).Should(Succeed())
+	hist, err = helm.History(ctx, "sigkill", "sigkill")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(hist[1].Info.Status).To(Equal(rcommon.StatusFailed), "the interrupted revision was marked failed")
 }

@@ -15,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -39,7 +40,41 @@ const (
 	workspace = "fleet-default"
 )
 
-func TestMain(m *testing.M) { os.Exit(run(m)) }
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) != "" {
+		os.Exit(runChildAgent())
+	}
+	os.Exit(run(m))
+}
+
+// childEnv makes the test binary run only an agent, so a test can kill a real agent process.
+const childEnv = "HELMOPS_TEST_AGENT_CHILD"
+
+// runChildAgent runs an agent configured by environment variables until it is killed.
+func runChildAgent() int {
+	up, err := clientcmd.BuildConfigFromFlags("", os.Getenv("HELMOPS_TEST_UPSTREAM"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	down, err := clientcmd.BuildConfigFromFlags("", os.Getenv("HELMOPS_TEST_DOWNSTREAM"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ctrl.SetLogger(logr.Discard())
+	o := Options{
+		Upstream: up, Downstream: down, ClusterName: os.Getenv(childEnv), Workspace: workspace,
+		HeartbeatInterval: time.Second, DriftInterval: time.Second, MetricsBindAddress: "0",
+		WaitStrategy: kube.HookOnlyStrategy,
+		Fetcher:      ResolverFetcher{Resolver: chartsource.NewResolver(chartsource.Options{})},
+	}
+	if err := Run(context.Background(), o); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
 
 func run(m *testing.M) int {
 	ctx, cancel := context.WithCancel(context.Background())
