@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/Masterminds/semver/v3"
@@ -19,10 +19,24 @@ import (
 	"github.com/helmops/helmops/internal/chartversion"
 )
 
-// helmEntries is what Helm's own loader finds for a chart, in our terms.
+var (
+	helmFileOnce sync.Once
+	helmFile     string
+)
+
+// helmEntries is what Helm's own loader finds for a chart, in our terms. Helm loads indexes from
+// files only; one scratch file per test process keeps fuzzing fast.
 func helmEntries(t testing.TB, data []byte, chart string) (Entries, error) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "index.yaml")
+	helmFileOnce.Do(func() {
+		f, err := os.CreateTemp("", "helmindex-*.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		helmFile = f.Name()
+	})
+	path := helmFile
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +183,11 @@ generated: "2026-01-02T03:04:05Z"
 func TestMain(m *testing.M) {
 	// Helm's loader warns about every entry it drops; the tests make many on purpose.
 	slog.SetDefault(slog.New(slog.DiscardHandler))
-	os.Exit(m.Run())
+	code := m.Run()
+	if helmFile != "" {
+		os.Remove(helmFile)
+	}
+	os.Exit(code)
 }
 
 func TestParseAgreesWithHelm(t *testing.T) {

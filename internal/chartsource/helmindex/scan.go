@@ -58,6 +58,9 @@ func scan(data []byte, chart string) (Entries, bool) {
 			continue
 		}
 		if indent == 0 {
+			if !closedOnLine(body) || !plainKey(body) {
+				return Entries{}, false
+			}
 			if inChart {
 				flush()
 				inChart = false
@@ -74,8 +77,10 @@ func scan(data []byte, chart string) (Entries, bool) {
 					return Entries{}, false
 				}
 				sawAPI = true
-			case body[0] == '{' || body[0] == '[' || body[0] == '-' || body[0] == '%' || body[0] == '"' || body[0] == '\'' || body[0] == '?' || body[0] == '&' || body[0] == '!':
+			case body[0] == '{' || body[0] == '[' || body[0] == '-' || body[0] == '%' || body[0] == '"' || body[0] == '\'' || body[0] == '?' || body[0] == '&' || body[0] == '!' || body[0] == '.':
 				return Entries{}, false
+			case foldsTo(body, "entries") || foldsTo(body, "apiVersion"):
+				return Entries{}, false // Helm's JSON decoding matches keys regardless of case
 			}
 			continue
 		}
@@ -103,7 +108,7 @@ func scan(data []byte, chart string) (Entries, bool) {
 				return Entries{}, false
 			}
 			colon := bytes.IndexByte(body, ':')
-			if colon <= 0 {
+			if colon <= 0 || !plainKey(body) {
 				return Entries{}, false
 			}
 			rest := bytes.TrimSpace(body[colon+1:])
@@ -194,9 +199,21 @@ func scan(data []byte, chart string) (Entries, bool) {
 		if colon <= 0 || body[0] == '"' || body[0] == '\'' || body[0] == '?' || body[0] == '<' || body[0] == '&' || body[0] == '*' {
 			return Entries{}, false
 		}
+		if !plainKey(body) {
+			return Entries{}, false
+		}
 		key := string(body[:colon])
 		if keysSeen[key] {
 			return Entries{}, false
+		}
+		switch key {
+		case "version", "created", "digest", "name", "type", "deprecated", "urls", "maintainers", "dependencies", "apiVersion":
+		default:
+			for _, k := range helmKeys {
+				if foldsTo(body, k) {
+					return Entries{}, false // "Version:" is version to Helm's JSON decoding
+				}
+			}
 		}
 		keysSeen[key] = true
 		val := body[colon+1:]
@@ -268,6 +285,33 @@ func scan(data []byte, chart string) (Entries, bool) {
 		return Entries{}, false
 	}
 	return out, true
+}
+
+// helmKeys are the keys of an entry whose values decide what Helm keeps or what we read.
+var helmKeys = []string{"version", "created", "digest", "name", "type", "deprecated", "urls", "maintainers", "dependencies", "apiVersion"}
+
+// plainKey reports whether a "key: value" line has a key the fast path can compare byte for
+// byte: ASCII, and not ending in a space ("key :" is the key "key" to YAML).
+func plainKey(body []byte) bool {
+	colon := bytes.IndexByte(body, ':')
+	if colon < 0 {
+		return true // not a key: the caller decides
+	}
+	if colon == 0 || body[colon-1] == ' ' {
+		return false
+	}
+	for _, c := range body[:colon] {
+		if c >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// foldsTo reports whether the key of a "key:" line equals key ignoring case, as encoding/json
+// matches object keys to struct fields.
+func foldsTo(body []byte, key string) bool {
+	return len(body) > len(key) && body[len(key)] == ':' && strings.EqualFold(string(body[:len(key)]), key)
 }
 
 func hasKey(body []byte, key string) bool {
