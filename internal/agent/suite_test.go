@@ -15,7 +15,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/clientcmd"
+	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -231,4 +234,9 @@ func expectCoherent(g Gomega, got *v1alpha1.BundleDeployment) {
 	g.Expect(got.Status.NonModified).To(BeTrue())
 	g.Expect(got.Status.Display.State).To(Equal("Ready"))
 	g.Expect(got.Finalizers).To(ContainElement(v1alpha1.BundleDeploymentFinalizer))
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(got)
+	g.Expect(err).NotTo(HaveOccurred())
+	res, err := kstatus.Compute(&unstructured.Unstructured{Object: u})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.Status).To(Equal(kstatus.CurrentStatus), res.Message)
 }
