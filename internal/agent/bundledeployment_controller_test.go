@@ -611,3 +611,41 @@ func TestAgentProcessKilledDuringAnUpgradeRecovers(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(hist[1].Info.Status).To(Equal(rcommon.StatusFailed), "the interrupted revision was marked failed")
 }
+
+func TestAtomicAndMaxHistory(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	// 0.1.0 renders, but the API server rejects it (a ConfigMap name must be a DNS subdomain).
+	g.Expect(repo.Publish("atomic", "0.1.0", testenv.WithTemplate("bad.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Not_A_Valid_Name\n"))).To(Succeed())
+	for _, v := range []string{"0.2.0", "0.3.0", "0.4.0", "0.5.0"} {
+		g.Expect(repo.Publish("atomic", v)).To(Succeed())
+	}
+	bd := bundleDeployment(mainNS, "atomic", v1alpha1.HelmOptions{Repo: repo.URL, Chart: "atomic", Version: "0.1.0", Atomic: true, MaxHistory: 2, TimeoutSeconds: 30})
+	g.Expect(upstream.Client.Create(ctx, bd)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		c := meta.FindStatusCondition(getBD(g, bd).Status.Conditions, v1alpha1.DeployedCondition)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Reason).To(Equal(v1alpha1.ReasonInstallFailed))
+		g.Expect(c.Message).To(ContainSubstring("Not_A_Valid_Name"))
+	}, timeout, interval).Should(Succeed())
+	// atomic: the failed install was removed, no failed revision stays behind.
+	hist, err := helm.History(ctx, "atomic", "atomic")
+	g.Expect(err).NotTo(HaveOccurred())
+	for _, r := range hist {
+		g.Expect(r.Info.Status).NotTo(Equal(rcommon.StatusFailed))
+	}
+
+	for _, v := range []string{"0.2.0", "0.3.0", "0.4.0", "0.5.0"} {
+		update(g, bd, func(b *v1alpha1.BundleDeployment) {
+			b.Spec.Options.Helm.Version = v
+			b.Spec.DeploymentID = "v:" + v
+		})
+		g.Eventually(func(g Gomega) {
+			g.Expect(expectReady(g, bd).Status.Release.ChartVersion).To(Equal(v))
+		}, timeout, interval).Should(Succeed())
+	}
+	hist, err = helm.History(ctx, "atomic", "atomic")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(len(hist)).To(BeNumerically("<=", 2), "maxHistory 2")
+	g.Expect(hist[len(hist)-1].Chart.Metadata.Version).To(Equal("0.5.0"))
+}
