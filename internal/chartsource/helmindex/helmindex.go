@@ -5,6 +5,10 @@
 // chart has, with one deliberate difference: an entry whose version is not a semantic version is
 // kept, so that chartversion.Choose can say why it was not chosen; Helm drops it silently. Where
 // Helm rejects a whole index (unknown fields, wrong types) Parse may still answer.
+//
+// Versions and other strings are kept exactly as written, except where YAML itself reads a plain
+// scalar as something else: an unquoted "version: 1.10" is the number 1.1 to YAML 1.1, and Parse
+// reads it as Helm does ("1.1"). Helm writes such values quoted.
 package helmindex
 
 import (
