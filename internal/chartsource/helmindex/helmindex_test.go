@@ -3,6 +3,7 @@ package helmindex
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"reflect"
@@ -212,6 +213,7 @@ func TestParseAgreesWithHelm(t *testing.T) {
 		"keys in odd order":           {"entries:\n  alpine:\n  - version: 0.7.0\n    name: alpine\n    apiVersion: v2\napiVersion: v1\n", true},
 		"empty entries":               {"apiVersion: v1\nentries: {}\n", false},
 		"chart with no versions":      {"apiVersion: v1\nentries:\n  alpine: []\n", false},
+		"comments as values":          {"apiVersion: v1\nentries:\n  alpine:\n  - name: alpine\n    version: #1.0.0\n  - name: alpine\n    version: 1.0.1\n    digest: # none\n", true},
 		"comment after urls key":      {"apiVersion: v1\nentries:\n  alpine:\n  - name: alpine\n    version: 0.9.7\n    urls: # mirrors\n    - a.tgz\n", true},
 		"v prefix and build metadata": {"apiVersion: v1\nentries:\n  alpine:\n  - apiVersion: v2\n    name: alpine\n    version: v0.3.0\n  - apiVersion: v2\n    name: alpine\n    version: 0.2.0+up1.0\n", true},
 		"unquoted created":            {"apiVersion: v1\nentries:\n  alpine:\n  - apiVersion: v2\n    name: alpine\n    version: 0.8.0\n    created: 2025-01-02T03:04:05.5+02:00\n", true},
@@ -363,5 +365,49 @@ func TestGeneratedIndexesReachTheFastPath(t *testing.T) {
 	t.Logf("%d of 300 generated indexes took the fast path", fast)
 	if fast < 10 {
 		t.Fatalf("only %d of 300 generated indexes took the fast path", fast)
+	}
+}
+
+func TestParseReadsFilesAndReaders(t *testing.T) {
+	g := NewWithT(t)
+	want, err := ParseBytes([]byte(helmStyle), "alpine")
+	g.Expect(err).NotTo(HaveOccurred())
+	path := t.TempDir() + "/index.yaml"
+	g.Expect(os.WriteFile(path, []byte(helmStyle), 0o644)).To(Succeed())
+	f, err := os.Open(path)
+	g.Expect(err).NotTo(HaveOccurred())
+	defer f.Close()
+	for _, r := range []io.Reader{strings.NewReader(helmStyle), bytes.NewBufferString(helmStyle), f, io.MultiReader(strings.NewReader(helmStyle))} {
+		got, err := Parse(r, "alpine")
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(got).To(Equal(want))
+	}
+}
+
+// The fast path skips the charts not asked for without allocating.
+func TestScanSkipsOtherChartsWithoutAllocating(t *testing.T) {
+	g := NewWithT(t)
+	data, err := Generate(GenerateOptions{Charts: 10, Versions: 20, Seed: 3})
+	g.Expect(err).NotTo(HaveOccurred())
+	allocs := testing.AllocsPerRun(5, func() {
+		if e, ok := scan(data, "no-such-chart"); !ok || e.Found {
+			t.Fatal("the fast path did not take the generated index")
+		}
+	})
+	g.Expect(allocs).To(BeZero())
+}
+
+func TestParseErrors(t *testing.T) {
+	for name, data := range map[string]string{
+		"empty":          "",
+		"no api version": "entries:\n  alpine:\n  - name: alpine\n    version: 1.0.0\n",
+		"not yaml":       "apiVersion: v1\nentries: [\n",
+		"json no api":    `{"entries":{}}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			g := NewWithT(t)
+			_, err := ParseBytes([]byte(data), "alpine")
+			g.Expect(err).To(MatchError(ContainSubstring("parsing repository index")))
+		})
 	}
 }

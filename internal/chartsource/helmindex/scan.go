@@ -73,7 +73,7 @@ func scan(data []byte, chart string) (Entries, bool) {
 				}
 				inEntries = true
 			case hasKey(body, "apiVersion"):
-				if v, ok := scalar(body[len("apiVersion:"):]); !ok || v == "" {
+				if v, ok := scalarBytes(body[len("apiVersion:"):]); !ok || len(v) == 0 {
 					return Entries{}, false
 				}
 				sawAPI = true
@@ -320,33 +320,41 @@ func hasKey(body []byte, key string) bool {
 
 // scalar decodes a single-line scalar that follows "key:" — plain, or quoted without escapes.
 func scalar(val []byte) (string, bool) {
+	v, ok := scalarBytes(val)
+	if !ok || len(v) == 0 {
+		return "", ok
+	}
+	return string(v), true
+}
+
+// scalarBytes is scalar without the copy: the value's bytes within val.
+func scalarBytes(val []byte) ([]byte, bool) {
 	v := bytes.TrimSpace(val)
-	if len(v) == 0 {
-		return "", true
+	if len(v) == 0 || v[0] == '#' {
+		return nil, true // null
 	}
 	switch v[0] {
 	case '"':
 		if len(v) < 2 || v[len(v)-1] != '"' || bytes.IndexByte(v[1:len(v)-1], '"') >= 0 || bytes.IndexByte(v, '\\') >= 0 {
-			return "", false
+			return nil, false
 		}
-		return string(v[1 : len(v)-1]), true
+		return v[1 : len(v)-1], true
 	case '\'':
 		if len(v) < 2 || v[len(v)-1] != '\'' || bytes.IndexByte(v[1:len(v)-1], '\'') >= 0 {
-			return "", false
+			return nil, false
 		}
-		return string(v[1 : len(v)-1]), true
-	case '|', '>', '&', '*', '!', '{', '[', '@', '`', '%':
-		return "", false
+		return v[1 : len(v)-1], true
+	case '|', '>', '&', '*', '!', '{', '[', '@', '`', '%', '?', ',', ']', '}':
+		return nil, false
 	}
-	if bytes.Contains(v, []byte(" #")) || bytes.Contains(v, []byte(": ")) {
-		return "", false
+	if bytes.Contains(v, []byte(" #")) || bytes.Contains(v, []byte(": ")) || v[0] == '-' && (len(v) == 1 || v[1] == ' ') {
+		return nil, false
 	}
-	s := string(v)
-	switch s {
+	switch string(v) {
 	case "~", "null", "Null", "NULL":
-		return "", false
+		return nil, false
 	}
-	return s, true
+	return v, true
 }
 
 // looksNonString reports plain scalars that YAML 1.1 (which Helm's loader speaks) reads as
