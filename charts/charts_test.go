@@ -83,7 +83,9 @@ func TestChartsInstallOnARealAPIServer(t *testing.T) {
 	}
 
 	// The local agent is on by default.
-	g.Expect(c.Get(ctx, client.ObjectKey{Namespace: "helmops-system", Name: "helmops-agent-local"}, &appsv1.Deployment{})).To(Succeed())
+	local := &appsv1.Deployment{}
+	g.Expect(c.Get(ctx, client.ObjectKey{Namespace: "helmops-system", Name: "helmops-agent-local"}, local)).To(Succeed())
+	g.Expect(local.Spec.Template.Spec.Containers[0].Args).To(ContainElements("agent", "--upstream-in-cluster", "--cluster-name=local", "--workspace=fleet-local"))
 
 	// The downstream agent chart needs a cluster name and renders the registration labels.
 	err = install(t, cp, "helmops-agent", "agent-missing", "agent-a", nil)

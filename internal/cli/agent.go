@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"helm.sh/helm/v4/pkg/kube"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 
@@ -22,6 +23,7 @@ import (
 
 type agentFlags struct {
 	upstreamKubeconfig, kubeconfig string
+	upstreamInCluster              bool
 	clusterName, workspace         string
 	register                       bool
 	labels                         string
@@ -65,6 +67,7 @@ waits until the management cluster gave the Cluster a namespace (status.namespac
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.upstreamKubeconfig, "upstream-kubeconfig", "", "kubeconfig of the management cluster (required)")
+	fl.BoolVar(&f.upstreamInCluster, "upstream-in-cluster", false, "reach the management cluster with the in-cluster configuration: for the agent of the management cluster itself")
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig of the downstream cluster; default $KUBECONFIG, ~/.kube/config, then the in-cluster configuration")
 	fl.StringVar(&f.clusterName, "cluster-name", "", "name of this cluster's Cluster on the management cluster (required)")
 	fl.StringVar(&f.workspace, "workspace", "fleet-default", "namespace of the Cluster on the management cluster")
@@ -81,8 +84,8 @@ waits until the management cluster gave the Cluster a namespace (status.namespac
 }
 
 func (f *agentFlags) options() (agent.Options, error) {
-	if f.upstreamKubeconfig == "" {
-		return agent.Options{}, fmt.Errorf("--upstream-kubeconfig is required: the kubeconfig that reaches the management cluster")
+	if f.upstreamKubeconfig == "" && !f.upstreamInCluster {
+		return agent.Options{}, fmt.Errorf("--upstream-kubeconfig is required: the kubeconfig that reaches the management cluster (or --upstream-in-cluster for the agent of the management cluster itself)")
 	}
 	if f.clusterName == "" {
 		return agent.Options{}, fmt.Errorf("--cluster-name is required: the name of this cluster's Cluster on the management cluster")
@@ -104,7 +107,12 @@ func (f *agentFlags) options() (agent.Options, error) {
 	if len(labels) > 0 && !f.register {
 		return agent.Options{}, fmt.Errorf("--labels only applies with --register")
 	}
-	upstream, err := restConfig(f.upstreamKubeconfig)
+	var upstream *rest.Config
+	if f.upstreamKubeconfig != "" {
+		upstream, err = restConfig(f.upstreamKubeconfig)
+	} else {
+		upstream, err = rest.InClusterConfig()
+	}
 	if err != nil {
 		return agent.Options{}, fmt.Errorf("--upstream-kubeconfig: %w", err)
 	}
