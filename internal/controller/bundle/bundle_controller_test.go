@@ -463,3 +463,47 @@ func TestBootstrapDeploysToLocal(t *testing.T) {
 		g.Expect(getBundle(g, b).Status.Display.ReadyBundleDeployments).To(Equal("0/1"))
 	}, timeout, interval).Should(Succeed())
 }
+
+func TestSharedAndForeignSecrets(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := workspace(t)
+	nss := threeClusters(t, ns)
+	g.Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "shared", Namespace: ns},
+		StringData: map[string]string{"username": "u", "password": "p"}})).To(Succeed())
+	prod := withTargets(v1alpha1.BundleTarget{ClusterSelector: sel("env", "prod")})
+	a := newBundle(t, ns, "a", withSecret("shared"), prod)
+	b := newBundle(t, ns, "b", withSecret("shared"), prod)
+	key := client.ObjectKey{Namespace: nss["prod-1"], Name: "shared"}
+	g.Eventually(func(g Gomega) {
+		s := &corev1.Secret{}
+		g.Expect(k8s.Get(ctx, key, s)).To(Succeed())
+		g.Expect(s.OwnerReferences).To(HaveLen(2), "owned by the BundleDeployments of both Bundles")
+	}, timeout, interval).Should(Succeed())
+
+	// Untargeting one Bundle keeps the copy for the other.
+	got := getBundle(g, a)
+	got.Spec.Targets[0].ClusterSelector = sel("env", "none")
+	g.Expect(k8s.Update(ctx, got)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(deployments(g, a)).To(BeEmpty())
+		s := &corev1.Secret{}
+		g.Expect(k8s.Get(ctx, key, s)).To(Succeed())
+		g.Expect(s.OwnerReferences).To(ConsistOf(HaveField("UID", deployments(g, b)["prod-1"].UID)))
+	}, timeout, interval).Should(Succeed())
+
+	// A secret of that name helmops did not create is never overwritten.
+	g.Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "shared", Namespace: nss["dev-1"]},
+		StringData: map[string]string{"mine": "yes"}})).To(Succeed())
+	c := newBundle(t, ns, "c", withSecret("shared"), withTargets(v1alpha1.BundleTarget{ClusterName: "dev-1"}))
+	g.Eventually(func(g Gomega) {
+		cond := meta.FindStatusCondition(getBundle(g, c).Status.Conditions, v1alpha1.TargetedCondition)
+		g.Expect(cond).NotTo(BeNil())
+		g.Expect(cond.Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(cond.Reason).To(Equal(v1alpha1.ReasonCredentialsCopyFailed))
+		g.Expect(cond.Message).To(ContainSubstring("secret " + nss["dev-1"] + "/shared exists and is not managed by helmops"))
+	}, timeout, interval).Should(Succeed())
+	s := &corev1.Secret{}
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: nss["dev-1"], Name: "shared"}, s)).To(Succeed())
+	g.Expect(s.Data).To(Equal(map[string][]byte{"mine": []byte("yes")}))
+}
