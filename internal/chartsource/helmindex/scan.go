@@ -32,6 +32,7 @@ func scan(data []byte, chart string) (Entries, bool) {
 		inURLs      bool
 		keysSeen    map[string]bool
 		foundCharts int
+		blockIndent = -1 // lines indented more than this are the content of a block scalar
 		curName     string
 		curType     string
 	)
@@ -56,6 +57,13 @@ func scan(data []byte, chart string) (Entries, bool) {
 		body := line[indent:]
 		if len(body) == 0 || body[0] == '#' {
 			continue
+		}
+		if blockIndent >= 0 && indent > blockIndent {
+			continue // the content of a block scalar ("description: |"), whatever it looks like
+		}
+		blockIndent = -1
+		if c := blockScalarColumn(body); c >= 0 {
+			blockIndent = indent + c
 		}
 		if indent == 0 {
 			if !closedOnLine(body) || !plainKey(body) {
@@ -312,6 +320,60 @@ func plainKey(body []byte) bool {
 // matches object keys to struct fields.
 func foldsTo(body []byte, key string) bool {
 	return len(body) > len(key) && body[len(key)] == ':' && strings.EqualFold(string(body[:len(key)]), key)
+}
+
+// blockScalarColumn returns, for a line whose value is a block scalar ("key: |", "- >-",
+// "key: |2 # c"), the column (within body) of the node that owns it: its content is every
+// following line indented more than that. Otherwise -1.
+func blockScalarColumn(body []byte) int {
+	if bytes.IndexByte(body, '|') < 0 && bytes.IndexByte(body, '>') < 0 {
+		return -1
+	}
+	col := 0
+	for col < len(body) && body[col] == '-' && (col+1 == len(body) || body[col+1] == ' ') {
+		next := col + 1
+		for next < len(body) && body[next] == ' ' {
+			next++
+		}
+		if next < len(body) && (body[next] == '|' || body[next] == '>') {
+			return col // "- |": the content belongs to the sequence item
+		}
+		col = next
+	}
+	rest := body[col:]
+	if len(rest) > 0 && (rest[0] == '"' || rest[0] == '\'') {
+		end := quotedEnd(rest)
+		if end < 0 {
+			return -1
+		}
+		i := bytes.Index(rest[end:], []byte(": "))
+		if i < 0 {
+			return -1
+		}
+		return blockIndicatorAt(rest, end+i+2, col)
+	}
+	i := bytes.Index(rest, []byte(": "))
+	if i < 0 {
+		return -1
+	}
+	return blockIndicatorAt(rest, i+2, col)
+}
+
+// blockIndicatorAt reports col when rest[at:] is a block scalar header: | or > with optional
+// indentation and chomping indicators and an optional comment.
+func blockIndicatorAt(rest []byte, at, col int) int {
+	v := bytes.TrimLeft(rest[at:], " ")
+	if len(v) == 0 || (v[0] != '|' && v[0] != '>') {
+		return -1
+	}
+	v = v[1:]
+	for len(v) > 0 && (v[0] == '+' || v[0] == '-' || v[0] >= '1' && v[0] <= '9') {
+		v = v[1:]
+	}
+	if len(v) == 0 || v[0] == ' ' && (len(bytes.TrimSpace(v)) == 0 || bytes.TrimSpace(v)[0] == '#') {
+		return col
+	}
+	return -1
 }
 
 func hasKey(body []byte, key string) bool {
