@@ -105,9 +105,7 @@ func TestInvalidTargetIsReported(t *testing.T) {
 	}, timeout, interval).Should(Succeed())
 
 	// Fixing the target heals it.
-	got := getBundle(g, b)
-	got.Spec.Targets[0].ClusterSelector = sel("env", "prod")
-	g.Expect(k8s.Update(context.Background(), got)).To(Succeed())
+	update(g, b.DeepCopy(), func(got *v1alpha1.Bundle) { got.Spec.Targets[0].ClusterSelector = sel("env", "prod") })
 	g.Eventually(func(g Gomega) {
 		g.Expect(keys(deployments(g, b))).To(ConsistOf("prod-1"))
 		g.Expect(meta.IsStatusConditionTrue(getBundle(g, b).Status.Conditions, v1alpha1.TargetedCondition)).To(BeTrue())
@@ -116,17 +114,14 @@ func TestInvalidTargetIsReported(t *testing.T) {
 
 func TestDeploymentsFollowClusterLabels(t *testing.T) {
 	g := NewWithT(t)
-	ctx := context.Background()
 	ns := workspace(t)
 	threeClusters(t, ns)
 	b := newBundle(t, ns, "follow", withTargets(v1alpha1.BundleTarget{Name: "prod", ClusterSelector: sel("env", "prod")}))
 	g.Eventually(func(g Gomega) { g.Expect(keys(deployments(g, b))).To(ConsistOf("prod-1")) }, timeout, interval).Should(Succeed())
 
 	relabel := func(name, env string) {
-		c := &v1alpha1.Cluster{}
-		g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, c)).To(Succeed())
-		c.Labels["env"] = env
-		g.Expect(k8s.Update(ctx, c)).To(Succeed())
+		c := &v1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+		update(g, c, func(c *v1alpha1.Cluster) { c.Labels["env"] = env })
 	}
 	relabel("dev-1", "prod")
 	g.Eventually(func(g Gomega) { g.Expect(keys(deployments(g, b))).To(ConsistOf("prod-1", "dev-1")) }, timeout, interval).Should(Succeed())
@@ -206,9 +201,7 @@ func TestSecretCopy(t *testing.T) {
 	g.Eventually(func(g Gomega) { g.Expect(copyIn(g, "prod-1")).NotTo(BeNil()) }, timeout, interval).Should(Succeed())
 
 	// Retargeting moves the copy.
-	got := getBundle(g, b)
-	got.Spec.Targets[0].ClusterSelector = sel("env", "dev")
-	g.Expect(k8s.Update(ctx, got)).To(Succeed())
+	update(g, b.DeepCopy(), func(got *v1alpha1.Bundle) { got.Spec.Targets[0].ClusterSelector = sel("env", "dev") })
 	g.Eventually(func(g Gomega) {
 		g.Expect(copyIn(g, "prod-1")).To(BeNil(), "removed on untarget")
 		g.Expect(copyIn(g, "dev-1")).NotTo(BeNil())
@@ -394,10 +387,10 @@ func TestUnchangedBundleIsNotRewritten(t *testing.T) {
 
 	// A spec change that does not change what prod-1 runs (a renamed target, another target
 	// matching nothing) is reconciled (observedGeneration follows) without touching the BD.
-	got := getBundle(g, b)
-	got.Spec.Targets[0].Name = "production"
-	got.Spec.Targets = append(got.Spec.Targets, v1alpha1.BundleTarget{Name: "none", ClusterName: "missing"})
-	g.Expect(k8s.Update(ctx, got)).To(Succeed())
+	update(g, b.DeepCopy(), func(got *v1alpha1.Bundle) {
+		got.Spec.Targets[0].Name = "production"
+		got.Spec.Targets = append(got.Spec.Targets, v1alpha1.BundleTarget{Name: "none", ClusterName: "missing"})
+	})
 	g.Eventually(func(g Gomega) {
 		now := getBundle(g, b)
 		g.Expect(now.Status.ObservedGeneration).To(Equal(now.Generation))
@@ -409,17 +402,13 @@ func TestUnchangedBundleIsNotRewritten(t *testing.T) {
 	g.Expect(after.ResourceVersion).To(Equal(before.ResourceVersion))
 
 	// A values change gives a new deploymentID; paused is passed on without changing it.
-	got = getBundle(g, b)
-	got.Spec.Helm.Values.Data["color"] = "purple"
-	g.Expect(k8s.Update(ctx, got)).To(Succeed())
+	update(g, b.DeepCopy(), func(got *v1alpha1.Bundle) { got.Spec.Helm.Values.Data["color"] = "purple" })
 	var changed *v1alpha1.BundleDeployment
 	g.Eventually(func(g Gomega) {
 		changed = deployments(g, b)["prod-1"]
 		g.Expect(changed.Spec.DeploymentID).NotTo(Equal(before.Spec.DeploymentID))
 	}, timeout, interval).Should(Succeed())
-	got = getBundle(g, b)
-	got.Spec.Paused = true
-	g.Expect(k8s.Update(ctx, got)).To(Succeed())
+	update(g, b.DeepCopy(), func(got *v1alpha1.Bundle) { got.Spec.Paused = true })
 	g.Eventually(func(g Gomega) {
 		bd := deployments(g, b)["prod-1"]
 		g.Expect(bd.Spec.Paused).To(BeTrue())
@@ -429,15 +418,12 @@ func TestUnchangedBundleIsNotRewritten(t *testing.T) {
 
 func TestPausedClusterPausesItsDeployments(t *testing.T) {
 	g := NewWithT(t)
-	ctx := context.Background()
 	ns := workspace(t)
 	threeClusters(t, ns)
 	b := newBundle(t, ns, "pc", withTargets(v1alpha1.BundleTarget{ClusterSelector: &metav1.LabelSelector{}}))
 	g.Eventually(func(g Gomega) { g.Expect(deployments(g, b)).To(HaveLen(3)) }, timeout, interval).Should(Succeed())
-	c := &v1alpha1.Cluster{}
-	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "dev-2"}, c)).To(Succeed())
-	c.Spec.Paused = true
-	g.Expect(k8s.Update(ctx, c)).To(Succeed())
+	update(g, &v1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "dev-2"}},
+		func(c *v1alpha1.Cluster) { c.Spec.Paused = true })
 	g.Eventually(func(g Gomega) {
 		bds := deployments(g, b)
 		g.Expect(bds["dev-2"].Spec.Paused).To(BeTrue())
@@ -482,9 +468,7 @@ func TestSharedAndForeignSecrets(t *testing.T) {
 	}, timeout, interval).Should(Succeed())
 
 	// Untargeting one Bundle keeps the copy for the other.
-	got := getBundle(g, a)
-	got.Spec.Targets[0].ClusterSelector = sel("env", "none")
-	g.Expect(k8s.Update(ctx, got)).To(Succeed())
+	update(g, a.DeepCopy(), func(got *v1alpha1.Bundle) { got.Spec.Targets[0].ClusterSelector = sel("env", "none") })
 	g.Eventually(func(g Gomega) {
 		g.Expect(deployments(g, a)).To(BeEmpty())
 		s := &corev1.Secret{}

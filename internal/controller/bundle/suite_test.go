@@ -13,6 +13,7 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -186,6 +187,18 @@ func keys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// update re-reads obj, applies mutate and writes it, retrying when a controller's status write
+// got in between.
+func update[T client.Object](g Gomega, obj T, mutate func(T)) {
+	g.Expect(retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
+			return err
+		}
+		mutate(obj)
+		return k8s.Update(context.Background(), obj)
+	})).To(Succeed())
 }
 
 func sel(kv ...string) *metav1.LabelSelector {

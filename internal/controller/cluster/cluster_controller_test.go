@@ -10,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/helmops/helmops/api/v1alpha1"
@@ -38,12 +39,14 @@ func heartbeat(g Gomega, ns, name string, at time.Time) {
 
 // touch changes a label so the cluster is reconciled now.
 func touch(g Gomega, ns, name, value string) {
-	c := getCluster(g, ns, name)
-	if c.Labels == nil {
-		c.Labels = map[string]string{}
-	}
-	c.Labels["touched"] = value
-	g.Expect(k8s.Update(context.Background(), c)).To(Succeed())
+	g.Expect(retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+		c := getCluster(g, ns, name)
+		if c.Labels == nil {
+			c.Labels = map[string]string{}
+		}
+		c.Labels["touched"] = value
+		return k8s.Update(context.Background(), c)
+	})).To(Succeed())
 }
 
 func TestClusterNamespaceAndReadyFromHeartbeat(t *testing.T) {
@@ -172,9 +175,11 @@ func TestClusterGroupCounts(t *testing.T) {
 			To(ContainSubstring("dev-2 (waiting for the agent of cluster dev-2 to report)"))
 	}, timeout, interval).Should(Succeed())
 
-	c := getCluster(g, ws, "prod-1")
-	c.Labels["env"] = "dev"
-	g.Expect(k8s.Update(ctx, c)).To(Succeed())
+	g.Expect(retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+		c := getCluster(g, ws, "prod-1")
+		c.Labels["env"] = "dev"
+		return k8s.Update(ctx, c)
+	})).To(Succeed())
 	g.Eventually(func(g Gomega) {
 		s := groupStatus(g)
 		g.Expect(s.ClusterCount).To(Equal(3))
@@ -190,8 +195,9 @@ func TestBootstrap(t *testing.T) {
 	grp := &v1alpha1.ClusterGroup{}
 	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: cluster.LocalWorkspace, Name: v1alpha1.DefaultClusterGroup}, grp)).To(Succeed())
 	g.Expect(grp.Spec.Selector.MatchLabels).To(Equal(map[string]string{"name": "local"}))
+	orig := grp.DeepCopy()
 	grp.Spec.Selector.MatchLabels["extra"] = "x"
-	g.Expect(k8s.Update(ctx, grp)).To(Succeed())
+	g.Expect(k8s.Patch(ctx, grp, client.MergeFrom(orig))).To(Succeed())
 	g.Expect(cluster.Bootstrap(ctx, k8s)).To(Succeed())
 	g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(grp), grp)).To(Succeed())
 	g.Expect(grp.Spec.Selector.MatchLabels).To(HaveKeyWithValue("extra", "x"))
