@@ -9,10 +9,14 @@ import (
 )
 
 // scan is the fast path: a line scanner over the block-style YAML that Helm writes. It skips the
-// other charts without allocating and decodes only the fields a version choice needs. It reports
-// ok=false for anything it does not handle exactly (JSON, flow style, anchors and aliases, tags,
-// block or escaped scalars in the fields it reads, CRLF, tabs, duplicate keys), and the caller
-// then parses the whole document instead: never a silently wrong answer.
+// other charts without allocating (block scalar content is skipped whatever it contains) and
+// decodes only what a version choice needs from the chart asked for: version, created, digest,
+// urls and deprecated, plus name and type and the null items and aliases that decide whether
+// Helm's validation keeps an entry. It reports ok=false for anything it does not handle exactly
+// (JSON, flow style, anchors and aliases, tags, multi-line or escaped scalars, plain scalars YAML
+// 1.1 reads as numbers, booleans or null, keys that Helm's JSON decoding matches regardless of
+// case, CRLF, tabs, duplicate keys), and the caller then parses the whole document instead:
+// never a silently wrong answer.
 func scan(data []byte, chart string) (Entries, bool) {
 	if bytes.IndexByte(data, '\r') >= 0 || bytes.IndexByte(data, '\t') >= 0 {
 		return Entries{}, false
