@@ -238,12 +238,14 @@ type BundleSummary struct {
 	// +optional
 	Modified int `json:"modified,omitempty"`
 	// Ready counts ready deployments.
-	Ready int `json:"ready"`
+	// +optional
+	Ready int `json:"ready,omitempty"`
 	// Pending counts deployments not yet picked up.
 	// +optional
 	Pending int `json:"pending,omitempty"`
 	// DesiredReady counts all deployments that should be ready.
-	DesiredReady int `json:"desiredReady"`
+	// +optional
+	DesiredReady int `json:"desiredReady,omitempty"`
 	// NonReadyResources lists up to ten non-ready deployments and why.
 	// +optional
 	NonReadyResources []NonReadyResource `json:"nonReadyResources,omitempty"`

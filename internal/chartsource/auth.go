@@ -107,6 +107,13 @@ func AuthFromSecret(s *corev1.Secret) (Auth, error) {
 		if len(cert) > 0 && len(key) > 0 {
 			a.CertPEM, a.KeyPEM = cert, key
 		}
+		// Copies in cluster namespaces have helmops' own type: their keys say what they hold.
+		if dc, _ := data(corev1.DockerConfigJsonKey); len(dc) > 0 {
+			if _, err := dockerAuths(dc); err != nil {
+				return Auth{}, fmt.Errorf("secret %s: key %q: %w", name, corev1.DockerConfigJsonKey, err)
+			}
+			a.DockerConfigJSON = dc
+		}
 	}
 	if _, err := a.tlsConfig(); err != nil {
 		return Auth{}, fmt.Errorf("secret %s: %w", name, err)

@@ -31,7 +31,7 @@ type indexEntry struct {
 	elem      *list.Element
 }
 
-// chartEntries memoises helmindex.Parse of the entry's body for one chart.
+// chartEntries memoises helmindex.ParseBytes of the entry's body for one chart.
 type chartEntries struct {
 	once    sync.Once
 	entries helmindex.Entries
@@ -234,7 +234,7 @@ func (r *Resolver) chartEntries(e *indexEntry, chart string) (helmindex.Entries,
 	e.mu.Unlock()
 	ce.once.Do(func() {
 		r.parses.Add(1)
-		ce.entries, ce.err = helmindex.Parse(bytes.NewReader(e.body), chart)
+		ce.entries, ce.err = helmindex.ParseBytes(e.body, chart)
 		var n int64 = 64
 		for _, c := range ce.entries.Candidates {
 			n += int64(len(c.Version)+len(c.Digest)) + 96

@@ -237,7 +237,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Re
 		if equality.Semantic.DeepEqual(orig.Status, b.Status) {
 			return
 		}
-		if err := r.Client.Status().Patch(ctx, b, StatusPatch(orig)); err != nil && !apierrors.IsNotFound(err) {
+		if err := r.Client.Status().Patch(ctx, b, client.MergeFrom(orig)); err != nil && !apierrors.IsNotFound(err) {
 			retErr = errors.Join(retErr, fmt.Errorf("writing the status of Bundle %s/%s: %w", b.Namespace, b.Name, err))
 		}
 	}()

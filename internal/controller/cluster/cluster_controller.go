@@ -31,7 +31,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/helmops/helmops/api/v1alpha1"
-	"github.com/helmops/helmops/internal/controller/bundle"
 	"github.com/helmops/helmops/internal/controller/shard"
 )
 
@@ -153,7 +152,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Re
 		}
 		// A merge patch of the fields that changed: only this reconciler's fields change here,
 		// so the agent's heartbeat (status.agent) is never overwritten.
-		if err := r.Client.Status().Patch(ctx, c, bundle.StatusPatch(orig)); err != nil && !apierrors.IsNotFound(err) {
+		if err := r.Client.Status().Patch(ctx, c, client.MergeFrom(orig)); err != nil && !apierrors.IsNotFound(err) {
 			retErr = errors.Join(retErr, fmt.Errorf("writing the status of Cluster %s/%s: %w", c.Namespace, c.Name, err))
 		}
 	}()

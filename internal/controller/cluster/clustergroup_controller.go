@@ -12,7 +12,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/helmops/helmops/api/v1alpha1"
-	"github.com/helmops/helmops/internal/controller/bundle"
 	"github.com/helmops/helmops/internal/controller/shard"
 	"github.com/helmops/helmops/internal/targeting"
 )
@@ -64,7 +63,7 @@ func (r *groupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ct
 	if equality.Semantic.DeepEqual(orig.Status, g.Status) {
 		return ctrl.Result{}, nil
 	}
-	if err := r.Client.Status().Patch(ctx, g, bundle.StatusPatch(orig)); err != nil && !apierrors.IsNotFound(err) {
+	if err := r.Client.Status().Patch(ctx, g, client.MergeFrom(orig)); err != nil && !apierrors.IsNotFound(err) {
 		retErr = errors.Join(retErr, fmt.Errorf("writing the status of ClusterGroup %s/%s: %w", g.Namespace, g.Name, err))
 	}
 	return ctrl.Result{}, retErr
