@@ -9,6 +9,8 @@ import (
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/helmops/helmops/api/v1alpha1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/cert"
 
@@ -159,6 +161,7 @@ func TestAuthFromSecret(t *testing.T) {
 		{name: "tls type without key", secret: secret(corev1.SecretTypeTLS, map[string]string{"tls.crt": string(certPEM)}), err: `needs both "tls.crt" and "tls.key"`},
 		{name: "tls key not matching", secret: secret(corev1.SecretTypeTLS, map[string]string{"tls.crt": string(certPEM), "tls.key": "hunter2"}), err: "do not form a valid key pair"},
 		{name: "dockerconfigjson", secret: secret(corev1.SecretTypeDockerConfigJson, map[string]string{".dockerconfigjson": string(docker)}), want: Auth{DockerConfigJSON: docker}},
+		{name: "dockerconfigjson copied to a cluster namespace", secret: secret(v1alpha1.SecretTypeHelmOpsAccess, map[string]string{".dockerconfigjson": string(docker)}), want: Auth{DockerConfigJSON: docker}},
 		{name: "dockerconfigjson not json", secret: secret(corev1.SecretTypeDockerConfigJson, map[string]string{".dockerconfigjson": "hunter2"}), err: "not a docker config JSON document"},
 	}
 	for _, tc := range cases {
