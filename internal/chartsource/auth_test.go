@@ -9,11 +9,10 @@ import (
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
-
-	"github.com/helmops/helmops/api/v1alpha1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/cert"
 
+	"github.com/helmops/helmops/api/v1alpha1"
 	"github.com/helmops/helmops/internal/testenv"
 )
 
