@@ -82,8 +82,8 @@ const (
 	ManagedLabel = "fleet.cattle.io/managed"
 
 	// ReconcileRequestedAnnotation, set to any new value (helmops uses an RFC 3339 time), asks
-	// for an immediate reconcile and poll. The controller records the last value it handled in
-	// status conditions' messages only through its effect: lastPollingTriggered advances.
+	// for an immediate reconcile and poll. The controller records the value it handled in
+	// status.lastHandledReconcileAt.
 	ReconcileRequestedAnnotation = "fleet.cattle.io/reconcile-requested-at"
 
 	// HelmOpFinalizer lets the controller delete the Bundle before the HelmOp goes.

@@ -86,6 +86,11 @@ type HelmOpStatus struct {
 	// +optional
 	LastPollingTime *metav1.Time `json:"lastPollingTriggered,omitempty"`
 
+	// LastHandledReconcileAt is the value of the fleet.cattle.io/reconcile-requested-at
+	// annotation the controller last acted on.
+	// +optional
+	LastHandledReconcileAt string `json:"lastHandledReconcileAt,omitempty"`
+
 	// ReadyClusters counts targeted clusters whose deployment is ready.
 	// +optional
 	ReadyClusters int `json:"readyClusters"`

@@ -270,3 +270,28 @@ func TestConcurrentOCIResolutionsShareOneTagListing(t *testing.T) {
 	g.Expect(failures.Load()).To(BeZero())
 	g.Expect(listings.Load()).To(Equal(int32(1)))
 }
+
+func TestWithRevalidateBypassesTheFreshnessWindow(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	repo, err := testenv.StartChartRepo(testenv.RepoOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(repo.Stop)
+	g.Expect(repo.Publish("alpine", "0.1.0")).To(Succeed())
+	r := NewResolver(Options{MinRevalidate: time.Hour})
+	ref := Ref{Repo: repo.URL, Chart: "alpine"}
+	res, err := r.Resolve(ctx, ref, Auth{})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.Version).To(Equal("0.1.0"))
+
+	g.Expect(repo.Publish("alpine", "0.2.0")).To(Succeed())
+	res, err = r.Resolve(ctx, ref, Auth{})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.Version).To(Equal("0.1.0"), "within the freshness window the cached index answers")
+	g.Expect(repo.Requests("/index.yaml")).To(Equal(1))
+
+	res, err = r.Resolve(WithRevalidate(ctx), ref, Auth{})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.Version).To(Equal("0.2.0"))
+	g.Expect(repo.Requests("/index.yaml")).To(Equal(2))
+}

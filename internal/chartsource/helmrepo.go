@@ -248,10 +248,11 @@ func (r *Resolver) chartEntries(e *indexEntry, chart string) (helmindex.Entries,
 }
 
 // index returns the current index entry of a repository: from the cache when it was validated
-// within MinRevalidate, otherwise by a (conditional) request shared by all concurrent callers.
+// within MinRevalidate (unless ctx asks to revalidate), otherwise by a (conditional) request
+// shared by all concurrent callers.
 func (r *Resolver) index(ctx context.Context, repoURL string, auth Auth) (*indexEntry, error) {
 	key := repoURL + "\x00" + auth.Fingerprint()
-	if cur := r.cache.get(key); cur != nil && r.opts.MinRevalidate > 0 {
+	if cur := r.cache.get(key); cur != nil && r.opts.MinRevalidate > 0 && !mustRevalidate(ctx) {
 		cur.mu.Lock()
 		fresh := time.Since(cur.validated) < r.opts.MinRevalidate
 		cur.mu.Unlock()

@@ -373,3 +373,16 @@ func (r *Resolver) share(ctx context.Context, key string, counted *prometheus.Co
 }
 
 var errIndexTooLarge = errors.New("index too large")
+
+type revalidateKey struct{}
+
+// WithRevalidate makes resolutions under ctx ask the server again even when the cached index is
+// younger than Options.MinRevalidate: for a user's explicit request to look now.
+func WithRevalidate(ctx context.Context) context.Context {
+	return context.WithValue(ctx, revalidateKey{}, true)
+}
+
+func mustRevalidate(ctx context.Context) bool {
+	v, _ := ctx.Value(revalidateKey{}).(bool)
+	return v
+}

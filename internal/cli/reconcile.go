@@ -21,7 +21,9 @@ func newReconcileCommand() *cobra.Command {
 	one := &cobra.Command{
 		Use:   "helmop NAME",
 		Short: "Poll the HelmOp's repository now and wait until the controller has done it",
-		Args:  cobra.ExactArgs(1),
+		Long: `Sets the annotation fleet.cattle.io/reconcile-requested-at to the current time and waits
+until the controller reports it handled that value in status.lastHandledReconcileAt.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := kubeClient(kubeconfig)
 			if err != nil {
@@ -44,12 +46,12 @@ func reconcileHelmOp(ctx context.Context, c client.Client, cmd *cobra.Command, k
 	if err := c.Get(ctx, key, op); err != nil {
 		return fmt.Errorf("getting HelmOp %s: %w", key, err)
 	}
-	at := time.Now().UTC()
+	requested := time.Now().UTC().Format(time.RFC3339Nano)
 	patch := client.MergeFrom(op.DeepCopy())
 	if op.Annotations == nil {
 		op.Annotations = map[string]string{}
 	}
-	op.Annotations[v1alpha1.ReconcileRequestedAnnotation] = at.Format(time.RFC3339Nano)
+	op.Annotations[v1alpha1.ReconcileRequestedAnnotation] = requested
 	if err := c.Patch(ctx, op, patch); err != nil {
 		return fmt.Errorf("annotating HelmOp %s: %w", key, err)
 	}
@@ -65,7 +67,7 @@ func reconcileHelmOp(ctx context.Context, c client.Client, cmd *cobra.Command, k
 		if err := c.Get(ctx, key, op); err != nil {
 			return err
 		}
-		if op.Status.LastPollingTime != nil && !op.Status.LastPollingTime.Time.Before(at.Truncate(time.Second)) {
+		if op.Status.LastHandledReconcileAt == requested {
 			accepted := meta.FindStatusCondition(op.Status.Conditions, v1alpha1.AcceptedCondition)
 			state := "unknown"
 			if accepted != nil {

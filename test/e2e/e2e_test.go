@@ -278,3 +278,27 @@ func keyOf(obj client.Object) client.ObjectKey { return client.ObjectKeyFromObje
 func keyOfName(namespace, name string) client.ObjectKey {
 	return client.ObjectKey{Namespace: namespace, Name: name}
 }
+
+// Without polling a constraint is resolved when the spec changes; `helmops reconcile helmop`
+// asks for a poll now and returns once the controller has made it.
+func TestReconcileCommandPollsNow(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	g.Expect(env.Repo.Publish("ondemand", "1.0.0")).To(Succeed())
+	h := helmOp("ondemand", "fleet-default", v1alpha1.HelmOptions{Repo: env.State.RepoURL, Chart: "ondemand", Version: "1.x"}, func(h *v1alpha1.HelmOp) {
+		h.Spec.Targets = []v1alpha1.BundleTarget{{ClusterName: "dev"}}
+	})
+	g.Expect(mgmt().Create(ctx, h)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(expectReady(g, client.ObjectKeyFromObject(h)).Status.Version).To(Equal("1.0.0"))
+	}, timeout, interval).Should(Succeed())
+
+	g.Expect(env.Repo.Publish("ondemand", "1.1.0")).To(Succeed())
+	out, err := exec.Command(helmopsBinary, "reconcile", "helmop", "ondemand", "-n", "fleet-default",
+		"--kubeconfig", env.State.Kubeconfigs["management"]).CombinedOutput()
+	g.Expect(err).NotTo(HaveOccurred(), string(out))
+	g.Expect(string(out)).To(ContainSubstring("Reconciled: version 1.1.0"))
+	g.Eventually(func(g Gomega) {
+		g.Expect(configMap(g, env.Downstreams["dev"], "default", "ondemand").Data).To(HaveKeyWithValue("chartVersion", "1.1.0"))
+	}, timeout, interval).Should(Succeed())
+}

@@ -244,6 +244,12 @@ func (r *Reconciler) reconcile(ctx context.Context, op *v1alpha1.HelmOp, f *fact
 		f.pollAttempted = true
 		op.Status.LastPollingTime = &metav1.Time{Time: now}
 	}
+	if requested {
+		op.Status.LastHandledReconcileAt = op.Annotations[v1alpha1.ReconcileRequestedAnnotation]
+	}
+	if requested {
+		ctx = chartsource.WithRevalidate(ctx) // the user asked for a fresh look
+	}
 	log.V(1).Info("Resolving chart version", "constraint", helm.Version, "poll", f.pollAttempted)
 	spec, res, err := r.bundleSpec(ctx, op, kind, auth)
 	if err != nil {
@@ -449,19 +455,10 @@ func inputsHash(op *v1alpha1.HelmOp, secretRV string) string {
 	return hex.EncodeToString(sum[:12])
 }
 
-// reconcileRequested reports whether the reconcile annotation asks for a poll not yet made.
-// lastPollingTriggered has second precision, so the request is compared at seconds too.
+// reconcileRequested reports whether the reconcile annotation carries a value not handled yet.
 func reconcileRequested(op *v1alpha1.HelmOp) bool {
 	v := op.Annotations[v1alpha1.ReconcileRequestedAnnotation]
-	if v == "" {
-		return false
-	}
-	at, err := time.Parse(time.RFC3339Nano, v)
-	if err != nil {
-		return false
-	}
-	last := op.Status.LastPollingTime
-	return last == nil || last.Time.Before(at.Truncate(time.Second))
+	return v != "" && v != op.Status.LastHandledReconcileAt
 }
 
 // jitter spreads the polls of many HelmOps with the same interval: up to 5% of it, fixed per
