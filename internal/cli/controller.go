@@ -11,8 +11,6 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -25,6 +23,7 @@ import (
 	"github.com/helmops/helmops/internal/controller/bundle"
 	"github.com/helmops/helmops/internal/controller/cluster"
 	"github.com/helmops/helmops/internal/controller/helmop"
+	"github.com/helmops/helmops/internal/controller/shard"
 	"github.com/helmops/helmops/internal/scheme"
 )
 
@@ -100,13 +99,7 @@ func runController(ctx context.Context, f *controllerFlags) error {
 		leaseName += "-" + f.shardID
 	}
 	// Each shard caches only its own objects.
-	var shardSel labels.Selector
-	if f.shardID == "" {
-		req, _ := labels.NewRequirement(v1alpha1.ShardLabel, selection.DoesNotExist, nil)
-		shardSel = labels.NewSelector().Add(*req)
-	} else {
-		shardSel = labels.SelectorFromSet(labels.Set{v1alpha1.ShardLabel: f.shardID})
-	}
+	shardSel := shard.Selector(f.shardID)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        scheme.New(),
 		Metrics:                       metricsserver.Options{BindAddress: f.metricsAddr},

@@ -16,7 +16,6 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/helmops/helmops/internal/controller/cluster"
 	"github.com/helmops/helmops/internal/testenv"
@@ -50,27 +49,16 @@ func run(m *testing.M) int {
 	}
 	defer cp.Stop()
 	k8s = cp.Client
-	mgr, err := ctrl.NewManager(cp.Config, ctrl.Options{
-		Scheme:                 testenv.Scheme(),
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
+	clock = clocktesting.NewFakeClock(time.Now())
+	stop, err := cp.StartManager(ctx, ctrl.Options{}, func(mgr ctrl.Manager) error {
+		return (&cluster.Reconciler{Client: mgr.GetClient(), Clock: clock, AgentTimeout: time.Minute}).SetupWithManager(mgr)
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	clock = clocktesting.NewFakeClock(time.Now())
-	if err := (&cluster.Reconciler{Client: mgr.GetClient(), Clock: clock, AgentTimeout: time.Minute}).SetupWithManager(mgr); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
 	code := m.Run()
-	cancel()
-	if err := <-done; err != nil {
-		fmt.Fprintln(os.Stderr, err)
-	}
+	stop()
 	return code
 }
 

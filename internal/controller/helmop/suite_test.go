@@ -11,18 +11,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/selection"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/helmops/helmops/api/v1alpha1"
 	"github.com/helmops/helmops/internal/chartsource"
-	"github.com/helmops/helmops/internal/scheme"
+	"github.com/helmops/helmops/internal/controller/shard"
 	"github.com/helmops/helmops/internal/testenv"
 )
 
@@ -55,38 +50,13 @@ func TestMain(m *testing.M) {
 // startManager runs a manager with the HelmOp reconciler for one shard, caching only that
 // shard's HelmOps and Bundles as `helmops controller` does.
 func startManager(ctx context.Context, shardID string, resolver Resolver) (stop func(), err error) {
-	var sel labels.Selector
-	if shardID == "" {
-		req, _ := labels.NewRequirement(v1alpha1.ShardLabel, selection.DoesNotExist, nil)
-		sel = labels.NewSelector().Add(*req)
-	} else {
-		sel = labels.SelectorFromSet(labels.Set{v1alpha1.ShardLabel: shardID})
-	}
-	mgr, err := ctrl.NewManager(cp.Config, ctrl.Options{
-		Scheme:                 scheme.New(),
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
-		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			&v1alpha1.HelmOp{}: {Label: sel},
-			&v1alpha1.Bundle{}: {Label: sel},
-		}},
+	sel := shard.Selector(shardID)
+	return cp.StartManager(ctx, ctrl.Options{Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+		&v1alpha1.HelmOp{}: {Label: sel},
+		&v1alpha1.Bundle{}: {Label: sel},
+	}}}, func(mgr ctrl.Manager) error {
+		return (&Reconciler{Client: mgr.GetClient(), Resolver: resolver, ShardID: shardID}).SetupWithManager(mgr)
 	})
-	if err != nil {
-		return nil, err
-	}
-	if err := (&Reconciler{Client: mgr.GetClient(), Resolver: resolver, ShardID: shardID}).SetupWithManager(mgr); err != nil {
-		return nil, err
-	}
-	mctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := mgr.Start(mctx); err != nil {
-			fmt.Fprintln(os.Stderr, "manager:", err)
-		}
-	}()
-	return func() { cancel(); <-done }, nil
 }
 
 func newNamespace(t *testing.T) string {

@@ -5,6 +5,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	"github.com/helmops/helmops/api/v1alpha1"
@@ -32,6 +33,7 @@ func TestShardMembership(t *testing.T) {
 			obj := labelled(tc.labels)
 			g.Expect(Matches(obj, tc.id)).To(Equal(tc.want))
 			g.Expect(Predicate(tc.id).Create(event.CreateEvent{Object: obj})).To(Equal(tc.want))
+			g.Expect(Selector(tc.id).Matches(labels.Set(obj.Labels))).To(Equal(tc.want))
 		})
 	}
 }
