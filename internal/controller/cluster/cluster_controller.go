@@ -199,7 +199,7 @@ func (r *Reconciler) ensureNamespace(ctx context.Context, c *v1alpha1.Cluster, f
 			return ctrl.Result{}, fmt.Errorf("creating namespace %s for Cluster %s/%s: %w", name, c.Namespace, c.Name, err)
 		}
 		f.namespace = name
-		return ctrl.Result{}, nil
+		return ctrl.Result{}, r.grantAgent(ctx, c, ns)
 	case err != nil:
 		return ctrl.Result{}, err
 	}
@@ -213,7 +213,7 @@ func (r *Reconciler) ensureNamespace(ctx context.Context, c *v1alpha1.Cluster, f
 		return ctrl.Result{RequeueAfter: namespaceRetry}, nil
 	}
 	f.namespace = name
-	return ctrl.Result{}, nil
+	return ctrl.Result{}, r.grantAgent(ctx, c, ns)
 }
 
 func namespaceLabels(c *v1alpha1.Cluster) map[string]string {

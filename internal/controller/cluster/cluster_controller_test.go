@@ -6,6 +6,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -207,4 +208,32 @@ func TestBootstrap(t *testing.T) {
 		g.Expect(c.Labels).To(HaveKeyWithValue("name", "local"))
 		g.Expect(c.Status.Namespace).To(Equal(cluster.NamespaceName(cluster.LocalWorkspace, cluster.LocalCluster)))
 	}, timeout, interval).Should(Succeed())
+}
+
+// The cluster namespace comes with the agent's rights there, and only there: checked by the API
+// server's own RBAC authorizer.
+func TestClusterNamespaceGrantsTheAgentItsRights(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ws := workspace(t)
+	g.Expect(k8s.Create(ctx, &v1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "rbac", Namespace: ws}})).To(Succeed())
+	clusterNS := cluster.NamespaceName(ws, "rbac")
+	user := "system:serviceaccount:" + ws + ":" + cluster.AgentServiceAccount("rbac")
+	can := func(g Gomega, namespace, verb, resource, group string) bool {
+		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+			User:               user,
+			Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:" + ws, "system:authenticated"},
+			ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: namespace, Verb: verb, Resource: resource, Group: group},
+		}}
+		g.Expect(k8s.Create(ctx, sar)).To(Succeed())
+		return sar.Status.Allowed
+	}
+	g.Eventually(func(g Gomega) {
+		g.Expect(can(g, clusterNS, "watch", "bundledeployments", "fleet.cattle.io")).To(BeTrue())
+		g.Expect(can(g, clusterNS, "patch", "bundledeployments/status", "fleet.cattle.io")).To(BeTrue())
+		g.Expect(can(g, clusterNS, "get", "secrets", "")).To(BeTrue())
+	}, timeout, interval).Should(Succeed())
+	g.Expect(can(g, clusterNS, "delete", "secrets", "")).To(BeFalse())
+	g.Expect(can(g, clusterNS, "create", "bundledeployments", "fleet.cattle.io")).To(BeFalse())
+	g.Expect(can(g, ws, "get", "secrets", "")).To(BeFalse(), "nothing outside its cluster namespace")
 }

@@ -1,0 +1,64 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/helmops/helmops/api/v1alpha1"
+)
+
+const (
+	// AgentRoleName is the Role and RoleBinding that let a cluster's agent work in its cluster
+	// namespace.
+	AgentRoleName = "helmops-agent"
+	// agentRBACAnnotation on a cluster namespace records that the agent's Role was granted there.
+	agentRBACAnnotation = "fleet.cattle.io/agent-rbac"
+)
+
+// AgentServiceAccount is the upstream ServiceAccount, in the Cluster's workspace, that the
+// cluster's agent uses (config/agent-rbac/upstream.yaml creates it with its workspace rights).
+func AgentServiceAccount(clusterName string) string { return "helmops-agent-" + clusterName }
+
+// agentRole is what an agent needs in its cluster namespace: its BundleDeployments and the
+// repository secrets copied there, nothing else.
+func agentRole(namespace string) *rbacv1.Role {
+	return &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Name: AgentRoleName, Namespace: namespace, Labels: map[string]string{v1alpha1.ManagedLabel: "true"}},
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"bundledeployments"}, Verbs: []string{"get", "list", "watch", "update", "patch"}},
+			{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"bundledeployments/status"}, Verbs: []string{"get", "update", "patch"}},
+			{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"bundledeployments/finalizers"}, Verbs: []string{"update"}},
+			{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch"}},
+		},
+	}
+}
+
+// grantAgent creates the agent's Role and RoleBinding in a cluster namespace once, and marks the
+// namespace so later reconciles cost nothing.
+func (r *Reconciler) grantAgent(ctx context.Context, c *v1alpha1.Cluster, ns *corev1.Namespace) error {
+	if ns.Annotations[agentRBACAnnotation] == "granted" {
+		return nil
+	}
+	binding := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: AgentRoleName, Namespace: ns.Name, Labels: map[string]string{v1alpha1.ManagedLabel: "true"}},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: AgentRoleName},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: AgentServiceAccount(c.Name), Namespace: c.Namespace}},
+	}
+	for _, obj := range []client.Object{agentRole(ns.Name), binding} {
+		if err := r.Client.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("granting the agent of Cluster %s/%s its rights in %s: %w", c.Namespace, c.Name, ns.Name, err)
+		}
+	}
+	patch := client.MergeFrom(ns.DeepCopy())
+	if ns.Annotations == nil {
+		ns.Annotations = map[string]string{}
+	}
+	ns.Annotations[agentRBACAnnotation] = "granted"
+	return r.Client.Patch(ctx, ns, patch)
+}
