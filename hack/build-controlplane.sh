@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the control-plane binaries the tests and `helmops dev` run: kube-apiserver,
-# kube-controller-manager, kubectl (from the k8s.io/kubernetes module, its staging replace
-# directives pointed at the published k8s.io/* modules) and etcd (hack/etcd). Everything comes
+# kube-controller-manager, kube-scheduler, kubectl (from the k8s.io/kubernetes module, its staging
+# replace directives pointed at the published k8s.io/* modules), etcd (hack/etcd) and kwok (the
+# simulated nodes, with its stage file written from the stages its module ships). Everything comes
 # from the Go module proxy; nothing is downloaded from elsewhere. Binaries that already exist in
 # bin/ are kept, so a warm machine pays nothing.
 set -euo pipefail
@@ -14,7 +15,7 @@ mkdir -p "$bin"
 staging_version="v0.${KUBE_VERSION#v1.}"
 
 need=()
-for b in kube-apiserver kube-controller-manager kubectl; do
+for b in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
   [ -x "$bin/$b" ] || need+=("$b")
 done
 
@@ -52,4 +53,31 @@ if [ ! -x "$bin/etcd" ]; then
   (cd "$root/hack/etcd" && GOWORK=off CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$bin/etcd.tmp" .)
   mv "$bin/etcd.tmp" "$bin/etcd"
   echo "  built etcd in $(( $(date +%s) - start ))s"
+fi
+
+KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
+if [ ! -x "$bin/kwok" ]; then
+  echo "Building kwok $KWOK_VERSION into $bin"
+  start=$(date +%s)
+  (cd "$root" && GOWORK=off GOFLAGS=-mod=mod CGO_ENABLED=0 GOBIN="$bin/.build/kwok" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION")
+  mv "$bin/.build/kwok/kwok" "$bin/kwok"
+  echo "  built kwok in $(( $(date +%s) - start ))s"
+fi
+
+# kwok needs stage definitions: node initialisation and heartbeat, the fast pod lifecycle, and the
+# chaos stages that make containers fail on demand (docs/testing.md).
+if [ ! -s "$bin/kwok-stages.yaml" ]; then
+  kwok_src="$(cd "$root" && GOWORK=off go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+  [ -n "$kwok_src" ] || { echo "could not download sigs.k8s.io/kwok@$KWOK_VERSION" >&2; exit 1; }
+  {
+    for f in "$kwok_src"/kustomize/stage/node/fast/node-initialize.yaml \
+             "$kwok_src"/kustomize/stage/node/heartbeat/node-heartbeat.yaml \
+             "$kwok_src"/kustomize/stage/pod/fast/*.yaml \
+             "$kwok_src"/kustomize/stage/pod/chaos/*.yaml; do
+      case "$f" in *kustomization.yaml) continue ;; esac
+      echo "---"
+      cat "$f"
+    done
+  } > "$bin/kwok-stages.yaml.tmp"
+  mv "$bin/kwok-stages.yaml.tmp" "$bin/kwok-stages.yaml"
 fi
