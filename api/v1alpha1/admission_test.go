@@ -202,10 +202,11 @@ func TestKindsRoundTrip(t *testing.T) {
 	}{
 		{&v1alpha1.HelmOp{ObjectMeta: metav1.ObjectMeta{Name: "h", Namespace: ns}, Spec: v1alpha1.HelmOpSpec{
 			BundleDeploymentOptions: options, Paused: true, Targets: targets, Labels: map[string]string{"team": "a"},
-			PollingInterval: &metav1.Duration{Duration: 90 * time.Second}, HelmSecretName: "creds", InsecureSkipTLSVerify: true,
+			TargetCustomizationMode: v1alpha1.FirstMatch, // the default the API server writes
+			PollingInterval:         &metav1.Duration{Duration: 90 * time.Second}, HelmSecretName: "creds", InsecureSkipTLSVerify: true,
 		}}, func() client.Object { return &v1alpha1.HelmOp{} }},
 		{&v1alpha1.Bundle{ObjectMeta: metav1.ObjectMeta{Name: "b", Namespace: ns}, Spec: v1alpha1.BundleSpec{
-			BundleDeploymentOptions: options, Targets: targets,
+			BundleDeploymentOptions: options, Targets: targets, TargetCustomizationMode: v1alpha1.FirstMatch,
 			HelmOpOptions: &v1alpha1.BundleHelmOptions{SecretName: "creds", InsecureSkipTLSVerify: true, CABundle: []byte("pem")},
 		}}, func() client.Object { return &v1alpha1.Bundle{} }},
 		{&v1alpha1.BundleDeployment{ObjectMeta: metav1.ObjectMeta{Name: "bd", Namespace: ns}, Spec: v1alpha1.BundleDeploymentSpec{

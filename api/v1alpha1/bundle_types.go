@@ -33,9 +33,29 @@ type BundleSpec struct {
 	// +optional
 	Paused bool `json:"paused,omitempty"`
 
-	// Targets select the clusters; the first matching target wins.
+	// Targets select the clusters.
 	// +optional
 	Targets []BundleTarget `json:"targets,omitempty"`
+
+	// TargetCustomizationMode says whose options apply when several targets match a cluster:
+	// FirstMatch (the default) or AllMatches.
+	// +optional
+	// +kubebuilder:default=FirstMatch
+	TargetCustomizationMode TargetCustomizationMode `json:"targetCustomizationMode,omitempty"`
+
+	// TargetRestrictions, when set, limit the clusters the targets may select.
+	// +optional
+	TargetRestrictions []BundleTargetRestriction `json:"targetRestrictions,omitempty"`
+
+	// RolloutStrategy says how fast a change reaches the targeted clusters.
+	// +optional
+	// +nullable
+	RolloutStrategy *RolloutStrategy `json:"rolloutStrategy,omitempty"`
+
+	// DependsOn names bundles that must reach an accepted state before this one deploys.
+	// +optional
+	// +nullable
+	DependsOn []BundleRef `json:"dependsOn,omitempty"`
 
 	// HelmOpOptions tell agents how to reach the repository.
 	// +optional

@@ -114,32 +114,67 @@ type BundleDeploymentResource struct {
 
 // NonReadyStatus is a resource that is not ready, with its kstatus.
 type NonReadyStatus struct {
-	Kind       string `json:"kind,omitempty"`
+	// UID of the resource.
+	// +optional
+	// +nullable
+	UID string `json:"uid,omitempty"`
+	// +optional
+	// +nullable
+	Kind string `json:"kind,omitempty"`
+	// +optional
+	// +nullable
 	APIVersion string `json:"apiVersion,omitempty"`
-	Namespace  string `json:"namespace,omitempty"`
-	Name       string `json:"name,omitempty"`
+	// +optional
+	// +nullable
+	Namespace string `json:"namespace,omitempty"`
+	// +optional
+	// +nullable
+	Name string `json:"name,omitempty"`
 	// Summary is the kstatus state and message.
+	// +optional
 	Summary NonReadySummary `json:"summary,omitempty"`
 }
 
 // NonReadySummary is a resource's kstatus.
 type NonReadySummary struct {
-	State   string   `json:"state,omitempty"`
-	Error   bool     `json:"error,omitempty"`
+	// +optional
+	State string `json:"state,omitempty"`
+	// +optional
+	Error bool `json:"error,omitempty"`
+	// Transitioning is true while the resource is still progressing.
+	// +optional
+	Transitioning bool `json:"transitioning,omitempty"`
+	// +optional
 	Message []string `json:"message,omitempty"`
 }
 
 // ModifiedStatus is a resource that drifted from the release.
 type ModifiedStatus struct {
-	Kind       string `json:"kind,omitempty"`
+	// +optional
+	// +nullable
+	Kind string `json:"kind,omitempty"`
+	// +optional
+	// +nullable
 	APIVersion string `json:"apiVersion,omitempty"`
-	Namespace  string `json:"namespace,omitempty"`
-	Name       string `json:"name,omitempty"`
-	// Missing is true when the resource was deleted.
+	// +optional
+	// +nullable
+	Namespace string `json:"namespace,omitempty"`
+	// +optional
+	// +nullable
+	Name string `json:"name,omitempty"`
+	// Missing is true when the resource must be created: it was deleted, or (with exist) it
+	// exists but the release does not own it.
+	// +optional
 	Missing bool `json:"missing,omitempty"`
+	// Exist is true, with missing, when the resource exists but the release does not own it.
+	// +optional
+	Exist bool `json:"exist,omitempty"`
 	// Delete is true when the resource exists but is not part of the release.
+	// +optional
 	Delete bool `json:"delete,omitempty"`
 	// Patch summarises the difference.
+	// +optional
+	// +nullable
 	Patch string `json:"patch,omitempty"`
 }
 

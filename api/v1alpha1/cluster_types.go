@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -29,6 +30,115 @@ type ClusterSpec struct {
 	// Paused stops updates to every BundleDeployment of the cluster. Defaults to false.
 	// +optional
 	Paused bool `json:"paused,omitempty"`
+
+	// TemplateValues are free-form values that ${ .ClusterValues.x } templates in the values of
+	// HelmOps targeting this cluster read.
+	// +optional
+	// +nullable
+	TemplateValues *GenericMap `json:"templateValues,omitempty"`
+
+	// ClientID identifies the cluster's agent at registration in Fleet. Accepted and not
+	// applicable: helmops agents register by their own token.
+	// +optional
+	// +nullable
+	ClientID string `json:"clientID,omitempty"`
+
+	// KubeConfigSecret names a Secret with a kubeconfig through which Fleet installs its agent.
+	// Accepted and not applicable: helmops does not install agents.
+	// +optional
+	// +nullable
+	KubeConfigSecret string `json:"kubeConfigSecret,omitempty"`
+
+	// KubeConfigSecretNamespace is the namespace of kubeConfigSecret. Accepted and not
+	// applicable.
+	// +optional
+	// +nullable
+	KubeConfigSecretNamespace string `json:"kubeConfigSecretNamespace,omitempty"`
+
+	// RedeployAgentGeneration asks Fleet to redeploy its agent when raised. Accepted and not
+	// applicable.
+	// +optional
+	RedeployAgentGeneration int64 `json:"redeployAgentGeneration,omitempty"`
+
+	// AgentEnvVars are environment variables of an agent Fleet deploys. Accepted and not
+	// applicable.
+	// +optional
+	// +nullable
+	AgentEnvVars []corev1.EnvVar `json:"agentEnvVars,omitempty"`
+
+	// AgentNamespace is the namespace Fleet deploys its agent to. Accepted and not applicable.
+	// +optional
+	// +nullable
+	AgentNamespace string `json:"agentNamespace,omitempty"`
+
+	// PrivateRepoURL is the image registry of an agent Fleet deploys. Accepted and not
+	// applicable.
+	// +optional
+	// +nullable
+	PrivateRepoURL string `json:"privateRepoURL,omitempty"`
+
+	// AgentTolerations are tolerations of an agent Fleet deploys. Accepted and not applicable.
+	// +optional
+	// +nullable
+	AgentTolerations []corev1.Toleration `json:"agentTolerations,omitempty"`
+
+	// AgentAffinity is the affinity of an agent Fleet deploys. Accepted and not applicable.
+	// +optional
+	// +nullable
+	AgentAffinity *corev1.Affinity `json:"agentAffinity,omitempty"`
+
+	// AgentResources are the resource requirements of an agent Fleet deploys. Accepted and not
+	// applicable.
+	// +optional
+	// +nullable
+	AgentResources *corev1.ResourceRequirements `json:"agentResources,omitempty"`
+
+	// HostNetwork runs an agent Fleet deploys in the host network. Accepted and not applicable.
+	// +optional
+	// +nullable
+	HostNetwork *bool `json:"hostNetwork,omitempty"`
+
+	// AgentSchedulingCustomization sets the priority class and disruption budget of an agent
+	// Fleet deploys. Accepted and not applicable.
+	// +optional
+	// +nullable
+	AgentSchedulingCustomization *AgentSchedulingCustomization `json:"agentSchedulingCustomization,omitempty"`
+
+	// AgentPullSecrets are image pull secrets of an agent Fleet deploys. Accepted and not
+	// applicable.
+	// +optional
+	// +nullable
+	AgentPullSecrets *[]corev1.LocalObjectReference `json:"agentPullSecrets,omitempty"`
+}
+
+// AgentSchedulingCustomization is how Fleet schedules an agent it deploys.
+type AgentSchedulingCustomization struct {
+	// PriorityClass of the agent.
+	// +optional
+	PriorityClass *PriorityClassSpec `json:"priorityClass,omitempty"`
+	// PodDisruptionBudget of the agent.
+	// +optional
+	PodDisruptionBudget *PodDisruptionBudgetSpec `json:"podDisruptionBudget,omitempty"`
+}
+
+// PriorityClassSpec is a priority class of an agent.
+type PriorityClassSpec struct {
+	// Value is the priority.
+	// +optional
+	Value int `json:"value,omitempty"`
+	// PreemptionPolicy is Never or PreemptLowerPriority.
+	// +optional
+	PreemptionPolicy *corev1.PreemptionPolicy `json:"preemptionPolicy,omitempty"`
+}
+
+// PodDisruptionBudgetSpec is a disruption budget of an agent.
+type PodDisruptionBudgetSpec struct {
+	// MinAvailable is a number or a percentage.
+	// +optional
+	MinAvailable string `json:"minAvailable,omitempty"`
+	// MaxUnavailable is a number or a percentage.
+	// +optional
+	MaxUnavailable string `json:"maxUnavailable,omitempty"`
 }
 
 // ClusterStatus is what the controller and the agent observed.
@@ -67,16 +177,86 @@ type ClusterStatus struct {
 	// Display is a human summary.
 	// +optional
 	Display ClusterDisplay `json:"display,omitempty"`
+
+	// ResourceCounts counts the resources of the cluster's releases by state.
+	// +optional
+	ResourceCounts ResourceCounts `json:"resourceCounts,omitempty"`
+
+	// ReadyGitRepos is always 0: helmops has no GitRepos. Kept for Fleet clients.
+	// +optional
+	ReadyGitRepos int `json:"readyGitRepos"`
+
+	// DesiredReadyGitRepos is always 0: helmops has no GitRepos. Kept for Fleet clients.
+	// +optional
+	DesiredReadyGitRepos int `json:"desiredReadyGitRepos"`
+
+	FleetAgentStatus `json:",inline"`
+}
+
+// FleetAgentStatus holds what Fleet's controller records about an agent it deployed. helmops
+// does not deploy agents and never writes these; they are accepted so that Fleet status
+// round-trips.
+type FleetAgentStatus struct {
+	// +optional
+	// +nullable
+	AgentEnvVarsHash string `json:"agentEnvVarsHash,omitempty"`
+	// +optional
+	// +nullable
+	AgentPrivateRepoURL string `json:"agentPrivateRepoURL,omitempty"`
+	// +optional
+	// +nullable
+	AgentHostNetwork bool `json:"agentHostNetwork,omitempty"`
+	// +optional
+	// +nullable
+	AgentDeployedGeneration *int64 `json:"agentDeployedGeneration,omitempty"`
+	// +optional
+	AgentMigrated bool `json:"agentMigrated,omitempty"`
+	// +optional
+	AgentNamespaceMigrated bool `json:"agentNamespaceMigrated,omitempty"`
+	// +optional
+	CattleNamespaceMigrated bool `json:"cattleNamespaceMigrated,omitempty"`
+	// +optional
+	AgentAffinityHash string `json:"agentAffinityHash,omitempty"`
+	// +optional
+	// +nullable
+	AgentResourcesHash string `json:"agentResourcesHash,omitempty"`
+	// +optional
+	// +nullable
+	AgentTolerationsHash string `json:"agentTolerationsHash,omitempty"`
+	// +optional
+	AgentConfigChanged bool `json:"agentConfigChanged,omitempty"`
+	// +optional
+	// +nullable
+	APIServerURL string `json:"apiServerURL,omitempty"`
+	// +optional
+	// +nullable
+	APIServerCAHash string `json:"apiServerCAHash,omitempty"`
+	// +optional
+	// +nullable
+	AgentTLSMode string `json:"agentTLSMode,omitempty"`
+	// +optional
+	GarbageCollectionInterval *metav1.Duration `json:"garbageCollectionInterval,omitempty"`
+	// +optional
+	AgentSchedulingCustomizationHash string `json:"agentSchedulingCustomizationHash,omitempty"`
+	// +optional
+	Scheduled bool `json:"scheduled,omitempty"`
+	// +optional
+	ActiveSchedule bool `json:"activeSchedule,omitempty"`
 }
 
 // AgentStatus is the agent's heartbeat.
 type AgentStatus struct {
 	// LastSeen is the time of the agent's last heartbeat.
 	// +optional
+	// +nullable
 	LastSeen *metav1.Time `json:"lastSeen,omitempty"`
 	// Version is the agent's helmops version.
 	// +optional
 	Version string `json:"version,omitempty"`
+	// Namespace is the downstream namespace the agent runs in, when it reports one.
+	// +optional
+	// +nullable
+	Namespace string `json:"namespace,omitempty"`
 }
 
 // ClusterDisplay is a human summary.
@@ -86,6 +266,7 @@ type ClusterDisplay struct {
 	ReadyBundles string `json:"readyBundles,omitempty"`
 	// State is the worst state of the cluster's deployments.
 	// +optional
+	// +nullable
 	State string `json:"state,omitempty"`
 }
 
@@ -121,6 +302,7 @@ type ClusterGroupSpec struct {
 	// Selector matches Clusters in the group's namespace by label; {} matches every cluster,
 	// no selector matches none.
 	// +optional
+	// +nullable
 	Selector *metav1.LabelSelector `json:"selector,omitempty"`
 }
 
@@ -146,11 +328,16 @@ type ClusterGroupStatus struct {
 
 	// NonReadyClusters names up to ten non-ready clusters.
 	// +optional
+	// +nullable
 	NonReadyClusters []string `json:"nonReadyClusters,omitempty"`
 
 	// Summary counts the BundleDeployments of the group's clusters by state.
 	// +optional
 	Summary BundleSummary `json:"summary,omitempty"`
+
+	// ResourceCounts counts the resources of the group's clusters' releases by state.
+	// +optional
+	ResourceCounts ResourceCounts `json:"resourceCounts,omitempty"`
 
 	// Display is a human summary.
 	// +optional
@@ -161,12 +348,15 @@ type ClusterGroupStatus struct {
 type ClusterGroupDisplay struct {
 	// ReadyClusters is "ready/total".
 	// +optional
+	// +nullable
 	ReadyClusters string `json:"readyClusters,omitempty"`
 	// ReadyBundles is "ready/total".
 	// +optional
+	// +nullable
 	ReadyBundles string `json:"readyBundles,omitempty"`
 	// State is the worst state.
 	// +optional
+	// +nullable
 	State string `json:"state,omitempty"`
 }
 

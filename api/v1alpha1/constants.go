@@ -36,7 +36,10 @@ const (
 
 // Condition reasons.
 const (
-	ReasonSucceeded             = "Succeeded"
+	ReasonSucceeded = "Succeeded"
+	// ReasonFieldsNotApplicable (event) names fields of a HelmOp that only apply to bundles
+	// built from git; they are accepted and ignored.
+	ReasonFieldsNotApplicable   = "FieldsNotApplicable"
 	ReasonProgressing           = "Progressing"
 	ReasonInvalidSpec           = "InvalidSpec"
 	ReasonInvalidConstraint     = "InvalidConstraint"
