@@ -35,6 +35,7 @@ import (
 	"github.com/helmops/helmops/internal/chartsource"
 	"github.com/helmops/helmops/internal/chartversion"
 	"github.com/helmops/helmops/internal/controller/shard"
+	"github.com/helmops/helmops/internal/fleetcompat"
 )
 
 // Resolver resolves a chart reference to an exact version (chartsource.Resolver in production).
@@ -132,6 +133,7 @@ type facts struct {
 	pollErr       error
 	version       string // exact version on the Bundle
 	bundle        *v1alpha1.Bundle
+	notApplicable []string // fields set that only apply to bundles built from git
 }
 
 // Reconcile drives one HelmOp toward its spec.
@@ -191,7 +193,12 @@ func (r *Reconciler) reconcile(ctx context.Context, op *v1alpha1.HelmOp, f *fact
 	helm := op.Spec.HelmOrEmpty()
 	ref := chartsource.Ref{Repo: helm.Repo, Chart: helm.Chart, Version: helm.Version}
 
-	// 1. The spec: field combinations and the constraint's syntax.
+	// 1. The spec: field combinations and the constraint's syntax. Fields Fleet accepts that
+	// mean nothing for a HelmOp are reported, not dropped silently.
+	f.notApplicable = fleetcompat.NotApplicable(&op.Spec)
+	if msg := fleetcompat.Message(f.notApplicable); msg != "" && !acceptedSays(op, msg) {
+		r.Recorder.Event(op, corev1.EventTypeWarning, v1alpha1.ReasonFieldsNotApplicable, "Fields "+msg)
+	}
 	kind, err := chartsource.Classify(ref)
 	if err == nil {
 		err = checkConstraint(helm.Version, "helm.version")
@@ -332,9 +339,14 @@ func describeVersion(res *chartsource.Resolution) string {
 
 // bundleSpec is the HelmOp's deployment options with every version resolved to an exact one.
 func (r *Reconciler) bundleSpec(ctx context.Context, op *v1alpha1.HelmOp, kind chartsource.Kind, auth chartsource.Auth) (v1alpha1.BundleSpec, *chartsource.Resolution, error) {
+	in := op.Spec.DeepCopy()
 	spec := v1alpha1.BundleSpec{
-		BundleDeploymentOptions: *op.Spec.BundleDeploymentOptions.DeepCopy(),
-		Paused:                  op.Spec.Paused,
+		BundleDeploymentOptions: in.BundleDeploymentOptions,
+		Paused:                  in.Paused,
+		TargetCustomizationMode: in.TargetCustomizationMode,
+		TargetRestrictions:      in.TargetRestrictions,
+		RolloutStrategy:         in.RolloutStrategy,
+		DependsOn:               in.DependsOn,
 		HelmOpOptions: &v1alpha1.BundleHelmOptions{
 			SecretName:            op.Spec.HelmSecretName,
 			InsecureSkipTLSVerify: op.Spec.InsecureSkipTLSVerify,

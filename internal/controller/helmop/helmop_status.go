@@ -3,12 +3,14 @@ package helmop
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/helmops/helmops/api/v1alpha1"
 	"github.com/helmops/helmops/internal/chartversion"
+	"github.com/helmops/helmops/internal/fleetcompat"
 )
 
 const reasonBundleWriteFailed = "BundleWriteFailed"
@@ -28,6 +30,7 @@ func computeStatus(op *v1alpha1.HelmOp, f *facts) {
 		op.Status.Display.ReadyBundleDeployments = fmt.Sprintf("%d/%d", b.Summary.Ready, b.Summary.DesiredReady)
 	}
 	setAcceptedCondition(op, f)
+	noteNotApplicable(op, f)
 	setPolledCondition(op, f)
 	setReadyCondition(op, f)
 	setStalledCondition(op, f)
@@ -65,6 +68,23 @@ func setAcceptedCondition(op *v1alpha1.HelmOp, f *facts) {
 		}
 		set(op, v1alpha1.AcceptedCondition, metav1.ConditionTrue, v1alpha1.ReasonSucceeded, msg)
 	}
+}
+
+// noteNotApplicable appends the fields that mean nothing for a HelmOp to the Accepted message,
+// whatever its status, so they are never ignored silently.
+func noteNotApplicable(op *v1alpha1.HelmOp, f *facts) {
+	msg := fleetcompat.Message(f.notApplicable)
+	c := meta.FindStatusCondition(op.Status.Conditions, v1alpha1.AcceptedCondition)
+	if msg == "" || c == nil || strings.Contains(c.Message, msg) {
+		return
+	}
+	set(op, v1alpha1.AcceptedCondition, c.Status, c.Reason, c.Message+"; fields "+msg)
+}
+
+// acceptedSays reports whether the Accepted condition already carries msg.
+func acceptedSays(op *v1alpha1.HelmOp, msg string) bool {
+	c := meta.FindStatusCondition(op.Status.Conditions, v1alpha1.AcceptedCondition)
+	return c != nil && c.ObservedGeneration == op.Generation && strings.Contains(c.Message, msg)
 }
 
 func setPolledCondition(op *v1alpha1.HelmOp, f *facts) {
