@@ -19,6 +19,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -54,6 +55,10 @@ type Options struct {
 	Limits chartarchive.Limits
 	// Clock stamps heartbeats; default the real clock.
 	Clock clock.WithTicker
+	// Controller holds controller-runtime's defaults for the agent's controller. The zero value
+	// suits one agent per process; a process that runs several agents (tests do) sets
+	// SkipNameValidation, since controller names must otherwise be unique per process.
+	Controller config.Controller
 }
 
 // Run registers (when asked), waits for the cluster namespace and runs the agent until ctx ends.
@@ -114,6 +119,7 @@ func Run(ctx context.Context, o Options) error {
 		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{ns: {}}},
 		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
 		HealthProbeBindAddress: "0",
+		Controller:             o.Controller,
 	})
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)

@@ -119,7 +119,6 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.bundleDeploymentsForSecret)).
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: 4,
-			SkipNameValidation:      ptrTo(true),
 			RateLimiter:             workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](time.Second, 5*time.Minute),
 		}).
 		Complete(r)

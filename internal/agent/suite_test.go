@@ -21,6 +21,7 @@ import (
 	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 
 	"github.com/helmops/helmops/api/v1alpha1"
 	"github.com/helmops/helmops/internal/agent/helmaction"
@@ -142,6 +143,8 @@ func agentOptions(name string, register bool) Options {
 		MetricsBindAddress: "0",
 		WaitStrategy:       kube.HookOnlyStrategy,
 		Fetcher:            ResolverFetcher{Resolver: chartsource.NewResolver(chartsource.Options{})},
+		// The tests run several agents in this process.
+		Controller: config.Controller{SkipNameValidation: ptrTo(true)},
 	}
 }
 

@@ -23,11 +23,11 @@ import (
 	"github.com/helmops/helmops/api/v1alpha1"
 	"github.com/helmops/helmops/examples"
 	"github.com/helmops/helmops/internal/devenv"
-	"github.com/helmops/helmops/internal/testenv"
+	"github.com/helmops/helmops/internal/localenv"
 )
 
 func defaultDevDir() string {
-	if root, err := testenv.ModuleRoot(); err == nil {
+	if root, err := localenv.ModuleRoot(); err == nil {
 		return filepath.Join(root, ".dev")
 	}
 	return ".dev"
@@ -88,7 +88,7 @@ shows them until Ctrl-C, which stops everything.`,
 func runDev(ctx context.Context, out io.Writer, opts devenv.Options, applyExamples bool) error {
 	dir := opts.Dir
 	start := time.Now()
-	if _, err := testenv.BinDir(); err != nil {
+	if _, err := localenv.BinDir(); err != nil {
 		return err
 	}
 	if s, err := devenv.ReadState(dir); err == nil && processAlive(s.PID) {

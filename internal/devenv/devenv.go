@@ -25,7 +25,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/helmops/helmops/internal/testenv"
+	"github.com/helmops/helmops/internal/localenv"
 )
 
 // Demo credentials of the private repository. They protect nothing: the repository listens on
@@ -80,11 +80,11 @@ type State struct {
 
 // Env is a running environment.
 type Env struct {
-	Management  *testenv.ControlPlane
-	Downstreams map[string]*testenv.ControlPlane
-	Repo        *testenv.ChartRepo
-	PrivateRepo *testenv.ChartRepo
-	Registry    *testenv.OCIRegistry
+	Management  *localenv.ControlPlane
+	Downstreams map[string]*localenv.ControlPlane
+	Repo        *localenv.ChartRepo
+	PrivateRepo *localenv.ChartRepo
+	Registry    *localenv.OCIRegistry
 	State       State
 
 	opts  Options
@@ -158,7 +158,7 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
-	e := &Env{opts: opts, Downstreams: map[string]*testenv.ControlPlane{}, procs: map[string]*process{}}
+	e := &Env{opts: opts, Downstreams: map[string]*localenv.ControlPlane{}, procs: map[string]*process{}}
 	defer func() {
 		if err != nil {
 			e.Stop()
@@ -171,14 +171,14 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	}
 
 	done := e.step("Starting Helm repositories and the OCI registry")
-	if e.Repo, err = testenv.StartChartRepo(testenv.RepoOptions{Addr: opts.RepoAddr, AllowUpload: true}); err != nil {
+	if e.Repo, err = localenv.StartChartRepo(localenv.RepoOptions{Addr: opts.RepoAddr, AllowUpload: true}); err != nil {
 		return nil, fmt.Errorf("starting the chart repository on %s: %w", opts.RepoAddr, err)
 	}
-	if e.PrivateRepo, err = testenv.StartChartRepo(testenv.RepoOptions{Addr: opts.PrivateRepoAddr, AllowUpload: true,
+	if e.PrivateRepo, err = localenv.StartChartRepo(localenv.RepoOptions{Addr: opts.PrivateRepoAddr, AllowUpload: true,
 		Username: PrivateUsername, Password: PrivatePassword}); err != nil {
 		return nil, fmt.Errorf("starting the private chart repository on %s: %w", opts.PrivateRepoAddr, err)
 	}
-	if e.Registry, err = testenv.StartOCIRegistry(testenv.RegistryOptions{Addr: opts.RegistryAddr}); err != nil {
+	if e.Registry, err = localenv.StartOCIRegistry(localenv.RegistryOptions{Addr: opts.RegistryAddr}); err != nil {
 		return nil, fmt.Errorf("starting the OCI registry on %s: %w", opts.RegistryAddr, err)
 	}
 	for name, versions := range DemoCharts {
@@ -194,14 +194,14 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	done = e.step("Starting control planes: management, %s", strings.Join(names(opts.Downstreams), ", "))
 	type started struct {
 		name string
-		cp   *testenv.ControlPlane
+		cp   *localenv.ControlPlane
 		err  error
 	}
 	results := make(chan started)
 	all := append([]string{"management"}, names(opts.Downstreams)...)
 	for _, name := range all {
 		go func(name string) {
-			cp, err := testenv.Start(ctx, testenv.Options{Name: name, Dir: filepath.Join(opts.Dir, "clusters", name)})
+			cp, err := localenv.Start(ctx, localenv.Options{Name: name, Dir: filepath.Join(opts.Dir, "clusters", name)})
 			results <- started{name, cp, err}
 		}(name)
 	}
@@ -387,18 +387,18 @@ func (e *Env) Stop() {
 		go func(n string) { defer wg.Done(); e.StopProcess(n) }(n)
 	}
 	wg.Wait()
-	cps := []*testenv.ControlPlane{e.Management}
+	cps := []*localenv.ControlPlane{e.Management}
 	for _, cp := range e.Downstreams {
 		cps = append(cps, cp)
 	}
 	for _, cp := range cps {
 		if cp != nil {
 			wg.Add(1)
-			go func(cp *testenv.ControlPlane) { defer wg.Done(); _ = cp.Stop() }(cp)
+			go func(cp *localenv.ControlPlane) { defer wg.Done(); _ = cp.Stop() }(cp)
 		}
 	}
 	wg.Wait()
-	for _, r := range []*testenv.ChartRepo{e.Repo, e.PrivateRepo} {
+	for _, r := range []*localenv.ChartRepo{e.Repo, e.PrivateRepo} {
 		if r != nil {
 			r.Stop()
 		}
@@ -413,7 +413,7 @@ func (e *Env) Stop() {
 
 // Publish publishes a demo chart version to both repositories and the registry.
 func (e *Env) Publish(ctx context.Context, chart, version string) error {
-	data, err := testenv.BuildChart(chart, version)
+	data, err := localenv.BuildChart(chart, version)
 	if err != nil {
 		return err
 	}
@@ -430,7 +430,7 @@ func (e *Env) Publish(ctx context.Context, chart, version string) error {
 // PublishTo publishes a demo chart version to a running environment from another process: an
 // upload to both repositories and a push to the registry.
 func PublishTo(ctx context.Context, s *State, chart, version string) error {
-	data, err := testenv.BuildChart(chart, version)
+	data, err := localenv.BuildChart(chart, version)
 	if err != nil {
 		return err
 	}

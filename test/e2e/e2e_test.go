@@ -22,6 +22,7 @@ import (
 
 	"github.com/helmops/helmops/api/v1alpha1"
 	"github.com/helmops/helmops/internal/devenv"
+	"github.com/helmops/helmops/internal/localenv"
 	"github.com/helmops/helmops/internal/testenv"
 )
 
@@ -99,7 +100,7 @@ func helmOp(name, ns string, helm v1alpha1.HelmOptions, mutate ...func(*v1alpha1
 }
 
 // configMap reads the demo chart's ConfigMap of a release from a cluster.
-func configMap(g Gomega, cp *testenv.ControlPlane, namespace, release string) *corev1.ConfigMap {
+func configMap(g Gomega, cp *localenv.ControlPlane, namespace, release string) *corev1.ConfigMap {
 	cm := &corev1.ConfigMap{}
 	err := cp.Client.Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: release + "-config"}, cm)
 	g.Expect(err).NotTo(HaveOccurred())

@@ -1,8 +1,9 @@
-// Package testenv starts the real components helmops is tested against and `helmops dev` runs:
-// Kubernetes control planes (kube-apiserver and etcd through controller-runtime's envtest, with a
-// kube-controller-manager running the garbage collector and the namespace controller beside each),
-// a Helm chart repository and an OCI registry.
-package testenv
+// Package localenv runs, on one machine and without containers, the real components a helmops
+// environment needs: Kubernetes control planes (kube-apiserver and etcd through controller-runtime's
+// envtest, with a kube-controller-manager beside each), a Helm chart repository, an OCI registry
+// (the CNCF Distribution registry, in process) and a chart builder. `helmops dev` runs on it, and
+// the tests reach it through internal/testenv.
+package localenv
 
 import (
 	"context"

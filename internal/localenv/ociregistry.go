@@ -1,4 +1,4 @@
-package testenv
+package localenv
 
 import (
 	"bytes"
@@ -8,11 +8,11 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/registry/handlers"
@@ -42,7 +42,7 @@ type OCIRegistry struct {
 
 	opts   RegistryOptions
 	ca     *selfSignedCA
-	server *httptest.Server
+	server *http.Server
 	dir    string
 
 	mu       sync.Mutex
@@ -85,7 +85,6 @@ func StartOCIRegistry(opts RegistryOptions) (*OCIRegistry, error) {
 		r.mu.Unlock()
 		app.ServeHTTP(w, req)
 	})
-	r.server = httptest.NewUnstartedServer(counting)
 	addr := opts.Addr
 	if addr == "" {
 		addr = "127.0.0.1:0"
@@ -94,20 +93,22 @@ func StartOCIRegistry(opts RegistryOptions) (*OCIRegistry, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.server.Listener = ln
 	if opts.TLS {
 		ca, err := newSelfSignedCA("oci-registry")
 		if err != nil {
+			_ = ln.Close()
 			return nil, err
 		}
 		r.ca = ca
-		if r.server.TLS, err = ca.serverTLS(); err != nil {
+		cfg, err := ca.serverTLS()
+		if err != nil {
+			_ = ln.Close()
 			return nil, err
 		}
-		r.server.StartTLS()
-	} else {
-		r.server.Start()
+		ln = tls.NewListener(ln, cfg)
 	}
+	r.server = &http.Server{Handler: counting, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = r.server.Serve(ln) }()
 	r.Host = ln.Addr().String()
 	return r, nil
 }
@@ -117,7 +118,7 @@ func (r *OCIRegistry) URL(name string) string { return "oci://" + r.Host + "/cha
 
 // Stop stops the registry.
 func (r *OCIRegistry) Stop() {
-	r.server.Close()
+	_ = r.server.Close()
 	if r.dir != "" {
 		_ = os.RemoveAll(r.dir)
 	}
@@ -141,7 +142,7 @@ func (r *OCIRegistry) Requests(path string) int {
 // Client is a Helm registry client logged in to this registry.
 func (r *OCIRegistry) Client() (*registry.Client, error) {
 	httpClient := &http.Client{Transport: &http.Transport{TLSClientConfig: r.clientTLS()}}
-	opts := []registry.ClientOption{registry.ClientOptHTTPClient(httpClient), registry.ClientOptWriter(ioDiscard{})}
+	opts := []registry.ClientOption{registry.ClientOptHTTPClient(httpClient), registry.ClientOptWriter(io.Discard)}
 	if !r.opts.TLS {
 		opts = append(opts, registry.ClientOptPlainHTTP())
 	}
@@ -181,7 +182,3 @@ func (r *OCIRegistry) PublishArchive(_ context.Context, data []byte, name, versi
 	}
 	return strings.TrimSuffix(r.URL(name), "/"), nil
 }
-
-type ioDiscard struct{}
-
-func (ioDiscard) Write(p []byte) (int, error) { return len(p), nil }
