@@ -64,6 +64,9 @@ const (
 	ReasonWaitingForAgent       = "WaitingForAgent"
 	ReasonClustersNotReady      = "ClustersNotReady"
 	ReasonCredentialsCopyFailed = "CredentialsCopyFailed"
+	// ReasonTransientError: a call to the API server failed and is retried with backoff; what it
+	// would have observed keeps its last value.
+	ReasonTransientError = "TransientError"
 )
 
 // Labels, annotations, finalizers and types shared by the controller and the agent.

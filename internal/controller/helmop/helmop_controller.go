@@ -5,9 +5,6 @@ package helmop
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -36,6 +33,7 @@ import (
 	"github.com/helmops/helmops/internal/chartversion"
 	"github.com/helmops/helmops/internal/controller/shard"
 	"github.com/helmops/helmops/internal/fleetcompat"
+	"github.com/helmops/helmops/internal/lifecycle"
 )
 
 // Resolver resolves a chart reference to an exact version (chartsource.Resolver in production).
@@ -44,10 +42,7 @@ type Resolver interface {
 }
 
 const (
-	// inputsAnnotation on a Bundle records what its versions were resolved from, so a reconcile
-	// that changes nothing does not contact the repository.
-	inputsAnnotation = "fleet.cattle.io/helmop-inputs"
-	secretNameIndex  = "spec.helmSecretName"
+	secretNameIndex = "spec.helmSecretName"
 	// noMatchRetry is how often a constraint that matches nothing is tried again without polling.
 	noMatchRetry = time.Minute
 )
@@ -136,6 +131,23 @@ type facts struct {
 	notApplicable []string // fields set that only apply to bundles built from git
 }
 
+// scope is one reconcile of one HelmOp: its inputs, what the steps found, and the facts.
+type scope struct {
+	op       *v1alpha1.HelmOp
+	now      time.Time
+	kind     chartsource.Kind
+	auth     chartsource.Auth
+	secretRV string
+	// existing is the Bundle as it is now, nil when there is none.
+	existing *v1alpha1.Bundle
+	// last is what the existing Bundle's versions were resolved from.
+	last resolved
+	// next is what the Bundle is written from: the last resolution or a new one.
+	next resolved
+	res  *chartsource.Resolution
+	facts
+}
+
 // Reconcile drives one HelmOp toward its spec.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	log := ctrl.LoggerFrom(ctx).WithValues("HelmOp", req.NamespacedName)
@@ -153,25 +165,26 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 	if !op.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, r.delete(ctx, op)
 	}
-	if controllerutil.AddFinalizer(op, v1alpha1.HelmOpFinalizer) {
-		if err := r.Client.Update(ctx, op); err != nil {
-			return ctrl.Result{}, err
-		}
+	if err := lifecycle.AddFinalizer(ctx, r.Client, op, v1alpha1.HelmOpFinalizer); err != nil {
+		return ctrl.Result{}, err
 	}
 
-	base := op.DeepCopy()
-	f := &facts{}
+	patch := lifecycle.Snapshot(r.Client, op)
+	s := &scope{op: op, now: r.Clock.Now()}
 	defer func() {
-		computeStatus(op, f)
-		recordMetrics(op)
-		if equality.Semantic.DeepEqual(base.Status, op.Status) {
-			return
-		}
-		if err := r.Client.Status().Patch(ctx, op, client.MergeFrom(base)); err != nil && !apierrors.IsNotFound(err) {
-			retErr = errors.Join(retErr, fmt.Errorf("patching status of HelmOp %s: %w", req.NamespacedName, err))
-		}
+		retErr = patch.Status(ctx, op, retErr, func(err error) {
+			computeStatus(op, &s.facts, err, s.now)
+			recordMetrics(op)
+		})
 	}()
-	return r.reconcile(ctx, op, f)
+	return lifecycle.Run(ctx, s,
+		lifecycle.Step[*scope]{Name: "validate", Run: r.validate},
+		lifecycle.Step[*scope]{Name: "credentials", Run: r.credentials},
+		lifecycle.Step[*scope]{Name: "bundle", Run: r.readBundle},
+		lifecycle.Step[*scope]{Name: "resolve", Run: r.resolve},
+		lifecycle.Step[*scope]{Name: "write", Run: r.writeBundle},
+		lifecycle.Step[*scope]{Name: "schedule", Run: r.schedule},
+	)
 }
 
 func (r *Reconciler) delete(ctx context.Context, op *v1alpha1.HelmOp) error {
@@ -184,22 +197,20 @@ func (r *Reconciler) delete(ctx context.Context, op *v1alpha1.HelmOp) error {
 		return fmt.Errorf("deleting the Bundle of HelmOp %s/%s: %w", op.Namespace, op.Name, err)
 	}
 	deleteMetrics(op.Namespace, op.Name)
-	controllerutil.RemoveFinalizer(op, v1alpha1.HelmOpFinalizer)
-	return client.IgnoreNotFound(r.Client.Update(ctx, op))
+	return lifecycle.RemoveFinalizer(ctx, r.Client, op, v1alpha1.HelmOpFinalizer)
 }
 
-func (r *Reconciler) reconcile(ctx context.Context, op *v1alpha1.HelmOp, f *facts) (ctrl.Result, error) {
-	log := ctrl.LoggerFrom(ctx)
-	helm := op.Spec.HelmOrEmpty()
-	ref := chartsource.Ref{Repo: helm.Repo, Chart: helm.Chart, Version: helm.Version}
-
-	// 1. The spec: field combinations and the constraint's syntax. Fields Fleet accepts that
-	// mean nothing for a HelmOp are reported, not dropped silently.
-	f.notApplicable = fleetcompat.NotApplicable(&op.Spec)
-	if msg := fleetcompat.Message(f.notApplicable); msg != "" && !acceptedSays(op, msg) {
+// validate checks the field combinations and the constraints' syntax: an invalid spec is
+// terminal until it changes. Fields Fleet accepts that mean nothing for a HelmOp are reported,
+// not dropped silently.
+func (r *Reconciler) validate(_ context.Context, s *scope) (ctrl.Result, error) {
+	op := s.op
+	s.notApplicable = fleetcompat.NotApplicable(&op.Spec)
+	if msg := fleetcompat.Message(s.notApplicable); msg != "" && !acceptedSays(op, msg) {
 		r.Recorder.Event(op, corev1.EventTypeWarning, v1alpha1.ReasonFieldsNotApplicable, "Fields "+msg)
 	}
-	kind, err := chartsource.Classify(ref)
+	helm := op.Spec.HelmOrEmpty()
+	kind, err := chartsource.Classify(chartsource.Ref{Repo: helm.Repo, Chart: helm.Chart, Version: helm.Version})
 	if err == nil {
 		err = checkConstraint(helm.Version, "helm.version")
 	}
@@ -209,90 +220,133 @@ func (r *Reconciler) reconcile(ctx context.Context, op *v1alpha1.HelmOp, f *fact
 		}
 	}
 	if err != nil {
-		f.specErr = specError(err)
-		r.Recorder.Event(op, corev1.EventTypeWarning, "InvalidSpec", f.specErr.Error())
-		return ctrl.Result{}, reconcile.TerminalError(f.specErr)
+		s.specErr = specError(err)
+		r.Recorder.Event(op, corev1.EventTypeWarning, "InvalidSpec", s.specErr.Error())
+		return ctrl.Result{}, reconcile.TerminalError(s.specErr)
 	}
-	f.polling = op.PollingEvery() > 0 && kind != chartsource.KindTarball && !chartversion.IsStatic(helm.Version)
+	s.kind = kind
+	s.polling = op.PollingEvery() > 0 && kind != chartsource.KindTarball && !chartversion.IsStatic(helm.Version)
+	return ctrl.Result{}, nil
+}
 
-	// 2. The credentials.
-	auth, secretRV, err := r.auth(ctx, op)
+// credentials reads the Secret named by helmSecretName. A missing or unusable Secret is waited
+// for (its watch brings the HelmOp back); any other error reading it is retried with backoff.
+func (r *Reconciler) credentials(ctx context.Context, s *scope) (ctrl.Result, error) {
+	op := s.op
+	s.auth = chartsource.Auth{InsecureSkipTLSVerify: op.Spec.InsecureSkipTLSVerify}
+	name := op.Spec.HelmSecretName
+	if name == "" {
+		return ctrl.Result{}, nil
+	}
+	secret := &corev1.Secret{}
+	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: op.Namespace, Name: name}, secret); err != nil {
+		if apierrors.IsNotFound(err) {
+			s.secretErr = fmt.Errorf("secret %s/%s named by spec.helmSecretName does not exist: create it with the repository credentials", op.Namespace, name)
+			return lifecycle.Halt(ctrl.Result{})
+		}
+		return ctrl.Result{}, fmt.Errorf("reading secret %s/%s named by spec.helmSecretName: %w", op.Namespace, name, err)
+	}
+	auth, err := chartsource.AuthFromSecret(secret)
 	if err != nil {
-		f.secretErr = err
-		return ctrl.Result{}, nil // a watch on the secret brings us back
+		s.secretErr = fmt.Errorf("spec.helmSecretName: %w", err)
+		return lifecycle.Halt(ctrl.Result{})
 	}
+	auth.InsecureSkipTLSVerify = auth.InsecureSkipTLSVerify || op.Spec.InsecureSkipTLSVerify
+	s.auth, s.secretRV = auth, secret.ResourceVersion
+	return ctrl.Result{}, nil
+}
 
-	// 3. The Bundle as it is now.
+// readBundle reads the Bundle as it is now; one this HelmOp does not control is never touched.
+func (r *Reconciler) readBundle(ctx context.Context, s *scope) (ctrl.Result, error) {
+	op := s.op
 	existing := &v1alpha1.Bundle{}
 	if err := r.Client.Get(ctx, client.ObjectKeyFromObject(op), existing); err != nil {
 		if !apierrors.IsNotFound(err) {
-			return ctrl.Result{}, err
+			return ctrl.Result{}, fmt.Errorf("reading Bundle %s/%s: %w", op.Namespace, op.Name, err)
 		}
-		existing = nil
-	}
-	if existing != nil && !metav1.IsControlledBy(existing, op) {
-		f.bundleForeign = true
-		f.bundleErr = fmt.Errorf("a Bundle %s/%s exists that was not created from this HelmOp; helmops does not overwrite it: delete or rename it", op.Namespace, op.Name)
 		return ctrl.Result{}, nil
 	}
-	f.bundle = existing
-
-	// 4. Resolve when the inputs changed, a poll is due, or a reconcile was asked for.
-	now := r.Clock.Now()
-	inputs := inputsHash(op, secretRV)
-	changed := existing == nil || existing.Annotations[inputsAnnotation] != inputs || existing.Spec.HelmOrEmpty().Version == "" && kind != chartsource.KindTarball
-	requested := reconcileRequested(op)
-	due := f.polling && pollDue(op, now)
-	if !changed && !requested && !due {
-		f.version = existing.Spec.HelmOrEmpty().Version
-		return ctrl.Result{RequeueAfter: r.nextPoll(op, f, now)}, nil
+	if !metav1.IsControlledBy(existing, op) {
+		s.bundleForeign = true
+		s.bundleErr = fmt.Errorf("a Bundle %s/%s exists that was not created from this HelmOp; helmops does not overwrite it: delete or rename it", op.Namespace, op.Name)
+		return lifecycle.Halt(ctrl.Result{})
 	}
-	if f.polling || requested {
-		f.pollAttempted = true
-		op.Status.LastPollingTime = &metav1.Time{Time: now}
+	s.existing, s.bundle = existing, existing
+	s.last = lastResolved(existing)
+	return ctrl.Result{}, nil
+}
+
+// resolve asks the repository when a version input changed (repository, chart, constraint,
+// credentials, a per-target override), a poll is due, or a reconcile was asked for. Otherwise,
+// and when only a poll failed, the Bundle is written from the last resolution.
+func (r *Reconciler) resolve(ctx context.Context, s *scope) (ctrl.Result, error) {
+	op := s.op
+	refs := versionRefs(op, s.kind)
+	credentials := credentialsHash(op, s.secretRV)
+	unknown := !s.last.covers(refs)
+	requested := reconcileRequested(op)
+	due := s.polling && pollDue(op, s.now)
+	s.next = s.last
+	if !unknown && !requested && !due && s.last.Credentials == credentials {
+		return ctrl.Result{}, nil
+	}
+	if s.polling || requested {
+		s.pollAttempted = true
+		op.Status.LastPollingTime = &metav1.Time{Time: s.now}
 	}
 	if requested {
 		op.Status.LastHandledReconcileAt = op.Annotations[v1alpha1.ReconcileRequestedAnnotation]
-	}
-	if requested {
 		ctx = chartsource.WithRevalidate(ctx) // the user asked for a fresh look
 	}
-	log.V(1).Info("Resolving chart version", "constraint", helm.Version, "poll", f.pollAttempted)
-	spec, res, err := r.bundleSpec(ctx, op, kind, auth)
+	ctrl.LoggerFrom(ctx).V(1).Info("Resolving chart version", "constraint", op.Spec.HelmOrEmpty().Version, "poll", s.pollAttempted)
+	next, res, err := r.resolveRefs(ctx, refs, s.auth)
 	if err != nil {
-		var ic *chartversion.InvalidConstraintError
-		if errors.As(err, &ic) {
-			f.specErr = specError(err)
-			return ctrl.Result{}, reconcile.TerminalError(f.specErr)
-		}
-		r.Recorder.Eventf(op, corev1.EventTypeWarning, "FailedToResolveVersion", "%v", err)
-		if f.pollAttempted {
-			f.pollErr = err
-			pollsTotal.WithLabelValues("failure").Inc()
-		}
-		f.resolveErr = err
-		if existing != nil && !changed {
-			// A failed poll keeps the Bundle at its last good version.
-			f.version = existing.Spec.HelmOrEmpty().Version
-			f.resolveErr = nil
-			return ctrl.Result{RequeueAfter: r.nextPoll(op, f, now)}, nil
-		}
-		var nm *chartversion.NoMatchError
-		if errors.As(err, &nm) || f.polling {
-			return ctrl.Result{RequeueAfter: min(noMatchRetry, r.nextPoll(op, f, now))}, nil
-		}
-		return ctrl.Result{}, err
+		return r.resolveFailed(s, unknown, err)
 	}
-	if f.pollAttempted {
+	if s.pollAttempted {
 		pollsTotal.WithLabelValues("success").Inc()
 	}
+	next.Credentials = credentials
+	s.next, s.res = next, res
+	return ctrl.Result{}, nil
+}
 
-	// 5. Write the Bundle, with an exact version only.
-	oldVersion := ""
-	if existing != nil {
-		oldVersion = existing.Spec.HelmOrEmpty().Version
+// resolveFailed records a failed resolution. When every version the spec needs is known from the
+// last resolution, the Bundle is still written from it (the repository being down must not keep
+// a user from pausing or untargeting); otherwise nothing can be written until it succeeds.
+func (r *Reconciler) resolveFailed(s *scope, unknown bool, err error) (ctrl.Result, error) {
+	var ic *chartversion.InvalidConstraintError
+	if errors.As(err, &ic) {
+		s.specErr = specError(err)
+		return ctrl.Result{}, reconcile.TerminalError(s.specErr)
 	}
-	bundle := existing
+	r.Recorder.Eventf(s.op, corev1.EventTypeWarning, "FailedToResolveVersion", "%v", err)
+	if s.pollAttempted {
+		s.pollErr = err
+		pollsTotal.WithLabelValues("failure").Inc()
+	}
+	retry := noMatchRetry
+	if s.polling {
+		retry = min(noMatchRetry, r.nextPoll(s.op, &s.facts, s.now))
+	}
+	if !unknown {
+		// The credentials changed or a poll failed: keep the last versions (and the last
+		// credentials, so the next reconcile tries again).
+		return ctrl.Result{RequeueAfter: retry}, nil
+	}
+	s.resolveErr = err
+	var nm *chartversion.NoMatchError
+	if errors.As(err, &nm) || s.polling {
+		return lifecycle.Halt(ctrl.Result{RequeueAfter: retry})
+	}
+	return ctrl.Result{}, err
+}
+
+// writeBundle creates or updates the Bundle, with exact versions only; an unchanged Bundle is
+// not written.
+func (r *Reconciler) writeBundle(ctx context.Context, s *scope) (ctrl.Result, error) {
+	op := s.op
+	bundle := s.existing
 	if bundle == nil {
 		bundle = &v1alpha1.Bundle{ObjectMeta: metav1.ObjectMeta{Name: op.Name, Namespace: op.Namespace}}
 	}
@@ -301,33 +355,39 @@ func (r *Reconciler) reconcile(ctx context.Context, op *v1alpha1.HelmOp, f *fact
 	if bundle.Annotations == nil {
 		bundle.Annotations = map[string]string{}
 	}
-	bundle.Annotations[inputsAnnotation] = inputs
-	bundle.Spec = spec
+	bundle.Annotations[inputsAnnotation] = s.next.encode()
+	bundle.Spec = bundleSpec(op, s.kind, s.next)
 	if err := controllerutil.SetControllerReference(op, bundle, r.Client.Scheme()); err != nil {
 		return ctrl.Result{}, err
 	}
-	if existing == nil {
+	switch {
+	case s.existing == nil:
 		if err := r.Client.Create(ctx, bundle); err != nil {
 			if apierrors.IsAlreadyExists(err) {
 				return ctrl.Result{}, err // the cache was behind: try again
 			}
-			f.bundleErr = fmt.Errorf("creating Bundle %s/%s: %w", op.Namespace, op.Name, err)
-			return ctrl.Result{}, f.bundleErr
+			s.bundleErr = fmt.Errorf("creating Bundle %s/%s: %w", op.Namespace, op.Name, err)
+			return ctrl.Result{}, s.bundleErr
 		}
-		r.Recorder.Eventf(op, corev1.EventTypeNormal, "BundleCreated", "Created Bundle with %s", describeVersion(res))
-	} else if !equality.Semantic.DeepEqual(before, bundle) {
+		r.Recorder.Eventf(op, corev1.EventTypeNormal, "BundleCreated", "Created Bundle with %s", describeVersion(s.res))
+	case !equality.Semantic.DeepEqual(before, bundle):
 		if err := r.Client.Update(ctx, bundle); err != nil {
-			f.bundleErr = fmt.Errorf("updating Bundle %s/%s: %w", op.Namespace, op.Name, err)
-			return ctrl.Result{}, f.bundleErr
+			s.bundleErr = fmt.Errorf("updating Bundle %s/%s: %w", op.Namespace, op.Name, err)
+			return ctrl.Result{}, s.bundleErr
 		}
 	}
-	f.bundle = bundle
-	f.version = spec.HelmOrEmpty().Version
-	if oldVersion != "" && oldVersion != f.version {
-		log.Info("Got new chart version", "old", oldVersion, "new", f.version)
-		r.Recorder.Eventf(op, corev1.EventTypeNormal, "GotNewChartVersion", "Chart version changed from %s to %s", oldVersion, f.version)
+	s.bundle = bundle
+	s.version = bundle.Spec.HelmOrEmpty().Version
+	if old := before.Spec.HelmOrEmpty().Version; s.existing != nil && old != "" && old != s.version {
+		ctrl.LoggerFrom(ctx).Info("Got new chart version", "old", old, "new", s.version)
+		r.Recorder.Eventf(op, corev1.EventTypeNormal, "GotNewChartVersion", "Chart version changed from %s to %s", old, s.version)
 	}
-	return ctrl.Result{RequeueAfter: r.nextPoll(op, f, now)}, nil
+	return ctrl.Result{}, nil
+}
+
+// schedule asks to come back when the next poll is due.
+func (r *Reconciler) schedule(_ context.Context, s *scope) (ctrl.Result, error) {
+	return ctrl.Result{RequeueAfter: r.nextPoll(s.op, &s.facts, s.now)}, nil
 }
 
 func describeVersion(res *chartsource.Resolution) string {
@@ -335,86 +395,6 @@ func describeVersion(res *chartsource.Resolution) string {
 		return "the chart archive"
 	}
 	return "chart version " + res.Version
-}
-
-// bundleSpec is the HelmOp's deployment options with every version resolved to an exact one.
-func (r *Reconciler) bundleSpec(ctx context.Context, op *v1alpha1.HelmOp, kind chartsource.Kind, auth chartsource.Auth) (v1alpha1.BundleSpec, *chartsource.Resolution, error) {
-	in := op.Spec.DeepCopy()
-	spec := v1alpha1.BundleSpec{
-		BundleDeploymentOptions: in.BundleDeploymentOptions,
-		Paused:                  in.Paused,
-		TargetCustomizationMode: in.TargetCustomizationMode,
-		TargetRestrictions:      in.TargetRestrictions,
-		RolloutStrategy:         in.RolloutStrategy,
-		DependsOn:               in.DependsOn,
-		HelmOpOptions: &v1alpha1.BundleHelmOptions{
-			SecretName:            op.Spec.HelmSecretName,
-			InsecureSkipTLSVerify: op.Spec.InsecureSkipTLSVerify,
-		},
-	}
-	helm := spec.Helm
-	if helm == nil {
-		helm = &v1alpha1.HelmOptions{}
-		spec.Helm = helm
-	}
-	var res *chartsource.Resolution
-	if kind != chartsource.KindTarball {
-		var err error
-		res, err = r.Resolver.Resolve(ctx, chartsource.Ref{Repo: helm.Repo, Chart: helm.Chart, Version: helm.Version}, auth)
-		if err != nil {
-			return spec, nil, err
-		}
-		if res.Version == "" {
-			return spec, nil, fmt.Errorf("resolving %s gave no version", helm.Chart)
-		}
-		helm.Version = res.Version
-	}
-	for i, t := range op.Spec.Targets {
-		t = *t.DeepCopy()
-		if t.Name == "" {
-			t.Name = fmt.Sprintf("target%03d", i)
-		}
-		if t.Helm != nil && t.Helm.Version != "" {
-			tref := chartsource.Ref{Repo: firstOf(t.Helm.Repo, helm.Repo), Chart: firstOf(t.Helm.Chart, helm.Chart), Version: t.Helm.Version}
-			tres, err := r.Resolver.Resolve(ctx, tref, auth)
-			if err != nil {
-				return spec, nil, fmt.Errorf("targets[%d] (%s): %w", i, t.Name, err)
-			}
-			t.Helm.Version = tres.Version
-		}
-		spec.Targets = append(spec.Targets, t)
-	}
-	if len(spec.Targets) == 0 {
-		spec.Targets = []v1alpha1.BundleTarget{{Name: "default", ClusterGroup: v1alpha1.DefaultClusterGroup}}
-	}
-	return spec, res, nil
-}
-
-func firstOf(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
-func (r *Reconciler) auth(ctx context.Context, op *v1alpha1.HelmOp) (chartsource.Auth, string, error) {
-	name := op.Spec.HelmSecretName
-	if name == "" {
-		return chartsource.Auth{InsecureSkipTLSVerify: op.Spec.InsecureSkipTLSVerify}, "", nil
-	}
-	secret := &corev1.Secret{}
-	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: op.Namespace, Name: name}, secret); err != nil {
-		if apierrors.IsNotFound(err) {
-			return chartsource.Auth{}, "", fmt.Errorf("secret %s/%s named by spec.helmSecretName does not exist: create it with the repository credentials", op.Namespace, name)
-		}
-		return chartsource.Auth{}, "", fmt.Errorf("reading secret %s/%s named by spec.helmSecretName: %w", op.Namespace, name, err)
-	}
-	auth, err := chartsource.AuthFromSecret(secret)
-	if err != nil {
-		return chartsource.Auth{}, "", fmt.Errorf("spec.helmSecretName: %w", err)
-	}
-	auth.InsecureSkipTLSVerify = auth.InsecureSkipTLSVerify || op.Spec.InsecureSkipTLSVerify
-	return auth, secret.ResourceVersion, nil
 }
 
 func checkConstraint(version, field string) error {
@@ -454,17 +434,6 @@ func bundleLabels(op *v1alpha1.HelmOp) map[string]string {
 		out[v1alpha1.ShardLabel] = s
 	}
 	return out
-}
-
-// inputsHash covers everything a resolution depends on.
-func inputsHash(op *v1alpha1.HelmOp, secretRV string) string {
-	b, _ := json.Marshal(struct {
-		Spec     v1alpha1.HelmOpSpec
-		SecretRV string
-		Labels   map[string]string
-	}{op.Spec, secretRV, bundleLabels(op)})
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:12])
 }
 
 // reconcileRequested reports whether the reconcile annotation carries a value not handled yet.

@@ -3,10 +3,12 @@ package helmop
 import (
 	"errors"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/helmops/helmops/api/v1alpha1"
 	"github.com/helmops/helmops/internal/chartversion"
@@ -27,13 +29,21 @@ func bundleWith(ready *metav1.ConditionStatus, targeted *metav1.Condition, ready
 }
 
 func TestComputeStatus(t *testing.T) {
-	tru, fls := metav1.ConditionTrue, metav1.ConditionFalse
+	tru, fls, unk := metav1.ConditionTrue, metav1.ConditionFalse, metav1.ConditionUnknown
 	type want struct {
 		accepted, ready, stalled, reconciling metav1.ConditionStatus // "" means absent
 		acceptedReason, readyReason           string
 		readyMessage                          string
 	}
-	cases := []struct {
+	type testCase struct {
+		name string
+		f    facts
+		want want
+		err  error // the error the reconcile ended with
+		// keepsGeneration: the spec was not fully handled, observedGeneration stays.
+		keepsGeneration bool
+	}
+	plain := []struct {
 		name string
 		f    facts
 		want want
@@ -59,18 +69,34 @@ func TestComputeStatus(t *testing.T) {
 		{"healthy", facts{version: "1.0.0", bundle: bundleWith(&tru, nil, 2, 2)},
 			want{accepted: tru, ready: tru, acceptedReason: v1alpha1.ReasonSucceeded, readyReason: v1alpha1.ReasonSucceeded, readyMessage: "Deployed on 2/2 clusters"}},
 	}
+	// The same with the error the reconcile ended with.
+	cases := []testCase{
+		{name: "terminal error of an invalid spec advances the generation", f: facts{specErr: errors.New("spec.helm.chart: the helm block needs a chart")},
+			err:  reconcile.TerminalError(errors.New("spec.helm.chart: the helm block needs a chart")),
+			want: want{accepted: fls, ready: fls, stalled: tru, acceptedReason: v1alpha1.ReasonInvalidSpec, readyReason: v1alpha1.ReasonNotAccepted}},
+		{name: "transient secret read error is Unknown, not SecretNotFound", err: errors.New(`reading secret x/creds named by spec.helmSecretName: secrets "creds" is forbidden`),
+			want: want{accepted: unk, ready: unk, reconciling: tru, acceptedReason: v1alpha1.ReasonTransientError, readyReason: v1alpha1.ReasonTransientError,
+				readyMessage: `reading secret x/creds named by spec.helmSecretName: secrets "creds" is forbidden`}, keepsGeneration: true},
+		{name: "repository down on a new version waits and keeps the generation", f: facts{polling: true, resolveErr: errors.New("connection refused")},
+			want: want{accepted: fls, ready: fls, reconciling: tru, acceptedReason: v1alpha1.ReasonResolveFailed, readyReason: v1alpha1.ReasonNotAccepted}, keepsGeneration: true},
+		{name: "repository down on a new version retried with backoff", f: facts{resolveErr: errors.New("connection refused")}, err: errors.New("connection refused"),
+			want: want{accepted: fls, ready: fls, reconciling: tru, acceptedReason: v1alpha1.ReasonResolveFailed, readyReason: v1alpha1.ReasonNotAccepted}, keepsGeneration: true},
+	}
 	status := func(op *v1alpha1.HelmOp, t string) metav1.ConditionStatus {
 		if c := meta.FindStatusCondition(op.Status.Conditions, t); c != nil {
 			return c.Status
 		}
 		return ""
 	}
+	for _, p := range plain {
+		cases = append(cases, testCase{name: p.name, f: p.f, want: p.want})
+	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
 			op := &v1alpha1.HelmOp{}
 			op.Generation = 3
-			computeStatus(op, &tc.f)
+			computeStatus(op, &tc.f, tc.err, time.Now())
 			g.Expect(status(op, v1alpha1.AcceptedCondition)).To(Equal(tc.want.accepted))
 			g.Expect(status(op, v1alpha1.ReadyCondition)).To(Equal(tc.want.ready))
 			g.Expect(status(op, v1alpha1.StalledCondition)).To(Equal(tc.want.stalled))
@@ -80,7 +106,11 @@ func TestComputeStatus(t *testing.T) {
 			if tc.want.readyMessage != "" {
 				g.Expect(op.Condition(v1alpha1.ReadyCondition).Message).To(Equal(tc.want.readyMessage))
 			}
-			g.Expect(op.Status.ObservedGeneration).To(Equal(int64(3)))
+			if tc.keepsGeneration {
+				g.Expect(op.Status.ObservedGeneration).To(BeZero())
+			} else {
+				g.Expect(op.Status.ObservedGeneration).To(Equal(int64(3)))
+			}
 		})
 	}
 }
@@ -89,17 +119,17 @@ func TestPolledCondition(t *testing.T) {
 	g := NewWithT(t)
 	op := &v1alpha1.HelmOp{}
 	op.Status.Version = "0.2.0"
-	setPolledCondition(op, &facts{polling: true, pollAttempted: true})
+	setPolledCondition(conditions{op: op}, &facts{polling: true, pollAttempted: true})
 	g.Expect(op.Condition(v1alpha1.PolledCondition).Status).To(Equal(metav1.ConditionTrue))
 
-	setPolledCondition(op, &facts{polling: true})
+	setPolledCondition(conditions{op: op}, &facts{polling: true})
 	g.Expect(op.Condition(v1alpha1.PolledCondition).Status).To(Equal(metav1.ConditionTrue), "no poll this time: the last result stands")
 
-	setPolledCondition(op, &facts{polling: true, pollAttempted: true, pollErr: errors.New("connection refused")})
+	setPolledCondition(conditions{op: op}, &facts{polling: true, pollAttempted: true, pollErr: errors.New("connection refused")})
 	g.Expect(op.Condition(v1alpha1.PolledCondition).Status).To(Equal(metav1.ConditionFalse))
 	g.Expect(op.Condition(v1alpha1.PolledCondition).Message).To(Equal("connection refused"))
 
-	setPolledCondition(op, &facts{polling: false})
+	setPolledCondition(conditions{op: op}, &facts{polling: false})
 	g.Expect(op.Condition(v1alpha1.PolledCondition)).To(BeNil(), "absent when polling does not apply")
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/helmops/helmops/internal/chartsource"
 	"github.com/helmops/helmops/internal/controller/shard"
 	"github.com/helmops/helmops/internal/testenv"
+	"github.com/helmops/helmops/internal/testutil"
 )
 
 var (
@@ -50,12 +51,19 @@ func TestMain(m *testing.M) {
 // startManager runs a manager with the HelmOp reconciler for one shard, caching only that
 // shard's HelmOps and Bundles as `helmops controller` does.
 func startManager(ctx context.Context, shardID string, resolver Resolver) (stop func(), err error) {
+	return startManagerWith(ctx, shardID, func(r *Reconciler) { r.Resolver = resolver })
+}
+
+// startManagerWith is startManager with a reconciler changed by configure.
+func startManagerWith(ctx context.Context, shardID string, configure func(*Reconciler)) (stop func(), err error) {
 	sel := shard.Selector(shardID)
 	return cp.StartManager(ctx, ctrl.Options{Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 		&v1alpha1.HelmOp{}: {Label: sel},
 		&v1alpha1.Bundle{}: {Label: sel},
 	}}}, func(mgr ctrl.Manager) error {
-		return (&Reconciler{Client: mgr.GetClient(), Resolver: resolver, ShardID: shardID}).SetupWithManager(mgr)
+		r := &Reconciler{Client: mgr.GetClient(), ShardID: shardID}
+		configure(r)
+		return r.SetupWithManager(mgr)
 	})
 }
 
@@ -84,27 +92,16 @@ func chartRepo(t *testing.T, opts testenv.RepoOptions) *testenv.ChartRepo {
 	return r
 }
 
-type opOption func(*v1alpha1.HelmOp)
+type opOption = testutil.HelmOpOption
 
-func withVersion(v string) opOption { return func(h *v1alpha1.HelmOp) { h.Spec.Helm.Version = v } }
-func withPolling(d time.Duration) opOption {
-	return func(h *v1alpha1.HelmOp) { h.Spec.PollingInterval = &metav1.Duration{Duration: d} }
-}
-func withShard(id string) opOption {
-	return func(h *v1alpha1.HelmOp) { h.Labels = map[string]string{v1alpha1.ShardLabel: id} }
-}
+var (
+	withVersion = testutil.WithVersion
+	withPolling = testutil.WithPolling
+	withShard   = testutil.WithShard
+)
 
 func newHelmOp(ns, name, repo, chart string, opts ...opOption) *v1alpha1.HelmOp {
-	h := &v1alpha1.HelmOp{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Spec: v1alpha1.HelmOpSpec{BundleDeploymentOptions: v1alpha1.BundleDeploymentOptions{
-			Helm: &v1alpha1.HelmOptions{Repo: repo, Chart: chart},
-		}},
-	}
-	for _, o := range opts {
-		o(h)
-	}
-	return h
+	return testutil.HelmOp(ns, name, append([]opOption{testutil.WithChart(repo, chart)}, opts...)...)
 }
 
 func get(g Gomega, obj client.Object) {
