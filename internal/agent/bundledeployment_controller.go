@@ -40,6 +40,7 @@ import (
 	"github.com/helmops/helmops/internal/agent/chartarchive"
 	"github.com/helmops/helmops/internal/agent/helmaction"
 	"github.com/helmops/helmops/internal/agent/releasestate"
+	"github.com/helmops/helmops/internal/deploystate"
 )
 
 // DriftCorrections counts drift corrections by result ("success" or "failure").
@@ -280,7 +281,7 @@ func (r *Reconciler) reconcileRelease(ctx context.Context, bd *v1alpha1.BundleDe
 			}
 			bd.Status.AppliedDeploymentID = bd.Spec.DeploymentID
 		case releasestate.CorrectDrift:
-			log.Info("Correcting drift", "release", klog.KRef(ns, name), "modified", modifiedMessage(f.modified))
+			log.Info("Correcting drift", "release", klog.KRef(ns, name), "modified", deploystate.ModifiedMessage(f.modified))
 			if err := r.correctDrift(ctx, hc, bd, f, last); err != nil {
 				return ctrl.Result{}, err
 			}

@@ -2,12 +2,12 @@ package agent
 
 import (
 	"fmt"
-	"strings"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/helmops/helmops/api/v1alpha1"
+	"github.com/helmops/helmops/internal/deploystate"
 )
 
 // facts are what the reconcile steps observed; the conditions are computed from them alone.
@@ -108,9 +108,9 @@ func setReadyCondition(bd *v1alpha1.BundleDeployment, f *facts) {
 	case !f.deployed:
 		setCondition(bd, v1alpha1.ReadyCondition, false, v1alpha1.ReasonProgressing, orDefault(f.waiting, "deploying"))
 	case len(f.modified) > 0:
-		setCondition(bd, v1alpha1.ReadyCondition, false, v1alpha1.ReasonModified, modifiedMessage(f.modified))
+		setCondition(bd, v1alpha1.ReadyCondition, false, v1alpha1.ReasonModified, deploystate.ModifiedMessage(f.modified))
 	case len(f.nonReady) > 0:
-		setCondition(bd, v1alpha1.ReadyCondition, false, v1alpha1.ReasonResourcesNotReady, nonReadyMessage(f.nonReady))
+		setCondition(bd, v1alpha1.ReadyCondition, false, v1alpha1.ReasonResourcesNotReady, deploystate.NonReadyMessage(f.nonReady))
 	case !f.monitored:
 		setCondition(bd, v1alpha1.ReadyCondition, false, v1alpha1.ReasonProgressing, "checking the release's resources")
 	default:
@@ -133,20 +133,8 @@ func setSummary(bd *v1alpha1.BundleDeployment, f *facts) {
 	if f.monitored {
 		d.Monitored = "Yes"
 	}
-	switch {
-	case f.downloadErr != nil || f.deployErr != nil:
-		d.State = "ErrApplied"
-	case !f.deployed:
-		d.State = "WaitApplied"
-	case len(f.modified) > 0:
-		d.State = "Modified"
-	case len(f.nonReady) > 0:
-		d.State = "NotReady"
-	case bd.Status.Ready:
-		d.State = "Ready"
-	default:
-		d.State = "WaitApplied"
-	}
+	state, _ := deploystate.Of(bd)
+	d.State = string(state)
 }
 
 func setStatus(bd *v1alpha1.BundleDeployment, f *facts) {
@@ -158,32 +146,11 @@ func setStatus(bd *v1alpha1.BundleDeployment, f *facts) {
 	setSummary(bd, f)
 }
 
-func modifiedMessage(m []v1alpha1.ModifiedStatus) string {
-	parts := make([]string, 0, len(m))
-	for _, r := range m {
-		id := resourceID(r.Kind, r.Namespace, r.Name)
-		switch {
-		case r.Missing:
-			parts = append(parts, id+" missing")
-		case r.Delete:
-			parts = append(parts, id+" extra")
-		default:
-			parts = append(parts, id+" modified")
-		}
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
 	}
-	return strings.Join(parts, "; ")
-}
-
-func nonReadyMessage(n []v1alpha1.NonReadyStatus) string {
-	parts := make([]string, 0, len(n))
-	for _, r := range n {
-		msg := resourceID(r.Kind, r.Namespace, r.Name) + " " + r.Summary.State
-		if len(r.Summary.Message) > 0 {
-			msg += ": " + strings.Join(r.Summary.Message, ", ")
-		}
-		parts = append(parts, msg)
-	}
-	return strings.Join(parts, "; ")
+	return s
 }
 
 func resourceID(kind, ns, name string) string {
@@ -191,11 +158,4 @@ func resourceID(kind, ns, name string) string {
 		return kind + " " + name
 	}
 	return kind + " " + ns + "/" + name
-}
-
-func orDefault(s, d string) string {
-	if s == "" {
-		return d
-	}
-	return s
 }

@@ -93,6 +93,9 @@ func TestSetStatus(t *testing.T) {
 			g := NewWithT(t)
 			bd := &v1alpha1.BundleDeployment{ObjectMeta: metav1.ObjectMeta{Generation: 3}}
 			f := tc.f
+			if f.deployed {
+				bd.Spec.DeploymentID, bd.Status.AppliedDeploymentID = "id-1", "id-1" // as the agent records a deploy
+			}
 			setStatus(bd, &f)
 			for typ, want := range map[string]cond{
 				v1alpha1.InstalledCondition: tc.installed, v1alpha1.DeployedCondition: tc.deployed,

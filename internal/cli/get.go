@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/helmops/helmops/api/v1alpha1"
+	"github.com/helmops/helmops/internal/deploystate"
 	"github.com/helmops/helmops/internal/scheme"
 )
 
@@ -169,25 +170,25 @@ func deploymentState(bd *v1alpha1.BundleDeployment) string {
 	if r := bd.Status.Release; r != nil {
 		rel = fmt.Sprintf("release %s/%s rev %d chart %s %s", r.Namespace, r.Name, r.Revision, r.ChartVersion, r.Status)
 	}
-	state := "Ready"
-	switch {
-	case bd.Status.AppliedDeploymentID == "":
-		state = "WaitApplied"
-	case bd.Status.AppliedDeploymentID != bd.Spec.DeploymentID:
-		state = "OutOfSync"
-	case !bd.Status.Ready:
-		state = "NotReady"
-	}
-	for _, t := range []string{v1alpha1.DeployedCondition, v1alpha1.ReadyCondition} {
-		if c := meta.FindStatusCondition(bd.Status.Conditions, t); c != nil && c.Status == metav1.ConditionFalse {
-			state = fmt.Sprintf("%s (%s: %s)", state, t, oneLine(c.Message))
-			break
-		}
+	st, msg := deploystate.Of(bd)
+	state := string(st)
+	if msg != "" {
+		state += " (" + messageSource(bd, msg) + oneLine(msg) + ")"
 	}
 	if len(bd.Status.ModifiedStatus) > 0 {
 		state += fmt.Sprintf(" modified:%d", len(bd.Status.ModifiedStatus))
 	}
 	return rel + "  " + state
+}
+
+// messageSource names the condition a state's message comes from ("Ready: "), if any.
+func messageSource(bd *v1alpha1.BundleDeployment, msg string) string {
+	for _, t := range []string{v1alpha1.DeployedCondition, v1alpha1.ReadyCondition, v1alpha1.MonitoredCondition} {
+		if c := meta.FindStatusCondition(bd.Status.Conditions, t); c != nil && c.Status != metav1.ConditionTrue && c.Message == msg {
+			return t + ": "
+		}
+	}
+	return ""
 }
 
 func chartOf(h *v1alpha1.HelmOp) string {

@@ -68,8 +68,10 @@ func TestGetShowsHelmOpsAndTheirDeployments(t *testing.T) {
 		bd.Status.AppliedDeploymentID = "id-1"
 		bd.Status.Ready = cl.ready
 		bd.Status.Release = &v1alpha1.ReleaseInfo{Name: "web", Namespace: "default", Revision: 3, ChartVersion: "1.4.2", Status: "deployed"}
+		// As the agent reports a deployed release.
+		bd.Status.Conditions = []metav1.Condition{{Type: v1alpha1.DeployedCondition, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonSucceeded, LastTransitionTime: metav1.Now()}}
 		if !cl.ready {
-			bd.Status.Conditions = []metav1.Condition{{Type: v1alpha1.ReadyCondition, Status: metav1.ConditionFalse, Reason: "ResourcesNotReady", Message: "Deployment default/web: 0/1 replicas", LastTransitionTime: metav1.Now()}}
+			bd.Status.Conditions = append(bd.Status.Conditions, metav1.Condition{Type: v1alpha1.ReadyCondition, Status: metav1.ConditionFalse, Reason: "ResourcesNotReady", Message: "Deployment default/web: 0/1 replicas", LastTransitionTime: metav1.Now()})
 		}
 		g.Expect(c.Status().Update(ctx, bd)).To(Succeed())
 	}

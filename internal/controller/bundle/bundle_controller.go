@@ -6,8 +6,8 @@
 // references do not cross namespaces). They carry the labels fleet.cattle.io/bundle-name and
 // fleet.cattle.io/bundle-namespace instead, and this reconciler deletes them: when their cluster
 // stops being targeted, when the Bundle is deleted (the finalizer fleet.cattle.io/bundle-finalizer
-// holds the Bundle until the deletes are issued), and when it finds deployments whose Bundle no
-// longer exists.
+// holds the Bundle until its deployments are gone, for at most UninstallTimeout), and when it
+// finds deployments whose Bundle no longer exists.
 package bundle
 
 import (
@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -24,6 +25,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -35,11 +37,13 @@ import (
 
 	"github.com/helmops/helmops/api/v1alpha1"
 	"github.com/helmops/helmops/internal/controller/shard"
+	"github.com/helmops/helmops/internal/lifecycle"
 	"github.com/helmops/helmops/internal/targeting"
 )
 
 const (
-	// Finalizer holds a Bundle until the deletes of its BundleDeployments are issued.
+	// Finalizer holds a Bundle until its BundleDeployments are gone (their agents uninstalled), for
+	// at most the reconciler's UninstallTimeout.
 	Finalizer = "fleet.cattle.io/bundle-finalizer"
 
 	// SourceSecretTypeAnnotation on a copied secret records the type of the source secret
@@ -60,6 +64,10 @@ const (
 	pendingRetry = 30 * time.Second
 	// conflictRetry re-checks a copy blocked by a secret helmops does not manage.
 	conflictRetry = time.Minute
+
+	// DefaultUninstallTimeout is how long a deleted Bundle waits for the agents to uninstall
+	// when UninstallTimeout is 0.
+	DefaultUninstallTimeout = 10 * time.Minute
 )
 
 // Reconciler reconciles Bundles into BundleDeployments.
@@ -67,6 +75,11 @@ type Reconciler struct {
 	Client client.Client
 	// ShardID is the shard this controller handles ("" for objects without a shard label).
 	ShardID string
+	// Clock bounds the wait for the agents' uninstall; default the real clock.
+	Clock clock.PassiveClock
+	// UninstallTimeout is how long a deleted Bundle waits for its BundleDeployments to be
+	// uninstalled and gone; default DefaultUninstallTimeout.
+	UninstallTimeout time.Duration
 
 	// reader reads source secrets from the API server, so Secrets are never cached whole.
 	reader client.Reader
@@ -77,6 +90,7 @@ type Reconciler struct {
 // namespace; Secrets (metadata only), mapped to the Bundles that name them and, for copies, to
 // the Bundles of the BundleDeployments that own them.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	r.defaults()
 	r.reader = mgr.GetAPIReader()
 	ctx := context.Background()
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.Bundle{}, secretNameIndex, func(o client.Object) []string {
@@ -203,10 +217,24 @@ func (r *Reconciler) bundlesForSecret(ctx context.Context, o client.Object) []re
 	return out
 }
 
+// scope is one reconcile of one Bundle: what the steps found, and the facts.
+type scope struct {
+	b        *v1alpha1.Bundle
+	existing []v1alpha1.BundleDeployment
+	// byNamespace indexes existing by cluster namespace.
+	byNamespace map[string]*v1alpha1.BundleDeployment
+	placements  []targeting.Placement
+	// source is the repository secret, nil when none is named or it is missing.
+	source *corev1.Secret
+	// keep are the cluster namespaces whose deployments stay.
+	keep map[string]bool
+	facts
+}
+
 // Reconcile computes the BundleDeployments of one Bundle, writes the differences, copies the
 // repository secret and rolls the deployments' status up.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
-	log := ctrl.LoggerFrom(ctx)
+	r.defaults()
 	b := &v1alpha1.Bundle{}
 	if err := r.Client.Get(ctx, req.NamespacedName, b); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -220,47 +248,77 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Re
 		return ctrl.Result{}, nil
 	}
 	if !b.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, r.finalize(ctx, b)
+		return r.finalize(ctx, b)
 	}
-	if !controllerutil.ContainsFinalizer(b, Finalizer) {
-		orig := b.DeepCopy()
-		controllerutil.AddFinalizer(b, Finalizer)
-		if err := r.Client.Patch(ctx, b, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
-			return ctrl.Result{}, err
-		}
+	if err := lifecycle.AddFinalizer(ctx, r.Client, b, Finalizer); err != nil {
+		return ctrl.Result{}, err
 	}
 
-	orig := b.DeepCopy()
-	f := &facts{paused: b.Spec.Paused}
+	patch := lifecycle.Snapshot(r.Client, b)
+	s := &scope{b: b, keep: map[string]bool{}, facts: facts{paused: b.Spec.Paused, now: r.Clock.Now()}}
 	defer func() {
-		setStatus(b, f)
-		if equality.Semantic.DeepEqual(orig.Status, b.Status) {
-			return
-		}
-		if err := r.Client.Status().Patch(ctx, b, client.MergeFrom(orig)); err != nil && !apierrors.IsNotFound(err) {
-			retErr = errors.Join(retErr, fmt.Errorf("writing the status of Bundle %s/%s: %w", b.Namespace, b.Name, err))
-		}
+		retErr = patch.Status(ctx, b, retErr, func(err error) { setStatus(b, &s.facts, err) })
 	}()
-	log.V(1).Info("Computing BundleDeployments", "Bundle", klog.KObj(b))
-	return r.reconcileDeployments(ctx, b, f)
+	ctrl.LoggerFrom(ctx).V(1).Info("Computing BundleDeployments", "Bundle", klog.KObj(b))
+	return lifecycle.Run(ctx, s,
+		lifecycle.Step[*scope]{Name: "deployments", Run: r.readDeployments},
+		lifecycle.Step[*scope]{Name: "targets", Run: r.place},
+		lifecycle.Step[*scope]{Name: "secret", Run: r.readSecret},
+		lifecycle.Step[*scope]{Name: "apply", Run: r.applyDeployments},
+		lifecycle.Step[*scope]{Name: "prune", Run: r.prune},
+	)
 }
 
-// finalize deletes the Bundle's deployments and releases its secret copies, then removes the
-// finalizer. It does not wait for the agents to uninstall: a BundleDeployment stays until its
-// agent removes its own finalizer.
-func (r *Reconciler) finalize(ctx context.Context, b *v1alpha1.Bundle) error {
+func (r *Reconciler) defaults() {
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
+	if r.UninstallTimeout <= 0 {
+		r.UninstallTimeout = DefaultUninstallTimeout
+	}
+}
+
+// finalize deletes the Bundle's deployments and releases its secret copies, then waits for the
+// agents to uninstall (each BundleDeployment stays until its agent removes its own finalizer),
+// saying so in the Ready condition. After UninstallTimeout it stops waiting, says which clusters
+// it gave up on, and removes the finalizer.
+func (r *Reconciler) finalize(ctx context.Context, b *v1alpha1.Bundle) (_ ctrl.Result, retErr error) {
 	if !controllerutil.ContainsFinalizer(b, Finalizer) {
-		return nil
+		return ctrl.Result{}, nil
 	}
-	if err := r.deleteDeployments(ctx, client.ObjectKeyFromObject(b)); err != nil {
-		return err
+	key := client.ObjectKeyFromObject(b)
+	bds, err := r.deployments(ctx, key)
+	if err != nil {
+		return ctrl.Result{}, err
 	}
-	orig := b.DeepCopy()
-	controllerutil.RemoveFinalizer(b, Finalizer)
-	if err := r.Client.Patch(ctx, b, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil && !apierrors.IsNotFound(err) {
-		return err
+	if err := r.deleteDeploymentsExcept(ctx, bds, nil); err != nil {
+		return ctrl.Result{}, err
 	}
-	return nil
+	waited := r.Clock.Since(b.DeletionTimestamp.Time)
+	if len(bds) > 0 && waited < r.UninstallTimeout {
+		patch := lifecycle.Snapshot(r.Client, b)
+		msg := "waiting for the agents to uninstall on " + clusterList(bds)
+		setCondition(b, v1alpha1.ReadyCondition, false, v1alpha1.ReasonDeleting, msg, r.Clock.Now())
+		return ctrl.Result{RequeueAfter: r.UninstallTimeout - waited}, patch.Status(ctx, b, nil, func(error) {})
+	}
+	if len(bds) > 0 {
+		ctrl.LoggerFrom(ctx).Info("Giving up waiting for the agents to uninstall", "Bundle", klog.KObj(b),
+			"waited", waited.Round(time.Second), "clusters", clusterList(bds))
+	}
+	return ctrl.Result{}, lifecycle.RemoveFinalizer(ctx, r.Client, b, Finalizer)
+}
+
+// clusterList names the clusters of the deployments, at most ten.
+func clusterList(bds []v1alpha1.BundleDeployment) string {
+	names := make([]string, 0, len(bds))
+	for i := range bds {
+		names = append(names, bds[i].Labels[v1alpha1.ClusterLabel])
+	}
+	slices.Sort(names)
+	if len(names) > maxNonReady {
+		return strings.Join(names[:maxNonReady], ", ") + fmt.Sprintf(" and %d more", len(names)-maxNonReady)
+	}
+	return strings.Join(names, ", ")
 }
 
 // deleteDeployments deletes every BundleDeployment of the Bundle and releases its secret copies.
@@ -305,17 +363,24 @@ func (r *Reconciler) deployments(ctx context.Context, key types.NamespacedName) 
 	return list.Items, nil
 }
 
-func (r *Reconciler) reconcileDeployments(ctx context.Context, b *v1alpha1.Bundle, f *facts) (ctrl.Result, error) {
-	key := client.ObjectKeyFromObject(b)
-	existing, err := r.deployments(ctx, key)
+// readDeployments lists the Bundle's BundleDeployments.
+func (r *Reconciler) readDeployments(ctx context.Context, s *scope) (ctrl.Result, error) {
+	existing, err := r.deployments(ctx, client.ObjectKeyFromObject(s.b))
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	byNamespace := make(map[string]*v1alpha1.BundleDeployment, len(existing))
+	s.existing = existing
+	s.byNamespace = make(map[string]*v1alpha1.BundleDeployment, len(existing))
 	for i := range existing {
-		byNamespace[existing[i].Namespace] = &existing[i]
+		s.byNamespace[existing[i].Namespace] = &existing[i]
 	}
+	return ctrl.Result{}, nil
+}
 
+// place evaluates the targets over the live Clusters and ClusterGroups of the namespace. Targets
+// that cannot be evaluated keep the deployments as they are until the spec changes.
+func (r *Reconciler) place(ctx context.Context, s *scope) (ctrl.Result, error) {
+	b := s.b
 	clusters := &v1alpha1.ClusterList{}
 	if err := r.Client.List(ctx, clusters, client.InNamespace(b.Namespace)); err != nil {
 		return ctrl.Result{}, fmt.Errorf("listing the Clusters of namespace %s: %w", b.Namespace, err)
@@ -332,93 +397,115 @@ func (r *Reconciler) reconcileDeployments(ctx context.Context, b *v1alpha1.Bundl
 		}
 	}
 	placements, err := targeting.Place(b, live, groups.Items)
+	s.targeted = true
 	if err != nil {
-		// The targets cannot be evaluated until the spec changes: keep the deployments as
-		// they are and report them.
-		f.targetErr = err
-		for _, bd := range existing {
-			f.entries = append(f.entries, Entry{Name: bd.Labels[v1alpha1.ClusterLabel], BundleDeployment: bd.DeepCopy()})
+		s.targetErr = err
+		for _, bd := range s.existing {
+			s.entries = append(s.entries, Entry{Name: bd.Labels[v1alpha1.ClusterLabel], BundleDeployment: bd.DeepCopy()})
 		}
 		return ctrl.Result{}, reconcile.TerminalError(err)
 	}
+	s.placements = placements
+	return ctrl.Result{}, nil
+}
 
-	// The repository secret, read from the API server (Secrets are not cached).
-	var source *corev1.Secret
-	if name := secretName(b); name != "" {
-		s := &corev1.Secret{}
-		err := r.reader.Get(ctx, client.ObjectKey{Namespace: b.Namespace, Name: name}, s)
-		switch {
-		case apierrors.IsNotFound(err):
-			f.secretReason = v1alpha1.ReasonSecretNotFound
-			f.secretErr = fmt.Errorf("secret %q named by helmSecretName does not exist in namespace %q: create it and the deployments follow", name, b.Namespace)
-		case err != nil:
-			return ctrl.Result{}, fmt.Errorf("reading secret %s/%s named by helmSecretName: %w", b.Namespace, name, err)
-		default:
-			source = s
-		}
+// readSecret reads the repository secret from the API server (Secrets are not cached). A missing
+// one is reported and waited for; any other error is retried.
+func (r *Reconciler) readSecret(ctx context.Context, s *scope) (ctrl.Result, error) {
+	b := s.b
+	name := secretName(b)
+	if name == "" {
+		return ctrl.Result{}, nil
 	}
+	secret := &corev1.Secret{}
+	err := r.reader.Get(ctx, client.ObjectKey{Namespace: b.Namespace, Name: name}, secret)
+	switch {
+	case apierrors.IsNotFound(err):
+		s.secretReason = v1alpha1.ReasonSecretNotFound
+		s.secretErr = fmt.Errorf("secret %q named by helmSecretName does not exist in namespace %q: create it and the deployments follow", name, b.Namespace)
+	case err != nil:
+		return ctrl.Result{}, fmt.Errorf("reading secret %s/%s named by helmSecretName: %w", b.Namespace, name, err)
+	default:
+		s.source = secret
+	}
+	return ctrl.Result{}, nil
+}
 
+// applyDeployments writes the BundleDeployment of each placement and copies the secret next to
+// it. A failed write is reported on its cluster's entry and returned once all were tried.
+func (r *Reconciler) applyDeployments(ctx context.Context, s *scope) (ctrl.Result, error) {
 	var result ctrl.Result
-	keep := map[string]bool{}
 	var errs []error
-	for _, p := range placements {
-		ns := p.Cluster.Status.Namespace
-		if ns == "" {
-			f.entries = append(f.entries, Entry{Name: p.Cluster.Name,
-				PendingMessage: "waiting for the cluster namespace of cluster " + p.Cluster.Name})
-			result.RequeueAfter = pendingRetry
-			continue
-		}
-		keep[ns] = true
-		current := byNamespace[ns]
-		if f.secretErr != nil && f.secretReason == v1alpha1.ReasonSecretNotFound {
-			// Without credentials the agents cannot download the chart: write nothing new,
-			// report what exists.
-			e := Entry{Name: p.Cluster.Name, BundleDeployment: current, PendingMessage: f.secretErr.Error()}
-			f.entries = append(f.entries, e)
-			continue
-		}
-		bd, err := r.applyDeployment(ctx, b, p, current)
+	for _, p := range s.placements {
+		res, err := r.applyPlacement(ctx, s, p)
+		result = lifecycle.Soonest(result, res)
 		if err != nil {
-			if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
-				f.entries = append(f.entries, Entry{Name: p.Cluster.Name,
-					PendingMessage: fmt.Sprintf("cluster namespace %s is being deleted", ns)})
-				result.RequeueAfter = pendingRetry
-				continue
-			}
 			errs = append(errs, err)
-			f.entries = append(f.entries, Entry{Name: p.Cluster.Name, BundleDeployment: current,
-				PendingMessage: "could not write the BundleDeployment: " + err.Error()})
-			continue
-		}
-		f.entries = append(f.entries, Entry{Name: p.Cluster.Name, BundleDeployment: bd})
-		if source != nil {
-			if err := r.ensureCopy(ctx, source, bd); err != nil {
-				var fe *foreignSecretError
-				if errors.As(err, &fe) {
-					result.RequeueAfter = conflictRetry
-				} else {
-					errs = append(errs, err)
-				}
-				if f.secretErr == nil {
-					f.secretReason, f.secretErr = v1alpha1.ReasonCredentialsCopyFailed, err
-				}
-			}
-		}
-		if old := chartSecretName(current); old != "" && old != secretName(b) {
-			if err := r.releaseCopy(ctx, ns, old, bd.UID); err != nil {
-				errs = append(errs, err)
-			}
 		}
 	}
-	// Deployments of clusters no longer targeted go, with their secret copies.
-	if err := r.deleteDeploymentsExcept(ctx, existing, keep); err != nil {
-		errs = append(errs, err)
+	return result, errors.Join(errs...)
+}
+
+// applyPlacement writes one placement's BundleDeployment and records its entry.
+func (r *Reconciler) applyPlacement(ctx context.Context, s *scope, p targeting.Placement) (ctrl.Result, error) {
+	ns := p.Cluster.Status.Namespace
+	if ns == "" {
+		s.entries = append(s.entries, Entry{Name: p.Cluster.Name,
+			PendingMessage: "waiting for the cluster namespace of cluster " + p.Cluster.Name})
+		return ctrl.Result{RequeueAfter: pendingRetry}, nil
 	}
-	if err := errors.Join(errs...); err != nil {
+	s.keep[ns] = true
+	current := s.byNamespace[ns]
+	if s.secretErr != nil && s.secretReason == v1alpha1.ReasonSecretNotFound {
+		// Without credentials the agents cannot download the chart: write nothing new,
+		// report what exists.
+		s.entries = append(s.entries, Entry{Name: p.Cluster.Name, BundleDeployment: current, PendingMessage: s.secretErr.Error()})
+		return ctrl.Result{}, nil
+	}
+	bd, err := r.applyDeployment(ctx, s.b, p, current)
+	if err != nil {
+		if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
+			s.entries = append(s.entries, Entry{Name: p.Cluster.Name,
+				PendingMessage: fmt.Sprintf("cluster namespace %s is being deleted", ns)})
+			return ctrl.Result{RequeueAfter: pendingRetry}, nil
+		}
+		s.entries = append(s.entries, Entry{Name: p.Cluster.Name, BundleDeployment: current,
+			PendingMessage: "could not write the BundleDeployment: " + err.Error()})
 		return ctrl.Result{}, err
 	}
-	return result, nil
+	s.entries = append(s.entries, Entry{Name: p.Cluster.Name, BundleDeployment: bd})
+	return r.copySecret(ctx, s, bd, current)
+}
+
+// copySecret copies the repository secret next to a BundleDeployment and releases the copy of a
+// secret the Bundle no longer names.
+func (r *Reconciler) copySecret(ctx context.Context, s *scope, bd, current *v1alpha1.BundleDeployment) (ctrl.Result, error) {
+	var result ctrl.Result
+	var errs []error
+	if s.source != nil {
+		if err := r.ensureCopy(ctx, s.source, bd); err != nil {
+			var fe *foreignSecretError
+			if errors.As(err, &fe) {
+				result.RequeueAfter = conflictRetry
+			} else {
+				errs = append(errs, err)
+			}
+			if s.secretErr == nil {
+				s.secretReason, s.secretErr = v1alpha1.ReasonCredentialsCopyFailed, err
+			}
+		}
+	}
+	if old := chartSecretName(current); old != "" && old != secretName(s.b) {
+		if err := r.releaseCopy(ctx, bd.Namespace, old, bd.UID); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return result, errors.Join(errs...)
+}
+
+// prune deletes the deployments of clusters no longer targeted, with their secret copies.
+func (r *Reconciler) prune(ctx context.Context, s *scope) (ctrl.Result, error) {
+	return ctrl.Result{}, r.deleteDeploymentsExcept(ctx, s.existing, s.keep)
 }
 
 func (r *Reconciler) deleteDeploymentsExcept(ctx context.Context, existing []v1alpha1.BundleDeployment, keep map[string]bool) error {

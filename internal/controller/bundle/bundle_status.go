@@ -4,132 +4,21 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/helmops/helmops/api/v1alpha1"
+	"github.com/helmops/helmops/internal/deploystate"
+	"github.com/helmops/helmops/internal/lifecycle"
 )
-
-// State is the state of one BundleDeployment as the roll-up counts it.
-type State string
-
-// The states, from best to worst (see rank).
-const (
-	StateReady       State = "Ready"
-	StateNotReady    State = "NotReady"
-	StatePending     State = "Pending"
-	StateOutOfSync   State = "OutOfSync"
-	StateModified    State = "Modified"
-	StateWaitApplied State = "WaitApplied"
-	StateErrApplied  State = "ErrApplied"
-)
-
-func rank(s State) int {
-	switch s {
-	case StateReady:
-		return 0
-	case StateNotReady:
-		return 1
-	case StatePending:
-		return 2
-	case StateOutOfSync:
-		return 3
-	case StateModified:
-		return 4
-	case StateWaitApplied:
-		return 5
-	case StateErrApplied:
-		return 6
-	}
-	return 7
-}
 
 // maxNonReady is how many non-ready deployments a summary lists.
 const maxNonReady = 10
 
 // maxMessage bounds the messages copied from deployments into summaries and conditions.
 const maxMessage = 512
-
-// DeploymentState is the state of a BundleDeployment from what its agent reported, checked in
-// this order:
-//   - ErrApplied: the Deployed condition is False for a failure (not while progressing or paused);
-//   - WaitApplied: nothing was applied yet;
-//   - OutOfSync: the applied deploymentID is not the current one (an update in progress, or held
-//     by paused);
-//   - Modified: resources drifted (modifiedStatus is not empty);
-//   - NotReady: status.ready is false or Deployed is not True;
-//   - Ready otherwise.
-//
-// The message says why, for every state but Ready.
-func DeploymentState(bd *v1alpha1.BundleDeployment) (State, string) {
-	deployed := meta.FindStatusCondition(bd.Status.Conditions, v1alpha1.DeployedCondition)
-	ready := meta.FindStatusCondition(bd.Status.Conditions, v1alpha1.ReadyCondition)
-	switch {
-	case deployed != nil && deployed.Status == metav1.ConditionFalse &&
-		deployed.Reason != v1alpha1.ReasonProgressing && deployed.Reason != v1alpha1.ReasonPaused:
-		return StateErrApplied, orDefault(deployed.Message, deployed.Reason)
-	case bd.Status.AppliedDeploymentID == "":
-		switch {
-		case bd.Spec.Paused:
-			return StateWaitApplied, "paused before the first deployment"
-		case deployed != nil && deployed.Message != "":
-			return StateWaitApplied, deployed.Message
-		}
-		return StateWaitApplied, "waiting for the agent to deploy"
-	case bd.Status.AppliedDeploymentID != bd.Spec.DeploymentID:
-		if bd.Spec.Paused {
-			return StateOutOfSync, "paused: the deployed release is older than the spec"
-		}
-		return StateOutOfSync, "the agent has not deployed the current spec yet"
-	case len(bd.Status.ModifiedStatus) > 0:
-		return StateModified, modifiedMessage(bd.Status.ModifiedStatus)
-	case !bd.Status.Ready || deployed == nil || deployed.Status != metav1.ConditionTrue:
-		if ready != nil && ready.Status != metav1.ConditionTrue && ready.Message != "" {
-			return StateNotReady, ready.Message
-		}
-		if len(bd.Status.NonReadyStatus) > 0 {
-			return StateNotReady, nonReadyMessage(bd.Status.NonReadyStatus)
-		}
-		return StateNotReady, "resources are not ready"
-	}
-	return StateReady, ""
-}
-
-func modifiedMessage(ms []v1alpha1.ModifiedStatus) string {
-	parts := make([]string, 0, len(ms))
-	for _, m := range ms {
-		id := m.Kind + " " + qualified(m.Namespace, m.Name)
-		switch {
-		case m.Missing:
-			parts = append(parts, id+" missing")
-		case m.Delete:
-			parts = append(parts, id+" extra")
-		default:
-			parts = append(parts, id+" modified")
-		}
-	}
-	return strings.Join(parts, "; ")
-}
-
-func nonReadyMessage(ns []v1alpha1.NonReadyStatus) string {
-	parts := make([]string, 0, len(ns))
-	for _, n := range ns {
-		msg := n.Kind + " " + qualified(n.Namespace, n.Name) + " " + n.Summary.State
-		if len(n.Summary.Message) > 0 {
-			msg += ": " + strings.Join(n.Summary.Message, ", ")
-		}
-		parts = append(parts, msg)
-	}
-	return strings.Join(parts, "; ")
-}
-
-func qualified(ns, name string) string {
-	if ns == "" {
-		return name
-	}
-	return ns + "/" + name
-}
 
 func orDefault(s, d string) string {
 	if s == "" {
@@ -160,25 +49,25 @@ func Summarize(entries []Entry) v1alpha1.BundleSummary {
 	s := v1alpha1.BundleSummary{DesiredReady: len(entries)}
 	var nonReady []v1alpha1.NonReadyResource
 	for _, e := range entries {
-		state, msg := StatePending, orDefault(e.PendingMessage, "waiting for the cluster namespace")
+		state, msg := deploystate.Pending, orDefault(e.PendingMessage, "waiting for the cluster namespace")
 		if e.BundleDeployment != nil {
-			state, msg = DeploymentState(e.BundleDeployment)
+			state, msg = deploystate.Of(e.BundleDeployment)
 		}
 		switch state {
-		case StateReady:
+		case deploystate.Ready:
 			s.Ready++
 			continue
-		case StateNotReady:
+		case deploystate.NotReady:
 			s.NotReady++
-		case StatePending:
+		case deploystate.Pending:
 			s.Pending++
-		case StateOutOfSync:
+		case deploystate.OutOfSync:
 			s.OutOfSync++
-		case StateModified:
+		case deploystate.Modified:
 			s.Modified++
-		case StateWaitApplied:
+		case deploystate.WaitApplied:
 			s.WaitApplied++
-		case StateErrApplied:
+		case deploystate.ErrApplied:
 			s.ErrApplied++
 		}
 		r := v1alpha1.NonReadyResource{Name: e.Name, State: string(state), Message: truncate(msg)}
@@ -189,7 +78,7 @@ func Summarize(entries []Entry) v1alpha1.BundleSummary {
 		nonReady = append(nonReady, r)
 	}
 	sort.SliceStable(nonReady, func(i, j int) bool {
-		ri, rj := rank(State(nonReady[i].State)), rank(State(nonReady[j].State))
+		ri, rj := deploystate.Rank(deploystate.State(nonReady[i].State)), deploystate.Rank(deploystate.State(nonReady[j].State))
 		if ri != rj {
 			return ri > rj
 		}
@@ -209,20 +98,20 @@ func firstN[T any](in []T, n int) []T {
 	return append([]T(nil), in...)
 }
 
-// WorstState is the worst state counted in the summary, StateReady when all are ready.
-func WorstState(s v1alpha1.BundleSummary) State {
+// WorstState is the worst state counted in the summary, deploystate.Ready when all are ready.
+func WorstState(s v1alpha1.BundleSummary) deploystate.State {
 	for _, c := range []struct {
 		n     int
-		state State
+		state deploystate.State
 	}{
-		{s.ErrApplied, StateErrApplied}, {s.WaitApplied, StateWaitApplied}, {s.Modified, StateModified},
-		{s.OutOfSync, StateOutOfSync}, {s.Pending, StatePending}, {s.NotReady, StateNotReady},
+		{s.ErrApplied, deploystate.ErrApplied}, {s.WaitApplied, deploystate.WaitApplied}, {s.Modified, deploystate.Modified},
+		{s.OutOfSync, deploystate.OutOfSync}, {s.Pending, deploystate.Pending}, {s.NotReady, deploystate.NotReady},
 	} {
 		if c.n > 0 {
 			return c.state
 		}
 	}
-	return StateReady
+	return deploystate.Ready
 }
 
 // NotReadyMessage names the non-ready clusters of a summary and why, e.g.
@@ -258,16 +147,14 @@ type facts struct {
 	entries []Entry
 	// paused is the Bundle's spec.paused.
 	paused bool
+	// targeted is true once the targets were evaluated (entries are then what they gave).
+	targeted bool
+	// now is when the reconcile started.
+	now time.Time
 }
 
-func setCondition(b *v1alpha1.Bundle, t string, ok bool, reason, msg string) {
-	s := metav1.ConditionFalse
-	if ok {
-		s = metav1.ConditionTrue
-	}
-	meta.SetStatusCondition(&b.Status.Conditions, metav1.Condition{
-		Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: b.Generation,
-	})
+func setCondition(b *v1alpha1.Bundle, t string, ok bool, reason, msg string, now time.Time) {
+	lifecycle.SetCondition(&b.Status.Conditions, b.Generation, t, lifecycle.Bool(ok), reason, msg, now)
 }
 
 // setTargetedCondition is True when the targets could be evaluated and the repository secret
@@ -275,15 +162,15 @@ func setCondition(b *v1alpha1.Bundle, t string, ok bool, reason, msg string) {
 func setTargetedCondition(b *v1alpha1.Bundle, f *facts) {
 	switch {
 	case f.targetErr != nil:
-		setCondition(b, v1alpha1.TargetedCondition, false, v1alpha1.ReasonInvalidSpec, f.targetErr.Error())
+		setCondition(b, v1alpha1.TargetedCondition, false, v1alpha1.ReasonInvalidSpec, f.targetErr.Error(), f.now)
 	case f.secretErr != nil:
-		setCondition(b, v1alpha1.TargetedCondition, false, f.secretReason, f.secretErr.Error())
+		setCondition(b, v1alpha1.TargetedCondition, false, f.secretReason, f.secretErr.Error(), f.now)
 	case len(f.entries) == 0:
 		setCondition(b, v1alpha1.TargetedCondition, true, v1alpha1.ReasonNoTargets,
-			fmt.Sprintf("no cluster in namespace %s matches the targets", b.Namespace))
+			fmt.Sprintf("no cluster in namespace %s matches the targets", b.Namespace), f.now)
 	default:
 		setCondition(b, v1alpha1.TargetedCondition, true, v1alpha1.ReasonSucceeded,
-			fmt.Sprintf("%d clusters targeted", len(f.entries)))
+			fmt.Sprintf("%d clusters targeted", len(f.entries)), f.now)
 	}
 }
 
@@ -294,9 +181,9 @@ func setSummary(b *v1alpha1.Bundle, f *facts) {
 	b.Status.ReadyClusters = s.Ready
 	b.Status.DesiredReadyClusters = s.DesiredReady
 	d := v1alpha1.StatusDisplay{ReadyBundleDeployments: fmt.Sprintf("%d/%d", s.Ready, s.DesiredReady)}
-	if worst := WorstState(s); worst != StateReady {
+	if worst := WorstState(s); worst != deploystate.Ready {
 		d.State = string(worst)
-		d.Error = worst == StateErrApplied
+		d.Error = worst == deploystate.ErrApplied
 		if len(s.NonReadyResources) > 0 {
 			d.Message = s.NonReadyResources[0].Name + ": " + s.NonReadyResources[0].Message
 		}
@@ -311,21 +198,21 @@ func setReadyCondition(b *v1alpha1.Bundle, f *facts) {
 	s := b.Status.Summary
 	switch {
 	case f.targetErr != nil:
-		setCondition(b, v1alpha1.ReadyCondition, false, v1alpha1.ReasonInvalidSpec, f.targetErr.Error())
+		setCondition(b, v1alpha1.ReadyCondition, false, v1alpha1.ReasonInvalidSpec, f.targetErr.Error(), f.now)
 	case f.secretErr != nil:
-		setCondition(b, v1alpha1.ReadyCondition, false, f.secretReason, f.secretErr.Error())
+		setCondition(b, v1alpha1.ReadyCondition, false, f.secretReason, f.secretErr.Error(), f.now)
 	case s.DesiredReady == 0:
 		setCondition(b, v1alpha1.ReadyCondition, false, v1alpha1.ReasonNoTargets,
-			fmt.Sprintf("no cluster in namespace %s matches the targets", b.Namespace))
+			fmt.Sprintf("no cluster in namespace %s matches the targets", b.Namespace), f.now)
 	case s.Ready < s.DesiredReady:
 		reason := v1alpha1.ReasonClustersNotReady
 		if f.paused {
 			reason = v1alpha1.ReasonPaused
 		}
-		setCondition(b, v1alpha1.ReadyCondition, false, reason, truncateLong(NotReadyMessage(s)))
+		setCondition(b, v1alpha1.ReadyCondition, false, reason, truncateLong(NotReadyMessage(s)), f.now)
 	default:
 		setCondition(b, v1alpha1.ReadyCondition, true, v1alpha1.ReasonSucceeded,
-			fmt.Sprintf("%d/%d clusters ready", s.Ready, s.DesiredReady))
+			fmt.Sprintf("%d/%d clusters ready", s.Ready, s.DesiredReady), f.now)
 	}
 }
 
@@ -338,9 +225,22 @@ func truncateLong(s string) string {
 	return s
 }
 
-// setStatus computes the whole status from the facts.
-func setStatus(b *v1alpha1.Bundle, f *facts) {
-	b.Status.ObservedGeneration = b.Generation
+// setStatus computes the whole status from the facts and the error the reconcile ended with. A
+// transient error before the targets were evaluated (a failed Cluster list) leaves Targeted, the
+// summary and Ready as they were (Unknown when there were none); observedGeneration advances only
+// when the reconcile did not end in a transient error.
+func setStatus(b *v1alpha1.Bundle, f *facts, err error) {
+	if lifecycle.IsTransient(err) && !f.targeted {
+		for _, t := range []string{v1alpha1.TargetedCondition, v1alpha1.ReadyCondition} {
+			if meta.FindStatusCondition(b.Status.Conditions, t) == nil {
+				lifecycle.SetCondition(&b.Status.Conditions, b.Generation, t, metav1.ConditionUnknown, v1alpha1.ReasonTransientError, err.Error(), f.now)
+			}
+		}
+		return
+	}
+	if !lifecycle.IsTransient(err) {
+		b.Status.ObservedGeneration = b.Generation
+	}
 	setTargetedCondition(b, f)
 	setSummary(b, f)
 	setReadyCondition(b, f)

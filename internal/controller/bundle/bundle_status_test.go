@@ -9,8 +9,10 @@ import (
 	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/helmops/helmops/api/v1alpha1"
+	"github.com/helmops/helmops/internal/deploystate"
 )
 
 type bdOption func(*v1alpha1.BundleDeployment)
@@ -49,49 +51,6 @@ func modified(kind, ns, name string) bdOption {
 
 var deployed = condition(v1alpha1.DeployedCondition, true, v1alpha1.ReasonSucceeded, "release deployed")
 
-func TestDeploymentState(t *testing.T) {
-	tests := []struct {
-		name  string
-		bd    *v1alpha1.BundleDeployment
-		state State
-		msg   string
-	}{
-		{"ready", bd(applied("s-new"), ready(), deployed), StateReady, ""},
-		{"nothing reported yet", bd(), StateWaitApplied, "waiting for the agent to deploy"},
-		{"progressing first install", bd(condition(v1alpha1.DeployedCondition, false, v1alpha1.ReasonProgressing, "installing")),
-			StateWaitApplied, "installing"},
-		{"paused before the first install", bd(paused(), condition(v1alpha1.DeployedCondition, false, v1alpha1.ReasonPaused, "the BundleDeployment is paused")),
-			StateWaitApplied, "paused before the first deployment"},
-		{"install failed", bd(condition(v1alpha1.DeployedCondition, false, v1alpha1.ReasonInstallFailed, "boom")), StateErrApplied, "boom"},
-		{"upgrade failed keeps the old applied ID", bd(applied("s-old"), condition(v1alpha1.DeployedCondition, false, v1alpha1.ReasonUpgradeFailed, "bad")),
-			StateErrApplied, "bad"},
-		{"download failed without message", bd(condition(v1alpha1.DeployedCondition, false, v1alpha1.ReasonDownloadFailed, "")),
-			StateErrApplied, v1alpha1.ReasonDownloadFailed},
-		{"older deployment applied", bd(applied("s-old"), ready(), deployed), StateOutOfSync, "the agent has not deployed the current spec yet"},
-		{"older deployment held by paused", bd(paused(), applied("s-old"), ready(),
-			condition(v1alpha1.DeployedCondition, false, v1alpha1.ReasonPaused, "paused")),
-			StateOutOfSync, "paused: the deployed release is older than the spec"},
-		{"drifted", bd(applied("s-new"), deployed, modified("ConfigMap", "app", "cfg"), modified("Secret", "", "s")),
-			StateModified, "ConfigMap app/cfg modified; Secret s modified"},
-		{"not ready with the agent's message", bd(applied("s-new"), deployed,
-			condition(v1alpha1.ReadyCondition, false, v1alpha1.ReasonResourcesNotReady, "Deployment app/web InProgress")),
-			StateNotReady, "Deployment app/web InProgress"},
-		{"not ready from nonReadyStatus", bd(applied("s-new"), deployed, func(b *v1alpha1.BundleDeployment) {
-			b.Status.NonReadyStatus = []v1alpha1.NonReadyStatus{{Kind: "Deployment", Namespace: "app", Name: "web",
-				Summary: v1alpha1.NonReadySummary{State: "InProgress", Message: []string{"0/1 replicas"}}}}
-		}), StateNotReady, "Deployment app/web InProgress: 0/1 replicas"},
-		{"ready flag without Deployed=True", bd(applied("s-new"), ready()), StateNotReady, "resources are not ready"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			g := NewWithT(t)
-			state, msg := DeploymentState(tt.bd)
-			g.Expect(state).To(Equal(tt.state))
-			g.Expect(msg).To(Equal(tt.msg))
-		})
-	}
-}
-
 func TestSummarize(t *testing.T) {
 	g := NewWithT(t)
 	entries := []Entry{
@@ -114,7 +73,7 @@ func TestSummarize(t *testing.T) {
 	}
 	g.Expect(names).To(Equal([]string{"a-err=ErrApplied", "b-wait=WaitApplied", "e-mod=Modified", "d-pending=Pending"}), "worst first")
 	g.Expect(s.NonReadyResources[2].ModifiedStatus).To(HaveLen(1))
-	g.Expect(WorstState(s)).To(Equal(StateErrApplied))
+	g.Expect(WorstState(s)).To(Equal(deploystate.ErrApplied))
 }
 
 func TestSummarizeListsAtMostTen(t *testing.T) {
@@ -135,16 +94,16 @@ func TestSummarizeListsAtMostTen(t *testing.T) {
 func TestWorstState(t *testing.T) {
 	tests := []struct {
 		s    v1alpha1.BundleSummary
-		want State
+		want deploystate.State
 	}{
-		{v1alpha1.BundleSummary{Ready: 2, DesiredReady: 2}, StateReady},
-		{v1alpha1.BundleSummary{}, StateReady},
-		{v1alpha1.BundleSummary{NotReady: 1}, StateNotReady},
-		{v1alpha1.BundleSummary{NotReady: 1, Pending: 1}, StatePending},
-		{v1alpha1.BundleSummary{Pending: 1, OutOfSync: 1}, StateOutOfSync},
-		{v1alpha1.BundleSummary{OutOfSync: 1, Modified: 1}, StateModified},
-		{v1alpha1.BundleSummary{Modified: 1, WaitApplied: 1}, StateWaitApplied},
-		{v1alpha1.BundleSummary{WaitApplied: 1, ErrApplied: 1}, StateErrApplied},
+		{v1alpha1.BundleSummary{Ready: 2, DesiredReady: 2}, deploystate.Ready},
+		{v1alpha1.BundleSummary{}, deploystate.Ready},
+		{v1alpha1.BundleSummary{NotReady: 1}, deploystate.NotReady},
+		{v1alpha1.BundleSummary{NotReady: 1, Pending: 1}, deploystate.Pending},
+		{v1alpha1.BundleSummary{Pending: 1, OutOfSync: 1}, deploystate.OutOfSync},
+		{v1alpha1.BundleSummary{OutOfSync: 1, Modified: 1}, deploystate.Modified},
+		{v1alpha1.BundleSummary{Modified: 1, WaitApplied: 1}, deploystate.WaitApplied},
+		{v1alpha1.BundleSummary{WaitApplied: 1, ErrApplied: 1}, deploystate.ErrApplied},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.want), func(t *testing.T) {
@@ -191,7 +150,7 @@ func TestSetStatus(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
 			b := bundleObj()
-			setStatus(b, &tt.f)
+			setStatus(b, &tt.f, nil)
 			g.Expect(b.Status.ObservedGeneration).To(Equal(int64(3)))
 			tc := meta.FindStatusCondition(b.Status.Conditions, v1alpha1.TargetedCondition)
 			g.Expect(tc.Status).To(Equal(tt.targeted))
@@ -205,6 +164,35 @@ func TestSetStatus(t *testing.T) {
 			g.Expect(fmt.Sprintf("%d/%d", b.Status.ReadyClusters, b.Status.DesiredReadyClusters)).To(Equal(tt.display))
 		})
 	}
+}
+
+// TestSetStatusOnErrors: a transient error before the targets were evaluated (a failed Cluster
+// list) changes neither Targeted nor the summary nor observedGeneration; a transient error after
+// (a failed write) reports what was found and keeps observedGeneration; a terminal one advances it.
+func TestSetStatusOnErrors(t *testing.T) {
+	g := NewWithT(t)
+	b := bundleObj()
+	healthy := facts{targeted: true, entries: []Entry{{Name: "a", BundleDeployment: bd(applied("s-new"), ready(), deployed)}}}
+	setStatus(b, &healthy, nil)
+	before := b.Status.DeepCopy()
+
+	b.Generation = 4
+	setStatus(b, &facts{}, errors.New("listing the Clusters of namespace ws: etcdserver: request timed out"))
+	g.Expect(b.Status).To(Equal(*before), "nothing observed, nothing changes")
+
+	fresh := bundleObj()
+	setStatus(fresh, &facts{}, errors.New("listing the Clusters of namespace ws: etcdserver: request timed out"))
+	g.Expect(meta.FindStatusCondition(fresh.Status.Conditions, v1alpha1.TargetedCondition).Status).To(Equal(metav1.ConditionUnknown))
+	g.Expect(meta.FindStatusCondition(fresh.Status.Conditions, v1alpha1.ReadyCondition).Message).To(ContainSubstring("request timed out"))
+	g.Expect(fresh.Status.ObservedGeneration).To(BeZero())
+
+	failedWrite := facts{targeted: true, entries: []Entry{{Name: "a", PendingMessage: "could not write the BundleDeployment: conflict"}}}
+	setStatus(b, &failedWrite, errors.New("conflict"))
+	g.Expect(b.Status.ObservedGeneration).To(Equal(int64(3)))
+	g.Expect(b.Status.Summary.Pending).To(Equal(1))
+
+	setStatus(b, &facts{targeted: true, targetErr: errors.New("bad selector")}, reconcile.TerminalError(errors.New("bad selector")))
+	g.Expect(b.Status.ObservedGeneration).To(Equal(int64(4)))
 }
 
 func TestMessagesAreBounded(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/go-logr/logr/funcr"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
 	clocktesting "k8s.io/utils/clock/testing"
@@ -28,6 +30,11 @@ var (
 	cp    *testenv.ControlPlane
 	k8s   client.Client
 	clock *clocktesting.FakePassiveClock
+	// bundleClock bounds the bundle controller's wait for uninstalls.
+	bundleClock *clocktesting.FakePassiveClock
+	// failClusterLists makes the bundle controller's Cluster lists fail in the namespaces it
+	// holds, as an unavailable API server would (a real one cannot be made to fail one list).
+	failClusterLists sync.Map
 )
 
 const (
@@ -53,8 +60,10 @@ func run(m *testing.M) int {
 	defer cp.Stop()
 	k8s = cp.Client
 	clock = clocktesting.NewFakePassiveClock(time.Now())
+	bundleClock = clocktesting.NewFakePassiveClock(time.Now())
 	stop, err := cp.StartManager(ctx, ctrl.Options{}, func(mgr ctrl.Manager) error {
-		if err := (&bundle.Reconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+		c := failingClusterLists{mgr.GetClient()}
+		if err := (&bundle.Reconciler{Client: c, Clock: bundleClock, UninstallTimeout: 10 * time.Minute}).SetupWithManager(mgr); err != nil {
 			return err
 		}
 		return (&cluster.Reconciler{Client: mgr.GetClient(), Clock: clock}).SetupWithManager(mgr)
@@ -66,6 +75,21 @@ func run(m *testing.M) int {
 	code := m.Run()
 	stop()
 	return code
+}
+
+// failingClusterLists is the manager's client, except that listing the Clusters of a namespace
+// in failClusterLists fails.
+type failingClusterLists struct{ client.Client }
+
+func (c failingClusterLists) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	lo := &client.ListOptions{}
+	lo.ApplyOptions(opts)
+	if _, ok := list.(*v1alpha1.ClusterList); ok {
+		if _, fail := failClusterLists.Load(lo.Namespace); fail {
+			return apierrors.NewServiceUnavailable("the Cluster list fails in this test")
+		}
+	}
+	return c.Client.List(ctx, list, opts...)
 }
 
 // workspace creates a namespace for one test.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/helmops/helmops/api/v1alpha1"
 	"github.com/helmops/helmops/internal/controller/bundle"
+	"github.com/helmops/helmops/internal/deploystate"
 )
 
 // facts are what the Cluster reconcile observed; the status is computed from them alone.
@@ -74,7 +75,7 @@ func setSummary(c *v1alpha1.Cluster, f *facts) {
 		entries = append(entries, bundle.Entry{Name: name, BundleDeployment: bd})
 		if bd.Labels[v1alpha1.HelmOpLabel] != "" {
 			desired++
-			if s, _ := bundle.DeploymentState(bd); s == bundle.StateReady {
+			if s, _ := deploystate.Of(bd); s == deploystate.Ready {
 				ready++
 			}
 		}
@@ -84,7 +85,7 @@ func setSummary(c *v1alpha1.Cluster, f *facts) {
 	c.Status.ReadyHelmOps, c.Status.DesiredReadyHelmOps = ready, desired
 	c.Status.Display.ReadyBundles = fmt.Sprintf("%d/%d", s.Ready, s.DesiredReady)
 	c.Status.Display.State = ""
-	if w := bundle.WorstState(s); w != bundle.StateReady {
+	if w := bundle.WorstState(s); w != deploystate.Ready {
 		c.Status.Display.State = string(w)
 	}
 }
@@ -162,7 +163,7 @@ func setGroupStatus(g *v1alpha1.ClusterGroup, members []v1alpha1.Cluster, select
 		ReadyClusters: fmt.Sprintf("%d/%d", ready, len(members)),
 		ReadyBundles:  fmt.Sprintf("%d/%d", sum.Ready, sum.DesiredReady),
 	}
-	if w := bundle.WorstState(sum); w != bundle.StateReady {
+	if w := bundle.WorstState(sum); w != deploystate.Ready {
 		g.Status.Display.State = string(w)
 	} else if g.Status.NonReadyClusterCount > 0 {
 		g.Status.Display.State = "NotReady"
