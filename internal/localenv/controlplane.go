@@ -46,17 +46,24 @@ func BinDir() (string, error) {
 		}
 		dir = filepath.Join(root, "bin")
 	}
+	if err := checkBinaries(dir, controlPlaneBinaries); err != nil {
+		return "", err
+	}
+	return dir, nil
+}
+
+func checkBinaries(dir string, names []string) error {
 	var missing []string
-	for _, b := range controlPlaneBinaries {
+	for _, b := range names {
 		if st, err := os.Stat(filepath.Join(dir, b)); err != nil || st.IsDir() {
 			missing = append(missing, b)
 		}
 	}
 	if len(missing) > 0 {
-		return "", fmt.Errorf("control-plane binaries missing in %s: %s; run `make envtest` to build them (once per machine)",
+		return fmt.Errorf("control-plane binaries missing in %s: %s; run `make envtest` to build them (once per machine)",
 			dir, strings.Join(missing, ", "))
 	}
-	return dir, nil
+	return nil
 }
 
 // ModuleRoot finds the helmops module root from the working directory or the executable.
@@ -92,13 +99,15 @@ type ControlPlane struct {
 	Client client.Client
 	// KubeconfigPath is an admin kubeconfig file for kubectl and child processes.
 	KubeconfigPath string
+	// Nodes are the names of the simulated nodes (Options.Nodes).
+	Nodes []string
 
-	binDir string
-	dir    string
-	ownDir bool
-	env    *envtest.Environment
-	kcm    *exec.Cmd
-	kcmErr chan error
+	opts     Options
+	binDir   string
+	dir      string
+	ownDir   bool
+	env      *envtest.Environment
+	children []*child
 }
 
 // Options configure a control plane.
@@ -108,96 +117,122 @@ type Options struct {
 	// Dir holds the kubeconfig and logs; default a new temporary folder removed on Stop.
 	Dir string
 	// NoControllerManager skips kube-controller-manager (no garbage collector, namespaces stay
-	// Terminating).
+	// Terminating). It cannot be combined with Nodes.
 	NoControllerManager bool
+	// Nodes is the number of simulated nodes (see nodes.go); 0 runs none. With nodes, the
+	// control plane also runs kube-scheduler, kwok, and kube-controller-manager with the workload
+	// controllers, so Pods are scheduled and become Ready, Jobs complete and Deployments become
+	// Available.
+	Nodes int
 }
 
-// Start starts a control plane: etcd, kube-apiserver with the helmops CRDs, and a
-// kube-controller-manager running the garbage collector and namespace controllers.
-func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
-	binDir, err := BinDir()
-	if err != nil {
-		return nil, err
-	}
-	crds, err := crd.CRDs()
-	if err != nil {
-		return nil, err
-	}
+// Start starts a control plane: etcd, kube-apiserver with the helmops CRDs, a
+// kube-controller-manager (the garbage collector and namespace controllers, or every workload
+// controller when it has nodes), and with Options.Nodes the scheduler, kwok and the Nodes.
+func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 	if opts.Name == "" {
 		opts.Name = "cluster"
 	}
-	cp := &ControlPlane{Name: opts.Name, binDir: binDir, dir: opts.Dir}
-	cp.ownDir = cp.dir == ""
-	ownDir := cp.ownDir
-	if ownDir {
-		if cp.dir, err = os.MkdirTemp("", "helmops-"+opts.Name+"-"); err != nil {
+	if opts.Nodes > 0 && opts.NoControllerManager {
+		return nil, fmt.Errorf("control plane %s: simulated nodes need kube-controller-manager (Options.NoControllerManager)", opts.Name)
+	}
+	cp := &ControlPlane{Name: opts.Name, opts: opts, dir: opts.Dir}
+	defer func() {
+		if err != nil {
+			_ = cp.Stop()
+		}
+	}()
+	steps := []func(context.Context) error{
+		cp.findBinaries,
+		cp.makeDir,
+		cp.startAPIServer,
+		cp.writeKubeconfig,
+		cp.startControllerManager,
+		cp.startNodes,
+		cp.waitForDefaultNamespace,
+	}
+	for _, step := range steps {
+		if err := step(ctx); err != nil {
 			return nil, err
 		}
-	} else if err := os.MkdirAll(cp.dir, 0o755); err != nil {
-		return nil, err
-	}
-	cp.env = &envtest.Environment{
-		BinaryAssetsDirectory: binDir,
-		CRDs:                  crds,
-		ErrorIfCRDPathMissing: true,
-		Scheme:                Scheme(),
-	}
-	cp.Config, err = cp.env.Start()
-	if err != nil {
-		if ownDir {
-			_ = os.RemoveAll(cp.dir)
-		}
-		return nil, fmt.Errorf("starting control plane %s: %w", opts.Name, err)
-	}
-	// Client-side throttling only slows tests and the dev environment down.
-	cp.Config.QPS, cp.Config.Burst = 200, 400
-	cleanup := func() {
-		_ = cp.env.Stop()
-		if ownDir {
-			_ = os.RemoveAll(cp.dir)
-		}
-	}
-	if cp.Client, err = client.New(cp.Config, client.Options{Scheme: Scheme()}); err != nil {
-		cleanup()
-		return nil, err
-	}
-	admin, err := cp.env.AddUser(envtest.User{Name: "helmops-admin", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		cleanup()
-		return nil, err
-	}
-	kubeconfig, err := admin.KubeConfig()
-	if err != nil {
-		cleanup()
-		return nil, err
-	}
-	cp.KubeconfigPath = filepath.Join(cp.dir, "kubeconfig")
-	if err := os.WriteFile(cp.KubeconfigPath, kubeconfig, 0o600); err != nil {
-		cleanup()
-		return nil, err
-	}
-	if !opts.NoControllerManager {
-		if err := cp.startControllerManager(); err != nil {
-			cleanup()
-			return nil, err
-		}
-	}
-	if err := cp.waitForDefaultNamespace(ctx); err != nil {
-		_ = cp.Stop()
-		return nil, err
 	}
 	return cp, nil
 }
 
-func (cp *ControlPlane) startControllerManager() error {
-	logPath := filepath.Join(cp.dir, "kube-controller-manager.log")
-	logFile, err := os.Create(logPath)
+func (cp *ControlPlane) findBinaries(context.Context) error {
+	dir, err := BinDir()
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(filepath.Join(cp.binDir, "kube-controller-manager"),
+	if cp.opts.Nodes > 0 {
+		if err := checkBinaries(dir, nodeBinaries); err != nil {
+			return err
+		}
+	}
+	cp.binDir = dir
+	return nil
+}
+
+func (cp *ControlPlane) makeDir(context.Context) error {
+	if cp.dir != "" {
+		return os.MkdirAll(cp.dir, 0o755)
+	}
+	dir, err := os.MkdirTemp("", "helmops-"+cp.Name+"-")
+	if err != nil {
+		return err
+	}
+	cp.dir, cp.ownDir = dir, true
+	return nil
+}
+
+func (cp *ControlPlane) startAPIServer(context.Context) error {
+	crds, err := crd.CRDs()
+	if err != nil {
+		return err
+	}
+	env := &envtest.Environment{
+		BinaryAssetsDirectory: cp.binDir,
+		CRDs:                  crds,
+		ErrorIfCRDPathMissing: true,
+		Scheme:                Scheme(),
+	}
+	if cp.Config, err = env.Start(); err != nil {
+		return fmt.Errorf("starting control plane %s: %w", cp.Name, err)
+	}
+	cp.env = env
+	// Client-side throttling only slows tests and the dev environment down.
+	cp.Config.QPS, cp.Config.Burst = 200, 400
+	cp.Client, err = client.New(cp.Config, client.Options{Scheme: Scheme()})
+	return err
+}
+
+func (cp *ControlPlane) writeKubeconfig(context.Context) error {
+	admin, err := cp.env.AddUser(envtest.User{Name: "helmops-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return err
+	}
+	kubeconfig, err := admin.KubeConfig()
+	if err != nil {
+		return err
+	}
+	cp.KubeconfigPath = filepath.Join(cp.dir, "kubeconfig")
+	return os.WriteFile(cp.KubeconfigPath, kubeconfig, 0o600)
+}
+
+func (cp *ControlPlane) startControllerManager(context.Context) error {
+	if cp.opts.NoControllerManager {
+		return nil
+	}
+	// Without nodes, the two controllers tests need from a real cluster; with nodes, the workload
+	// controllers too. The service-account token controller needs a signing key and node IPAM a
+	// cluster CIDR, neither of which envtest sets up; kwok hands out pod IPs itself.
+	controllers := "garbagecollector,namespace"
+	if cp.opts.Nodes > 0 {
+		controllers = "*,-serviceaccount-token-controller,-node-ipam-controller"
+	}
+	return cp.startChild("kube-controller-manager",
 		"--kubeconfig="+cp.KubeconfigPath,
-		"--controllers=garbagecollector,namespace",
+		"--controllers="+controllers,
 		"--leader-elect=false",
 		"--secure-port=0",
 		"--use-service-account-credentials=false",
@@ -205,19 +240,6 @@ func (cp *ControlPlane) startControllerManager() error {
 		"--concurrent-gc-syncs=10",
 		"--v=1",
 	)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		_ = logFile.Close()
-		return fmt.Errorf("starting kube-controller-manager: %w", err)
-	}
-	cp.kcm = cmd
-	cp.kcmErr = make(chan error, 1)
-	go func() {
-		cp.kcmErr <- cmd.Wait()
-		_ = logFile.Close()
-	}()
-	return nil
 }
 
 func (cp *ControlPlane) waitForDefaultNamespace(ctx context.Context) error {
@@ -237,20 +259,57 @@ func (cp *ControlPlane) waitForDefaultNamespace(ctx context.Context) error {
 	}
 }
 
-// Stop stops the controller manager, the API server and etcd, and removes temporary files.
+// child is a process running beside the API server, logging to DIR/NAME.log.
+type child struct {
+	name string
+	cmd  *exec.Cmd
+	done chan error
+}
+
+func (cp *ControlPlane) startChild(name string, args ...string) error {
+	logFile, err := os.Create(filepath.Join(cp.dir, name+".log"))
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(filepath.Join(cp.binDir, name), args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		_ = logFile.Close()
+		return fmt.Errorf("control plane %s: starting %s: %w", cp.Name, name, err)
+	}
+	c := &child{name: name, cmd: cmd, done: make(chan error, 1)}
+	go func() {
+		c.done <- cmd.Wait()
+		_ = logFile.Close()
+	}()
+	cp.children = append(cp.children, c)
+	return nil
+}
+
+func (c *child) stop() {
+	_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-c.done:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+		<-c.done
+	}
+}
+
+// Stop stops kwok, the scheduler, the controller manager, the API server and etcd, and removes
+// temporary files.
 func (cp *ControlPlane) Stop() error {
 	var errs []error
-	if cp.kcm != nil && cp.kcm.Process != nil {
-		_ = syscall.Kill(-cp.kcm.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-cp.kcmErr:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-cp.kcm.Process.Pid, syscall.SIGKILL)
-			<-cp.kcmErr
-		}
+	for i := len(cp.children) - 1; i >= 0; i-- {
+		cp.children[i].stop()
 	}
-	if err := cp.env.Stop(); err != nil {
-		errs = append(errs, err)
+	cp.children = nil
+	if cp.env != nil {
+		if err := cp.env.Stop(); err != nil {
+			errs = append(errs, err)
+		}
+		cp.env = nil
 	}
 	if cp.ownDir {
 		_ = os.RemoveAll(cp.dir)
