@@ -47,7 +47,9 @@ func TestSimulatedNodesRunWorkloads(t *testing.T) {
 	g.Expect(cpus).To(HaveLen(3), "each Node has its own capacity")
 
 	ns := "default"
-	sel := func(app string) *metav1.LabelSelector { return &metav1.LabelSelector{MatchLabels: map[string]string{"app": app}} }
+	sel := func(app string) *metav1.LabelSelector {
+		return &metav1.LabelSelector{MatchLabels: map[string]string{"app": app}}
+	}
 	deploy := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
 		Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](3), Selector: sel("web"), Template: podTemplate("web", nil)}}
 	sts := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: ns},
