@@ -150,8 +150,8 @@ func statusChanged(patch client.Patch, obj client.Object) (bool, error) {
 	return ok, nil
 }
 
-// SetCondition sets a condition of an object of generation gen. Its lastTransitionTime is now when
-// the status changes (kept otherwise).
+// SetCondition sets a condition of an object of generation gen. Its lastTransitionTime is now
+// (the real time when now is zero) when the status changes, and kept otherwise.
 func SetCondition(conds *[]metav1.Condition, gen int64, t string, status metav1.ConditionStatus, reason, msg string, now time.Time) {
 	meta.SetStatusCondition(conds, metav1.Condition{
 		Type: t, Status: status, Reason: reason, Message: msg, ObservedGeneration: gen,

@@ -8,7 +8,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"maps"
 	"strings"
@@ -32,6 +31,7 @@ import (
 
 	"github.com/helmops/helmops/api/v1alpha1"
 	"github.com/helmops/helmops/internal/controller/shard"
+	"github.com/helmops/helmops/internal/lifecycle"
 )
 
 // DefaultAgentTimeout is how long a cluster stays Ready after its agent's last heartbeat when
@@ -40,6 +40,10 @@ const DefaultAgentTimeout = time.Minute
 
 // namespaceRetry re-checks a cluster namespace that is still being deleted.
 const namespaceRetry = 5 * time.Second
+
+// DefaultUninstallTimeout is how long a cluster namespace being deleted waits for the agent to
+// uninstall its BundleDeployments when UninstallTimeout is 0.
+const DefaultUninstallTimeout = 10 * time.Minute
 
 // Reconciler reconciles Clusters and, through SetupWithManager, ClusterGroups.
 type Reconciler struct {
@@ -51,6 +55,9 @@ type Reconciler struct {
 	// AgentTimeout is how long after its last heartbeat a cluster stays Ready; default
 	// DefaultAgentTimeout.
 	AgentTimeout time.Duration
+	// UninstallTimeout is how long a cluster namespace being deleted waits for the agent to
+	// uninstall its BundleDeployments before it releases them; default DefaultUninstallTimeout.
+	UninstallTimeout time.Duration
 }
 
 // SetupWithManager registers two controllers: "cluster" (Clusters; their BundleDeployments and
@@ -84,6 +91,9 @@ func (r *Reconciler) defaults() {
 	}
 	if r.AgentTimeout <= 0 {
 		r.AgentTimeout = DefaultAgentTimeout
+	}
+	if r.UninstallTimeout <= 0 {
+		r.UninstallTimeout = DefaultUninstallTimeout
 	}
 }
 
@@ -122,6 +132,12 @@ func sanitize(s string) string {
 	return string(b)
 }
 
+// scope is one reconcile of one Cluster.
+type scope struct {
+	c *v1alpha1.Cluster
+	facts
+}
+
 // Reconcile ensures the cluster namespace and writes the Cluster's status.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
 	r.defaults()
@@ -133,43 +149,39 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Re
 		return ctrl.Result{}, nil
 	}
 	if !c.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, r.finalize(ctx, c)
+		return r.finalize(ctx, c)
 	}
-	if !controllerutil.ContainsFinalizer(c, v1alpha1.ClusterFinalizer) {
-		orig := c.DeepCopy()
-		controllerutil.AddFinalizer(c, v1alpha1.ClusterFinalizer)
-		if err := r.Client.Patch(ctx, c, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
-			return ctrl.Result{}, err
-		}
+	if err := lifecycle.AddFinalizer(ctx, r.Client, c, v1alpha1.ClusterFinalizer); err != nil {
+		return ctrl.Result{}, err
 	}
 
-	orig := c.DeepCopy()
-	f := &facts{now: r.Clock.Now(), timeout: r.AgentTimeout}
+	// A merge patch of the fields that changed: only this reconciler's fields change here, so
+	// the agent's heartbeat (status.agent) is never overwritten.
+	patch := lifecycle.Snapshot(r.Client, c)
+	s := &scope{c: c, facts: facts{now: r.Clock.Now(), timeout: r.AgentTimeout}}
 	defer func() {
-		setStatus(c, f)
-		if equality.Semantic.DeepEqual(orig.Status, c.Status) {
-			return
-		}
-		// A merge patch of the fields that changed: only this reconciler's fields change here,
-		// so the agent's heartbeat (status.agent) is never overwritten.
-		if err := r.Client.Status().Patch(ctx, c, client.MergeFrom(orig)); err != nil && !apierrors.IsNotFound(err) {
-			retErr = errors.Join(retErr, fmt.Errorf("writing the status of Cluster %s/%s: %w", c.Namespace, c.Name, err))
-		}
+		retErr = patch.Status(ctx, c, retErr, func(err error) { setStatus(c, &s.facts, err) })
 	}()
+	return lifecycle.Run(ctx, s,
+		lifecycle.Step[*scope]{Name: "namespace", Run: r.ensureNamespace},
+		lifecycle.Step[*scope]{Name: "deployments", Run: r.readDeployments},
+		lifecycle.Step[*scope]{Name: "heartbeat", Run: r.heartbeatRequeue},
+	)
+}
 
-	res, err := r.ensureNamespace(ctx, c, f)
-	if err != nil || f.namespace == "" {
-		return res, err
-	}
+// readDeployments lists the BundleDeployments of the cluster namespace for the summary.
+func (r *Reconciler) readDeployments(ctx context.Context, s *scope) (ctrl.Result, error) {
 	bds := &v1alpha1.BundleDeploymentList{}
-	if err := r.Client.List(ctx, bds, client.InNamespace(f.namespace)); err != nil {
-		return ctrl.Result{}, fmt.Errorf("listing the BundleDeployments of Cluster %s/%s in %s: %w", c.Namespace, c.Name, f.namespace, err)
+	if err := r.Client.List(ctx, bds, client.InNamespace(s.namespace)); err != nil {
+		return ctrl.Result{}, fmt.Errorf("listing the BundleDeployments of Cluster %s/%s in %s: %w", s.c.Namespace, s.c.Name, s.namespace, err)
 	}
-	f.deployments = bds.Items
-	if after := AgentRequeue(c.Status.Agent.LastSeen, f.now, f.timeout); after > 0 && (res.RequeueAfter == 0 || after < res.RequeueAfter) {
-		res.RequeueAfter = after
-	}
-	return res, nil
+	s.deployments, s.listed = bds.Items, true
+	return ctrl.Result{}, nil
+}
+
+// heartbeatRequeue comes back when the agent's heartbeat goes stale.
+func (r *Reconciler) heartbeatRequeue(_ context.Context, s *scope) (ctrl.Result, error) {
+	return ctrl.Result{RequeueAfter: AgentRequeue(s.c.Status.Agent.LastSeen, s.now, s.timeout)}, nil
 }
 
 // AgentRequeue is how long until a fresh heartbeat goes stale (plus a second, so the clock has
@@ -186,8 +198,10 @@ func AgentRequeue(lastSeen *metav1.Time, now time.Time, timeout time.Duration) t
 }
 
 // ensureNamespace creates the cluster namespace when missing and records it in the facts. A
-// namespace of that name that belongs to something else is never adopted.
-func (r *Reconciler) ensureNamespace(ctx context.Context, c *v1alpha1.Cluster, f *facts) (ctrl.Result, error) {
+// namespace of that name that belongs to something else is never adopted; one still being deleted
+// is waited for (see releaseDeployments).
+func (r *Reconciler) ensureNamespace(ctx context.Context, s *scope) (ctrl.Result, error) {
+	c := s.c
 	name := NamespaceName(c.Namespace, c.Name)
 	ns := &corev1.Namespace{}
 	err := r.Client.Get(ctx, client.ObjectKey{Name: name}, ns)
@@ -198,21 +212,28 @@ func (r *Reconciler) ensureNamespace(ctx context.Context, c *v1alpha1.Cluster, f
 		if err := r.Client.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
 			return ctrl.Result{}, fmt.Errorf("creating namespace %s for Cluster %s/%s: %w", name, c.Namespace, c.Name, err)
 		}
-		f.namespace = name
+		s.namespace = name
 		return ctrl.Result{}, r.grantAgent(ctx, c, ns)
 	case err != nil:
-		return ctrl.Result{}, err
+		return ctrl.Result{}, fmt.Errorf("reading namespace %s of Cluster %s/%s: %w", name, c.Namespace, c.Name, err)
 	}
 	if !ownsNamespace(c, ns) {
-		f.namespaceErr = fmt.Errorf("namespace %s exists and does not belong to Cluster %s/%s (labels %s=true, %s=%s, %s=%s expected); delete or relabel it",
+		s.namespaceErr = fmt.Errorf("namespace %s exists and does not belong to Cluster %s/%s (labels %s=true, %s=%s, %s=%s expected); delete or relabel it",
 			name, c.Namespace, c.Name, v1alpha1.ManagedLabel, v1alpha1.ClusterLabel, c.Name, v1alpha1.ClusterNamespaceLabel, c.Namespace)
-		return ctrl.Result{}, nil
+		return lifecycle.Halt(ctrl.Result{})
 	}
 	if !ns.DeletionTimestamp.IsZero() {
-		f.namespaceWaiting = fmt.Sprintf("cluster namespace %s is being deleted; it is created again once gone", name)
-		return ctrl.Result{RequeueAfter: namespaceRetry}, nil
+		msg, err := r.releaseDeployments(ctx, c, ns)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		s.namespaceWaiting = fmt.Sprintf("cluster namespace %s is being deleted; it is created again once gone", name)
+		if msg != "" {
+			s.namespaceWaiting += ": " + msg
+		}
+		return lifecycle.Halt(ctrl.Result{RequeueAfter: namespaceRetry})
 	}
-	f.namespace = name
+	s.namespace = name
 	return ctrl.Result{}, r.grantAgent(ctx, c, ns)
 }
 
@@ -235,30 +256,67 @@ func ownsNamespace(c *v1alpha1.Cluster, ns *corev1.Namespace) bool {
 }
 
 // finalize deletes the cluster namespace (its BundleDeployments and copied secrets go with it)
-// and removes the finalizer. It does not wait for the namespace to be gone: BundleDeployments
-// keep it until their agent removes its own finalizer.
-func (r *Reconciler) finalize(ctx context.Context, c *v1alpha1.Cluster) error {
+// and waits until it is gone, saying so in the Ready condition, before it removes the finalizer:
+// the namespace's BundleDeployments keep it until their agent uninstalled them.
+func (r *Reconciler) finalize(ctx context.Context, c *v1alpha1.Cluster) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(c, v1alpha1.ClusterFinalizer) {
-		return nil
+		return ctrl.Result{}, nil
 	}
 	name := NamespaceName(c.Namespace, c.Name)
 	ns := &corev1.Namespace{}
 	err := r.Client.Get(ctx, client.ObjectKey{Name: name}, ns)
 	switch {
-	case err == nil && ownsNamespace(c, ns) && ns.DeletionTimestamp.IsZero():
+	case apierrors.IsNotFound(err) || err == nil && !ownsNamespace(c, ns):
+		return ctrl.Result{}, lifecycle.RemoveFinalizer(ctx, r.Client, c, v1alpha1.ClusterFinalizer)
+	case err != nil:
+		return ctrl.Result{}, fmt.Errorf("reading namespace %s of Cluster %s/%s: %w", name, c.Namespace, c.Name, err)
+	case ns.DeletionTimestamp.IsZero():
 		ctrl.LoggerFrom(ctx).Info("Deleting cluster namespace", "Cluster", klog.KObj(c), "namespace", name)
 		if err := r.Client.Delete(ctx, ns, client.Preconditions{UID: &ns.UID}); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("deleting namespace %s of Cluster %s/%s: %w", name, c.Namespace, c.Name, err)
+			return ctrl.Result{}, fmt.Errorf("deleting namespace %s of Cluster %s/%s: %w", name, c.Namespace, c.Name, err)
 		}
-	case err != nil && !apierrors.IsNotFound(err):
-		return err
+		ns.DeletionTimestamp = &metav1.Time{Time: r.Clock.Now()}
 	}
-	orig := c.DeepCopy()
-	controllerutil.RemoveFinalizer(c, v1alpha1.ClusterFinalizer)
-	if err := r.Client.Patch(ctx, c, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil && !apierrors.IsNotFound(err) {
-		return err
+	msg, err := r.releaseDeployments(ctx, c, ns)
+	if err != nil {
+		return ctrl.Result{}, err
 	}
-	return nil
+	patch := lifecycle.Snapshot(r.Client, c)
+	setCondition(&c.Status.Conditions, c.Generation, v1alpha1.ReadyCondition, false, v1alpha1.ReasonDeleting,
+		orDefault(msg, "waiting for cluster namespace "+name+" to be deleted"), r.Clock.Now())
+	return ctrl.Result{RequeueAfter: namespaceRetry}, patch.Status(ctx, c, nil, func(error) {})
+}
+
+// releaseDeployments handles a cluster namespace being deleted: its BundleDeployments hold it
+// until their agent uninstalled them. It says what is waited for; once the namespace has been
+// deleting for UninstallTimeout, the agent is taken to be gone for good: the BundleDeployments'
+// finalizers are removed (their releases stay in the downstream cluster) and the log says so.
+func (r *Reconciler) releaseDeployments(ctx context.Context, c *v1alpha1.Cluster, ns *corev1.Namespace) (string, error) {
+	bds := &v1alpha1.BundleDeploymentList{}
+	if err := r.Client.List(ctx, bds, client.InNamespace(ns.Name)); err != nil {
+		return "", fmt.Errorf("listing the BundleDeployments in namespace %s: %w", ns.Name, err)
+	}
+	var held []string
+	for i := range bds.Items {
+		if controllerutil.ContainsFinalizer(&bds.Items[i], v1alpha1.BundleDeploymentFinalizer) {
+			held = append(held, bds.Items[i].Name)
+		}
+	}
+	if len(held) == 0 {
+		return "", nil
+	}
+	waited := r.Clock.Since(ns.DeletionTimestamp.Time)
+	if waited < r.UninstallTimeout {
+		return fmt.Sprintf("waiting for the agent of cluster %s to uninstall %s (at most %s)", c.Name, strings.Join(held, ", "), r.UninstallTimeout), nil
+	}
+	ctrl.LoggerFrom(ctx).Info("Giving up waiting for the agent to uninstall; releasing its BundleDeployments",
+		"Cluster", klog.KObj(c), "namespace", ns.Name, "waited", waited.Round(time.Second), "bundleDeployments", held)
+	for i := range bds.Items {
+		if err := lifecycle.RemoveFinalizer(ctx, r.Client, &bds.Items[i], v1alpha1.BundleDeploymentFinalizer); err != nil {
+			return "", err
+		}
+	}
+	return fmt.Sprintf("the agent of cluster %s did not uninstall %s within %s: released", c.Name, strings.Join(held, ", "), r.UninstallTimeout), nil
 }
 
 // groupInputsChanged admits Cluster changes a ClusterGroup's status depends on (labels, Ready,

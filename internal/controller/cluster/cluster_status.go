@@ -12,6 +12,7 @@ import (
 	"github.com/helmops/helmops/api/v1alpha1"
 	"github.com/helmops/helmops/internal/controller/bundle"
 	"github.com/helmops/helmops/internal/deploystate"
+	"github.com/helmops/helmops/internal/lifecycle"
 )
 
 // facts are what the Cluster reconcile observed; the status is computed from them alone.
@@ -25,16 +26,21 @@ type facts struct {
 	namespaceErr error
 	// namespaceWaiting is set while the namespace is being deleted.
 	namespaceWaiting string
-	// deployments are the BundleDeployments in the cluster namespace.
+	// deployments are the BundleDeployments in the cluster namespace; listed is true once they
+	// were listed.
 	deployments []v1alpha1.BundleDeployment
+	listed      bool
 }
 
-func setCondition(conds *[]metav1.Condition, gen int64, t string, ok bool, reason, msg string) {
-	s := metav1.ConditionFalse
-	if ok {
-		s = metav1.ConditionTrue
+func setCondition(conds *[]metav1.Condition, gen int64, t string, ok bool, reason, msg string, now time.Time) {
+	lifecycle.SetCondition(conds, gen, t, lifecycle.Bool(ok), reason, msg, now)
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
 	}
-	meta.SetStatusCondition(conds, metav1.Condition{Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: gen})
+	return s
 }
 
 // setReadyCondition is True while the agent's last heartbeat is within the timeout. A cluster
@@ -43,7 +49,7 @@ func setCondition(conds *[]metav1.Condition, gen int64, t string, ok bool, reaso
 // heartbeats, so a heartbeat alone causes no status write.
 func setReadyCondition(c *v1alpha1.Cluster, f *facts) {
 	set := func(ok bool, reason, msg string) {
-		setCondition(&c.Status.Conditions, c.Generation, v1alpha1.ReadyCondition, ok, reason, msg)
+		setCondition(&c.Status.Conditions, c.Generation, v1alpha1.ReadyCondition, ok, reason, msg, f.now)
 	}
 	last := c.Status.Agent.LastSeen
 	switch {
@@ -90,13 +96,25 @@ func setSummary(c *v1alpha1.Cluster, f *facts) {
 	}
 }
 
-func setStatus(c *v1alpha1.Cluster, f *facts) {
-	c.Status.ObservedGeneration = c.Generation
+// setStatus computes the status from the facts and the error the reconcile ended with. A
+// transient error before the cluster namespace was read leaves Ready as it was (Unknown when there
+// was none); one before the BundleDeployments were listed leaves the summary as it was; and
+// observedGeneration advances only without one.
+func setStatus(c *v1alpha1.Cluster, f *facts, err error) {
+	transient := lifecycle.IsTransient(err)
+	if !transient {
+		c.Status.ObservedGeneration = c.Generation
+	}
 	if f.namespace != "" {
 		c.Status.Namespace = f.namespace
 	}
-	setReadyCondition(c, f)
-	if f.namespace != "" {
+	switch {
+	case !transient || f.namespace != "":
+		setReadyCondition(c, f)
+	case meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ReadyCondition) == nil:
+		lifecycle.SetCondition(&c.Status.Conditions, c.Generation, v1alpha1.ReadyCondition, metav1.ConditionUnknown, v1alpha1.ReasonTransientError, err.Error(), f.now)
+	}
+	if f.namespace != "" && (f.listed || !transient) {
 		setSummary(c, f)
 	}
 }
@@ -169,7 +187,7 @@ func setGroupStatus(g *v1alpha1.ClusterGroup, members []v1alpha1.Cluster, select
 		g.Status.Display.State = "NotReady"
 	}
 	set := func(ok bool, reason, msg string) {
-		setCondition(&g.Status.Conditions, g.Generation, v1alpha1.ReadyCondition, ok, reason, msg)
+		setCondition(&g.Status.Conditions, g.Generation, v1alpha1.ReadyCondition, ok, reason, msg, time.Time{})
 	}
 	switch {
 	case selectorErr != nil:

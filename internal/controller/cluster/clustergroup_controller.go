@@ -2,17 +2,15 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
-	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/helmops/helmops/api/v1alpha1"
 	"github.com/helmops/helmops/internal/controller/shard"
+	"github.com/helmops/helmops/internal/lifecycle"
 	"github.com/helmops/helmops/internal/targeting"
 )
 
@@ -46,25 +44,37 @@ func (r *groupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ct
 	if !shard.Matches(g, r.ShardID) || !g.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil
 	}
+	patch := lifecycle.Snapshot(r.Client, g)
+	s := &groupScope{g: g}
+	defer func() {
+		retErr = patch.Status(ctx, g, retErr, func(err error) {
+			if !lifecycle.IsTransient(err) { // a failed list leaves the counts as they were
+				setGroupStatus(g, s.members, s.selErr)
+			}
+		})
+	}()
+	return lifecycle.Run(ctx, s, lifecycle.Step[*groupScope]{Name: "members", Run: r.members})
+}
+
+// groupScope is one reconcile of one ClusterGroup.
+type groupScope struct {
+	g       *v1alpha1.ClusterGroup
+	members []v1alpha1.Cluster
+	selErr  error
+}
+
+// members finds the live Clusters of the group's namespace its selector matches.
+func (r *groupReconciler) members(ctx context.Context, s *groupScope) (ctrl.Result, error) {
 	clusters := &v1alpha1.ClusterList{}
-	if err := r.Client.List(ctx, clusters, client.InNamespace(g.Namespace)); err != nil {
-		return ctrl.Result{}, fmt.Errorf("listing the Clusters of namespace %s: %w", g.Namespace, err)
+	if err := r.Client.List(ctx, clusters, client.InNamespace(s.g.Namespace)); err != nil {
+		return ctrl.Result{}, fmt.Errorf("listing the Clusters of namespace %s: %w", s.g.Namespace, err)
 	}
-	_, selErr := targeting.GroupSelector(g)
-	var members []v1alpha1.Cluster
+	_, s.selErr = targeting.GroupSelector(s.g)
 	for i := range clusters.Items {
 		c := &clusters.Items[i]
-		if c.DeletionTimestamp.IsZero() && targeting.InGroup(g, c) {
-			members = append(members, *c)
+		if c.DeletionTimestamp.IsZero() && targeting.InGroup(s.g, c) {
+			s.members = append(s.members, *c)
 		}
 	}
-	orig := g.DeepCopy()
-	setGroupStatus(g, members, selErr)
-	if equality.Semantic.DeepEqual(orig.Status, g.Status) {
-		return ctrl.Result{}, nil
-	}
-	if err := r.Client.Status().Patch(ctx, g, client.MergeFrom(orig)); err != nil && !apierrors.IsNotFound(err) {
-		retErr = errors.Join(retErr, fmt.Errorf("writing the status of ClusterGroup %s/%s: %w", g.Namespace, g.Name, err))
-	}
-	return ctrl.Result{}, retErr
+	return ctrl.Result{}, nil
 }
