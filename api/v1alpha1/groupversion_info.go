@@ -1,5 +1,5 @@
 // Package v1alpha1 holds the fleet.cattle.io/v1alpha1 API that helmops serves: HelmOp, Bundle,
-// BundleDeployment, Cluster and ClusterGroup. Every field a HelmOp user writes has the JSON name
+// BundleDeployment, Cluster, ClusterGroup, ClusterRegistrationToken and ClusterRegistration. Every field a HelmOp user writes has the JSON name
 // Fleet gives it, so Fleet's HelmOp manifests apply unchanged. This package imports only
 // apimachinery.
 //
@@ -30,6 +30,8 @@ func addKnownTypes(s *runtime.Scheme) error {
 		&BundleDeployment{}, &BundleDeploymentList{},
 		&Cluster{}, &ClusterList{},
 		&ClusterGroup{}, &ClusterGroupList{},
+		&ClusterRegistrationToken{}, &ClusterRegistrationTokenList{},
+		&ClusterRegistration{}, &ClusterRegistrationList{},
 	)
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil

@@ -36,6 +36,10 @@ type Options struct {
 	Upstream, Downstream *rest.Config
 	// ClusterName and Workspace name the agent's Cluster object on the management cluster.
 	ClusterName, Workspace string
+	// Registration, when set, registers the cluster with a ClusterRegistrationToken (or reuses
+	// the credential an earlier registration kept downstream) instead of using Upstream,
+	// ClusterName and Workspace.
+	Registration *Registration
 	// Register creates the Cluster with Labels when it does not exist.
 	Register bool
 	Labels   map[string]string
@@ -65,6 +69,13 @@ type Options struct {
 func Run(ctx context.Context, o Options) error {
 	log := ctrl.LoggerFrom(ctx).WithValues("Cluster", klog.KRef(o.Workspace, o.ClusterName))
 	ctx = ctrl.LoggerInto(ctx, log)
+	if o.Registration != nil {
+		if err := o.register(ctx); err != nil {
+			return err
+		}
+		log = ctrl.LoggerFrom(ctx).WithValues("Cluster", klog.KRef(o.Workspace, o.ClusterName))
+		ctx = ctrl.LoggerInto(ctx, log)
+	}
 	if o.ClusterName == "" || o.Workspace == "" {
 		return fmt.Errorf("the cluster name and workspace are required (--cluster-name, --workspace)")
 	}
@@ -136,6 +147,22 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	return mgr.Start(ctx)
+}
+
+// register swaps the token for the agent's own credential.
+func (o *Options) register(ctx context.Context) error {
+	downstream, err := client.New(o.Downstream, client.Options{Scheme: scheme.New()})
+	if err != nil {
+		return fmt.Errorf("creating the downstream cluster client: %w", err)
+	}
+	cred, err := Register(ctx, downstream, *o.Registration)
+	if err != nil {
+		return err
+	}
+	// The granted credential gets the client limits the token's configuration was given.
+	cred.Upstream.QPS, cred.Upstream.Burst = o.Registration.Token.QPS, o.Registration.Token.Burst
+	o.Upstream, o.ClusterName, o.Workspace = cred.Upstream, cred.ClusterName, cred.Workspace
+	return nil
 }
 
 // ClusterNamespace creates the Cluster when asked and waits until the management cluster gave

@@ -12,6 +12,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 	"helm.sh/helm/v4/pkg/kube"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
@@ -24,6 +25,8 @@ import (
 type agentFlags struct {
 	upstreamKubeconfig, kubeconfig string
 	upstreamInCluster              bool
+	registrationKubeconfig         string
+	clientID, credentialSecret     string
 	clusterName, workspace         string
 	register                       bool
 	labels                         string
@@ -69,6 +72,9 @@ waits until the management cluster gave the Cluster a namespace (status.namespac
 	fl.StringVar(&f.upstreamKubeconfig, "upstream-kubeconfig", "", "kubeconfig of the management cluster (required)")
 	fl.BoolVar(&f.upstreamInCluster, "upstream-in-cluster", false, "reach the management cluster with the in-cluster configuration: for the agent of the management cluster itself")
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig of the downstream cluster; default $KUBECONFIG, ~/.kube/config, then the in-cluster configuration")
+	fl.StringVar(&f.registrationKubeconfig, "registration-kubeconfig", "", "kubeconfig of a ClusterRegistrationToken (its status.secretName, key kubeconfig): register this cluster and keep the granted credential in --credential-secret; replaces --upstream-kubeconfig and --cluster-name")
+	fl.StringVar(&f.clientID, "client-id", "", "with --registration-kubeconfig: the ID of this cluster across registrations; default the UID of namespace kube-system")
+	fl.StringVar(&f.credentialSecret, "credential-secret", "helmops-system/helmops-agent-credential", "with --registration-kubeconfig: the downstream Secret (namespace/name) the granted credential is kept in")
 	fl.StringVar(&f.clusterName, "cluster-name", "", "name of this cluster's Cluster on the management cluster (required)")
 	fl.StringVar(&f.workspace, "workspace", "fleet-default", "namespace of the Cluster on the management cluster")
 	fl.BoolVar(&f.register, "register", false, "create the Cluster when it does not exist")
@@ -84,6 +90,9 @@ waits until the management cluster gave the Cluster a namespace (status.namespac
 }
 
 func (f *agentFlags) options() (agent.Options, error) {
+	if f.registrationKubeconfig != "" {
+		return f.registrationOptions()
+	}
 	if f.upstreamKubeconfig == "" && !f.upstreamInCluster {
 		return agent.Options{}, fmt.Errorf("--upstream-kubeconfig is required: the kubeconfig that reaches the management cluster (or --upstream-in-cluster for the agent of the management cluster itself)")
 	}
@@ -92,13 +101,6 @@ func (f *agentFlags) options() (agent.Options, error) {
 	}
 	if f.heartbeat <= 0 || f.drift <= 0 {
 		return agent.Options{}, fmt.Errorf("--heartbeat-interval and --drift-interval must be positive")
-	}
-	var ws kube.WaitStrategy
-	switch s := kube.WaitStrategy(f.waitStrategy); s {
-	case kube.StatusWatcherStrategy, kube.LegacyStrategy, kube.HookOnlyStrategy:
-		ws = s
-	default:
-		return agent.Options{}, fmt.Errorf("--helm-wait-strategy %q is not supported: use watcher, legacy or hookOnly", f.waitStrategy)
 	}
 	labels, err := parseLabels(f.labels)
 	if err != nil {
@@ -120,10 +122,55 @@ func (f *agentFlags) options() (agent.Options, error) {
 	if err != nil {
 		return agent.Options{}, fmt.Errorf("--kubeconfig: %w", err)
 	}
+	o, err := f.common(downstream)
+	o.Upstream, o.ClusterName, o.Workspace = upstream, f.clusterName, f.workspace
+	o.Register, o.Labels = f.register, labels
+	return o, err
+}
+
+// registrationOptions are the options of an agent that registers with a token.
+func (f *agentFlags) registrationOptions() (agent.Options, error) {
+	if f.upstreamKubeconfig != "" || f.upstreamInCluster || f.clusterName != "" || f.register {
+		return agent.Options{}, fmt.Errorf("--registration-kubeconfig replaces --upstream-kubeconfig, --upstream-in-cluster, --cluster-name and --register: the registration assigns the cluster")
+	}
+	if f.heartbeat <= 0 || f.drift <= 0 {
+		return agent.Options{}, fmt.Errorf("--heartbeat-interval and --drift-interval must be positive")
+	}
+	ns, name, ok := strings.Cut(f.credentialSecret, "/")
+	if !ok || ns == "" || name == "" {
+		return agent.Options{}, fmt.Errorf("--credential-secret %q: write it as namespace/name", f.credentialSecret)
+	}
+	labels, err := parseLabels(f.labels)
+	if err != nil {
+		return agent.Options{}, err
+	}
+	token, err := restConfig(f.registrationKubeconfig)
+	if err != nil {
+		return agent.Options{}, fmt.Errorf("--registration-kubeconfig: %w", err)
+	}
+	downstream, err := restConfig(f.kubeconfig)
+	if err != nil {
+		return agent.Options{}, fmt.Errorf("--kubeconfig: %w", err)
+	}
+	o, err := f.common(downstream)
+	o.Registration = &agent.Registration{
+		Token: token, ClientID: f.clientID, Labels: labels,
+		CredentialSecret: types.NamespacedName{Namespace: ns, Name: name},
+	}
+	return o, err
+}
+
+// common are the options every agent has, whatever reaches the management cluster.
+func (f *agentFlags) common(downstream *rest.Config) (agent.Options, error) {
+	var ws kube.WaitStrategy
+	switch s := kube.WaitStrategy(f.waitStrategy); s {
+	case kube.StatusWatcherStrategy, kube.LegacyStrategy, kube.HookOnlyStrategy:
+		ws = s
+	default:
+		return agent.Options{}, fmt.Errorf("--helm-wait-strategy %q is not supported: use watcher, legacy or hookOnly", f.waitStrategy)
+	}
 	o := agent.Options{
-		Upstream: upstream, Downstream: downstream,
-		ClusterName: f.clusterName, Workspace: f.workspace,
-		Register: f.register, Labels: labels,
+		Downstream:        downstream,
 		HeartbeatInterval: f.heartbeat, DriftInterval: f.drift,
 		ChartCacheDir: f.chartCacheDir, MetricsBindAddress: f.metricsAddr,
 		WaitStrategy: ws,

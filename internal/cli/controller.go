@@ -11,6 +11,8 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -23,6 +25,7 @@ import (
 	"github.com/helmops/helmops/internal/controller/bundle"
 	"github.com/helmops/helmops/internal/controller/cluster"
 	"github.com/helmops/helmops/internal/controller/helmop"
+	"github.com/helmops/helmops/internal/controller/registration"
 	"github.com/helmops/helmops/internal/controller/shard"
 	"github.com/helmops/helmops/internal/scheme"
 )
@@ -41,6 +44,8 @@ type controllerFlags struct {
 	indexCacheSize int64
 	maxIndexSize   int64
 	verbose        bool
+	apiServerURL   string
+	apiServerCA    string
 }
 
 func newControllerCommand() *cobra.Command {
@@ -68,6 +73,8 @@ func newControllerCommand() *cobra.Command {
 	fl.DurationVar(&f.minRevalidate, "index-min-revalidate", time.Second, "how long a fetched repository index is used before asking the server again (shared by every HelmOp)")
 	fl.Int64Var(&f.indexCacheSize, "index-cache-bytes", 256<<20, "memory bound of the shared repository index cache")
 	fl.Int64Var(&f.maxIndexSize, "max-index-bytes", 100<<20, "largest repository index downloaded")
+	fl.StringVar(&f.apiServerURL, "api-server-url", "", "URL of the management cluster's API server as agents reach it, written into the kubeconfigs of registration tokens and registered agents; default the URL this controller uses")
+	fl.StringVar(&f.apiServerCA, "api-server-ca-file", "", "PEM file of the CA agents verify --api-server-url with; default the CA this controller uses")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "debug logs")
 	return cmd
 }
@@ -134,6 +141,12 @@ func runController(ctx context.Context, f *controllerFlags) error {
 	if err := (&cluster.Reconciler{Client: mgr.GetClient(), ShardID: f.shardID, AgentTimeout: f.agentTimeout}).SetupWithManager(mgr); err != nil {
 		return err
 	}
+	if f.shardID == "" {
+		// Registrations are not sharded: the controller of the default shard grants them.
+		if err := setupRegistration(mgr, cfg, f); err != nil {
+			return err
+		}
+	}
 	if f.bootstrap {
 		c, err := client.New(cfg, client.Options{Scheme: scheme.New()})
 		if err != nil {
@@ -142,7 +155,41 @@ func runController(ctx context.Context, f *controllerFlags) error {
 		if err := cluster.Bootstrap(ctx, c); err != nil {
 			return fmt.Errorf("bootstrapping fleet-local: %w", err)
 		}
+		if err := registration.EnsureAdmissionPolicy(ctx, c); err != nil {
+			return fmt.Errorf("bootstrapping the registration admission policy: %w", err)
+		}
 	}
 	log.Info("Starting the helmops controller", "shard", f.shardID, "leaderElection", f.leaderElect)
 	return mgr.Start(ctx)
+}
+
+// setupRegistration runs the ClusterRegistrationToken and ClusterRegistration controllers.
+func setupRegistration(mgr ctrl.Manager, cfg *rest.Config, f *controllerFlags) error {
+	server := registration.Server{URL: f.apiServerURL, CAData: cfg.CAData}
+	if server.URL == "" {
+		server.URL = cfg.Host
+	}
+	ca := f.apiServerCA
+	if ca == "" && len(server.CAData) == 0 {
+		ca = cfg.CAFile
+	}
+	if ca != "" {
+		b, err := os.ReadFile(ca)
+		if err != nil {
+			return fmt.Errorf("--api-server-ca-file: %w", err)
+		}
+		server.CAData = b
+	}
+	tokens, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	direct, err := client.New(cfg, client.Options{Scheme: mgr.GetScheme()})
+	if err != nil {
+		return err
+	}
+	if err := (&registration.TokenReconciler{Client: mgr.GetClient(), Direct: direct, Tokens: tokens, Server: server}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	return (&registration.Reconciler{Client: mgr.GetClient(), Direct: direct, Tokens: tokens, Server: server}).SetupWithManager(mgr)
 }
