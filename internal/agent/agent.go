@@ -54,7 +54,7 @@ type Options struct {
 	// WaitStrategy is Helm's wait strategy when a BundleDeployment asks Helm to wait.
 	WaitStrategy kube.WaitStrategy
 	// Fetcher downloads chart archives.
-	Fetcher Fetcher
+	Fetcher ResolverFetcher
 	// Limits bound downloaded archives.
 	Limits chartarchive.Limits
 	// Clock stamps heartbeats; default the real clock.
@@ -79,7 +79,7 @@ func Run(ctx context.Context, o Options) error {
 	if o.ClusterName == "" || o.Workspace == "" {
 		return fmt.Errorf("the cluster name and workspace are required (--cluster-name, --workspace)")
 	}
-	if o.Fetcher == nil {
+	if o.Fetcher.Resolver == nil {
 		return fmt.Errorf("no chart fetcher configured")
 	}
 	if o.Clock == nil {
@@ -137,7 +137,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	r := &Reconciler{
 		Upstream: mgr.GetClient(), Downstream: downstream, Helm: helm, Fetcher: o.Fetcher, Cache: charts,
-		Limits: o.Limits, WaitStrategy: o.WaitStrategy, DriftInterval: o.DriftInterval,
+		Limits: o.Limits, WaitStrategy: o.WaitStrategy, DriftInterval: o.DriftInterval, Clock: o.Clock,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return err

@@ -20,11 +20,11 @@ import (
 	rcommon "helm.sh/helm/v4/pkg/release/common"
 	release "helm.sh/helm/v4/pkg/release/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -41,6 +41,7 @@ import (
 	"github.com/helmops/helmops/internal/agent/helmaction"
 	"github.com/helmops/helmops/internal/agent/releasestate"
 	"github.com/helmops/helmops/internal/deploystate"
+	"github.com/helmops/helmops/internal/lifecycle"
 )
 
 // DriftCorrections counts drift corrections by result ("success" or "failure").
@@ -55,6 +56,13 @@ func init() {
 
 const secretNameIndex = "spec.helmChartOptions.helmOpSecretName"
 
+// DefaultUninstallTimeout is how long a deleted BundleDeployment whose ServiceAccount is gone
+// waits before it leaves its release in place, when UninstallTimeout is 0.
+const DefaultUninstallTimeout = 10 * time.Minute
+
+// saRetry re-checks a missing ServiceAccount (downstream ServiceAccounts are not watched).
+const saRetry = 10 * time.Second
+
 // Reconciler deploys the BundleDeployments of one cluster namespace.
 type Reconciler struct {
 	// Upstream reads BundleDeployments and copied Secrets and patches BundleDeployments.
@@ -64,7 +72,7 @@ type Reconciler struct {
 	// Helm runs the Helm actions in the downstream cluster.
 	Helm *helmaction.Client
 	// Fetcher downloads chart archives.
-	Fetcher Fetcher
+	Fetcher ResolverFetcher
 	// Cache keeps downloaded archives.
 	Cache *chartarchive.Cache
 	// Limits bound downloaded archives.
@@ -74,6 +82,11 @@ type Reconciler struct {
 	WaitStrategy kube.WaitStrategy
 	// DriftInterval is how often a deployed release's resources are checked. Default 30s.
 	DriftInterval time.Duration
+	// Clock bounds the wait of a deletion that cannot succeed; default the real clock.
+	Clock clock.PassiveClock
+	// UninstallTimeout is how long a deleted BundleDeployment whose ServiceAccount is gone waits
+	// for it before leaving the release in place; default DefaultUninstallTimeout.
+	UninstallTimeout time.Duration
 
 	inflight   sync.Map // "namespace/name" of releases with an operation running
 	asAccounts sync.Map // "namespace/name" of a ServiceAccount -> *helmaction.Client
@@ -103,6 +116,12 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	if r.WaitStrategy == "" {
 		r.WaitStrategy = kube.StatusWatcherStrategy
+	}
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
+	if r.UninstallTimeout <= 0 {
+		r.UninstallTimeout = DefaultUninstallTimeout
 	}
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.BundleDeployment{}, secretNameIndex, func(o client.Object) []string {
 		bd := o.(*v1alpha1.BundleDeployment)
@@ -173,6 +192,13 @@ func ReleaseNamespace(bd *v1alpha1.BundleDeployment) string {
 	return "default"
 }
 
+// scope is one reconcile of one BundleDeployment.
+type scope struct {
+	bd       *v1alpha1.BundleDeployment
+	name, ns string // the release
+	facts
+}
+
 // Reconcile deploys one BundleDeployment.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
 	bd := &v1alpha1.BundleDeployment{}
@@ -182,114 +208,141 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Re
 	if !bd.DeletionTimestamp.IsZero() {
 		return r.reconcileDelete(ctx, bd)
 	}
-	if !controllerutil.ContainsFinalizer(bd, v1alpha1.BundleDeploymentFinalizer) {
-		patch := client.MergeFrom(bd.DeepCopy())
-		controllerutil.AddFinalizer(bd, v1alpha1.BundleDeploymentFinalizer)
-		if err := r.Upstream.Patch(ctx, bd, patch); err != nil {
-			return ctrl.Result{}, fmt.Errorf("adding the finalizer to BundleDeployment %s: %w", klog.KObj(bd), err)
-		}
+	if err := lifecycle.AddFinalizer(ctx, r.Upstream, bd, v1alpha1.BundleDeploymentFinalizer); err != nil {
+		return ctrl.Result{}, err
 	}
 
-	before := bd.DeepCopy()
-	f := &facts{}
+	patch := lifecycle.Snapshot(r.Upstream, bd)
+	s := &scope{bd: bd, name: ReleaseName(bd), ns: ReleaseNamespace(bd)}
 	defer func() {
-		setStatus(bd, f)
-		if equality.Semantic.DeepEqual(before.Status, bd.Status) {
-			return // an unchanged status costs no write
-		}
-		if err := r.Upstream.Status().Patch(ctx, bd, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
-			retErr = errors.Join(retErr, fmt.Errorf("patching the status of BundleDeployment %s: %w", klog.KObj(bd), err))
-		}
+		retErr = patch.Status(ctx, bd, retErr, func(err error) { setStatus(bd, &s.facts, err) })
 	}()
-	return r.reconcileRelease(ctx, bd, f)
+	return lifecycle.Run(ctx, s,
+		lifecycle.Step[*scope]{Name: "move", Run: r.moveRelease},
+		lifecycle.Step[*scope]{Name: "release", Run: r.converge},
+	)
 }
 
-func (r *Reconciler) reconcileRelease(ctx context.Context, bd *v1alpha1.BundleDeployment, f *facts) (ctrl.Result, error) {
-	log := ctrl.LoggerFrom(ctx)
-	name, ns := ReleaseName(bd), ReleaseNamespace(bd)
-	opts := bd.Spec.Options
-
-	if old := bd.Status.Release; old != nil && old.Name != "" && (old.Name != name || old.Namespace != ns) && !bd.Spec.Paused {
-		log.Info("Removing the release before it moves", "release", klog.KRef(old.Namespace, old.Name), "to", klog.KRef(ns, name))
-		if !opts.KeepResources {
-			if err := r.helmFor(bd, old.Namespace).Uninstall(ctx, old.Name, old.Namespace, helmTimeout(opts.HelmOrEmpty())); err != nil {
-				f.deployErr, f.deployReason = fmt.Errorf("uninstalling release %s/%s before it moves to %s/%s: %w", old.Namespace, old.Name, ns, name, err), v1alpha1.ReasonUpgradeFailed
-				return ctrl.Result{}, f.deployErr
-			}
-		}
-		bd.Status.Release = nil
-		bd.Status.AppliedDeploymentID = ""
+// moveRelease uninstalls the release recorded in the status when the spec moved it to another
+// name or namespace (unless paused).
+func (r *Reconciler) moveRelease(ctx context.Context, s *scope) (ctrl.Result, error) {
+	bd, name, ns := s.bd, s.name, s.ns
+	old := bd.Status.Release
+	if old == nil || old.Name == "" || (old.Name == name && old.Namespace == ns) || bd.Spec.Paused {
+		return ctrl.Result{}, nil
 	}
+	opts := bd.Spec.Options
+	ctrl.LoggerFrom(ctx).Info("Removing the release before it moves", "release", klog.KRef(old.Namespace, old.Name), "to", klog.KRef(ns, name))
+	if !opts.KeepResources {
+		if err := r.helmFor(bd, old.Namespace).Uninstall(ctx, old.Name, old.Namespace, helmTimeout(opts.HelmOrEmpty())); err != nil {
+			s.deployErr, s.deployReason = fmt.Errorf("uninstalling release %s/%s before it moves to %s/%s: %w", old.Namespace, old.Name, ns, name, err), v1alpha1.ReasonUpgradeFailed
+			return ctrl.Result{}, s.deployErr
+		}
+	}
+	bd.Status.Release = nil
+	bd.Status.AppliedDeploymentID = ""
+	return ctrl.Result{}, nil
+}
 
-	hc := r.helmFor(bd, ns)
-	// Four passes at most: e.g. recover a pending revision, upgrade, then observe the result.
-	// Each action runs at most once per reconcile, so drift that a correction cannot undo (a
-	// field another controller keeps rewriting) costs one revision per interval, not a loop.
+// converge observes the release and acts on the release state machine's decision until it is
+// in sync. Four passes at most: e.g. recover a pending revision, upgrade, then observe the
+// result. Each action runs at most once per reconcile, so drift that a correction cannot undo (a
+// field another controller keeps rewriting) costs one revision per interval, not a loop.
+func (r *Reconciler) converge(ctx context.Context, s *scope) (ctrl.Result, error) {
+	hc := r.helmFor(s.bd, s.ns)
 	done := map[releasestate.Action]bool{}
 	for range 4 {
-		hist, err := hc.History(ctx, name, ns)
-		if err != nil {
-			f.deployErr, f.deployReason = err, v1alpha1.ReasonInstallFailed
-			return ctrl.Result{}, err
-		}
-		last := newest(hist)
-		f.releaseStatus = ""
-		if last != nil {
-			f.releaseStatus = last.Info.Status.String()
-			r.recordRelease(bd, last)
-		} else {
-			bd.Status.Release, bd.Status.Resources = nil, nil
-		}
-		drifted := false
-		if last != nil && last.Info.Status == rcommon.StatusDeployed {
-			drifted = r.monitor(ctx, bd, last, f)
-		}
-		d := releasestate.Decide(releasestate.Facts{
-			LastStatus:        f.releaseStatus,
-			OperationInFlight: r.isInFlight(ns, name),
-			DesiredID:         bd.Spec.DeploymentID,
-			AppliedID:         bd.Status.AppliedDeploymentID,
-			Drifted:           drifted,
-			CorrectDrift:      opts.CorrectDrift != nil && opts.CorrectDrift.Enabled,
-		})
-		if bd.Spec.Paused {
-			f.paused = true
-			f.deployed = d.Phase == releasestate.InSync || d.Phase == releasestate.Drifted
-			return ctrl.Result{RequeueAfter: r.DriftInterval}, nil
-		}
-		if done[d.Action] {
-			f.deployed = d.Phase == releasestate.InSync || d.Phase == releasestate.Drifted
-			return ctrl.Result{RequeueAfter: r.DriftInterval}, nil
-		}
-		done[d.Action] = true
-		switch d.Action {
-		case releasestate.None:
-			f.deployed = true
-			return ctrl.Result{RequeueAfter: r.DriftInterval}, nil
-		case releasestate.Wait:
-			f.waiting = d.Reason
-			return ctrl.Result{RequeueAfter: 5 * time.Second}, nil
-		case releasestate.Recover:
-			log.Info("Marking an interrupted release operation failed", "release", klog.KRef(ns, name), "revision", last.Version, "status", f.releaseStatus)
-			if err := hc.SetStatus(ctx, last, rcommon.StatusFailed, "interrupted ("+f.releaseStatus+"); marked failed by the helmops agent"); err != nil {
-				return ctrl.Result{}, fmt.Errorf("recovering release %s/%s from %s: %w", ns, name, f.releaseStatus, err)
-			}
-		case releasestate.Install, releasestate.Upgrade:
-			log.Info("Deploying chart", "action", d.Action, "reason", d.Reason, "release", klog.KRef(ns, name), "version", opts.HelmOrEmpty().Version)
-			if err := r.deploy(ctx, hc, bd, f, d.Action, name, ns); err != nil {
-				return ctrl.Result{}, err
-			}
-			bd.Status.AppliedDeploymentID = bd.Spec.DeploymentID
-		case releasestate.CorrectDrift:
-			log.Info("Correcting drift", "release", klog.KRef(ns, name), "modified", deploystate.ModifiedMessage(f.modified))
-			if err := r.correctDrift(ctx, hc, bd, f, last); err != nil {
-				return ctrl.Result{}, err
-			}
-		default:
-			return ctrl.Result{}, fmt.Errorf("unexpected action %s for release %s/%s", d.Action, ns, name)
+		res, finished, err := r.pass(ctx, s, hc, done)
+		if err != nil || finished {
+			return res, err
 		}
 	}
 	return ctrl.Result{RequeueAfter: r.DriftInterval}, nil
+}
+
+// pass observes the release once and runs the action decided for it; finished is true when
+// nothing more is to be done in this reconcile.
+func (r *Reconciler) pass(ctx context.Context, s *scope, hc *helmaction.Client, done map[releasestate.Action]bool) (_ ctrl.Result, finished bool, _ error) {
+	bd := s.bd
+	last, d, err := r.observe(ctx, s, hc)
+	if err != nil {
+		return ctrl.Result{}, true, err
+	}
+	inSync := d.Phase == releasestate.InSync || d.Phase == releasestate.Drifted
+	switch {
+	case bd.Spec.Paused:
+		s.paused, s.deployed = true, inSync
+		return ctrl.Result{RequeueAfter: r.DriftInterval}, true, nil
+	case done[d.Action]:
+		s.deployed = inSync
+		return ctrl.Result{RequeueAfter: r.DriftInterval}, true, nil
+	}
+	done[d.Action] = true
+	switch d.Action {
+	case releasestate.None:
+		s.deployed = true
+		return ctrl.Result{RequeueAfter: r.DriftInterval}, true, nil
+	case releasestate.Wait:
+		s.waiting = d.Reason
+		return ctrl.Result{RequeueAfter: 5 * time.Second}, true, nil
+	}
+	return ctrl.Result{}, false, r.act(ctx, s, hc, d, last)
+}
+
+// observe reads the release's history, records the newest revision and its resources' state, and
+// asks the release state machine what to do.
+func (r *Reconciler) observe(ctx context.Context, s *scope, hc *helmaction.Client) (*release.Release, releasestate.Decision, error) {
+	bd, opts := s.bd, s.bd.Spec.Options
+	hist, err := hc.History(ctx, s.name, s.ns)
+	if err != nil {
+		s.deployErr, s.deployReason = err, v1alpha1.ReasonInstallFailed
+		return nil, releasestate.Decision{}, err
+	}
+	last := newest(hist)
+	s.releaseStatus = ""
+	if last != nil {
+		s.releaseStatus = last.Info.Status.String()
+		r.recordRelease(bd, last)
+	} else {
+		bd.Status.Release, bd.Status.Resources = nil, nil
+	}
+	drifted := false
+	if last != nil && last.Info.Status == rcommon.StatusDeployed {
+		drifted = r.monitor(ctx, bd, last, &s.facts)
+	}
+	return last, releasestate.Decide(releasestate.Facts{
+		LastStatus:        s.releaseStatus,
+		OperationInFlight: r.isInFlight(s.ns, s.name),
+		DesiredID:         bd.Spec.DeploymentID,
+		AppliedID:         bd.Status.AppliedDeploymentID,
+		Drifted:           drifted,
+		CorrectDrift:      opts.CorrectDrift != nil && opts.CorrectDrift.Enabled,
+	}), nil
+}
+
+// act runs one Helm action decided by the release state machine.
+func (r *Reconciler) act(ctx context.Context, s *scope, hc *helmaction.Client, d releasestate.Decision, last *release.Release) error {
+	log := ctrl.LoggerFrom(ctx)
+	bd, name, ns := s.bd, s.name, s.ns
+	switch d.Action {
+	case releasestate.Recover:
+		log.Info("Marking an interrupted release operation failed", "release", klog.KRef(ns, name), "revision", last.Version, "status", s.releaseStatus)
+		if err := hc.SetStatus(ctx, last, rcommon.StatusFailed, "interrupted ("+s.releaseStatus+"); marked failed by the helmops agent"); err != nil {
+			return fmt.Errorf("recovering release %s/%s from %s: %w", ns, name, s.releaseStatus, err)
+		}
+	case releasestate.Install, releasestate.Upgrade:
+		log.Info("Deploying chart", "action", d.Action, "reason", d.Reason, "release", klog.KRef(ns, name), "version", bd.Spec.Options.HelmOrEmpty().Version)
+		if err := r.deploy(ctx, hc, bd, &s.facts, d.Action, name, ns); err != nil {
+			return err
+		}
+		bd.Status.AppliedDeploymentID = bd.Spec.DeploymentID
+	case releasestate.CorrectDrift:
+		log.Info("Correcting drift", "release", klog.KRef(ns, name), "modified", deploystate.ModifiedMessage(s.modified))
+		return r.correctDrift(ctx, hc, bd, &s.facts, last)
+	default:
+		return fmt.Errorf("unexpected action %s for release %s/%s", d.Action, ns, name)
+	}
+	return nil
 }
 
 func newest(hist []*release.Release) *release.Release {
@@ -349,7 +402,6 @@ func (r *Reconciler) helmOptions(bd *v1alpha1.BundleDeployment) helmaction.Optio
 		TakeOwnership:        h.TakeOwnership,
 		MaxHistory:           h.MaxHistory,
 		SkipSchemaValidation: h.SkipSchemaValidation,
-		DependencyUpdate:     false,
 		Description:          "deploymentID " + bd.Spec.DeploymentID,
 	}
 	if h.TimeoutSeconds > 0 || h.WaitForJobs || h.Atomic {
@@ -452,52 +504,95 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, bd *v1alpha1.BundleDep
 	if !controllerutil.ContainsFinalizer(bd, v1alpha1.BundleDeploymentFinalizer) {
 		return ctrl.Result{}, nil
 	}
-	log := ctrl.LoggerFrom(ctx)
 	name, ns := ReleaseName(bd), ReleaseNamespace(bd)
 	if rel := bd.Status.Release; rel != nil && rel.Name != "" {
 		name, ns = rel.Name, rel.Namespace
 	}
+	wait, err := r.removeRelease(ctx, bd, name, ns)
+	switch {
+	case err != nil:
+		return r.uninstallBlocked(ctx, bd, ns, err)
+	case wait:
+		return ctrl.Result{RequeueAfter: 5 * time.Second}, nil
+	}
+	if err := r.deleteReleaseNamespace(ctx, bd, ns); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{}, lifecycle.RemoveFinalizer(ctx, r.Upstream, bd, v1alpha1.BundleDeploymentFinalizer)
+}
+
+// removeRelease uninstalls the release, or with keepResources forgets its records; wait is true
+// while an operation this process started still runs.
+func (r *Reconciler) removeRelease(ctx context.Context, bd *v1alpha1.BundleDeployment, name, ns string) (wait bool, _ error) {
+	log := ctrl.LoggerFrom(ctx)
 	opts := bd.Spec.Options
 	hc := r.helmFor(bd, ns)
 	hist, err := hc.History(ctx, name, ns)
 	if err != nil {
-		return ctrl.Result{}, err
+		return false, fmt.Errorf("reading the history of release %s/%s of BundleDeployment %s: %w", ns, name, klog.KObj(bd), err)
 	}
-	last := newest(hist)
 	status := ""
-	if last != nil {
+	if last := newest(hist); last != nil {
 		status = last.Info.Status.String()
 	}
 	d := releasestate.Decide(releasestate.Facts{Deleting: true, LastStatus: status, OperationInFlight: r.isInFlight(ns, name), KeepResources: opts.KeepResources})
 	switch d.Action {
 	case releasestate.Wait:
-		return ctrl.Result{RequeueAfter: 5 * time.Second}, nil
+		return true, nil
 	case releasestate.Uninstall:
 		log.Info("Uninstalling release", "release", klog.KRef(ns, name))
 		if err := hc.Uninstall(ctx, name, ns, helmTimeout(opts.HelmOrEmpty())); err != nil {
-			return ctrl.Result{}, fmt.Errorf("uninstalling release %s/%s of BundleDeployment %s: %w", ns, name, klog.KObj(bd), err)
+			return false, fmt.Errorf("uninstalling release %s/%s of BundleDeployment %s: %w", ns, name, klog.KObj(bd), err)
 		}
 	case releasestate.Forget:
 		log.Info("Removing the release records, keeping its resources", "release", klog.KRef(ns, name))
 		for _, rel := range hist {
 			if err := hc.DeleteRevision(ctx, rel.Name, rel.Namespace, rel.Version); err != nil {
-				return ctrl.Result{}, fmt.Errorf("removing revision %d of release %s/%s: %w", rel.Version, ns, name, err)
+				return false, fmt.Errorf("removing revision %d of release %s/%s: %w", rel.Version, ns, name, err)
 			}
 		}
 	}
-	if opts.DeleteNamespace && !opts.KeepResources && !protectedNamespace(ns) {
-		log.Info("Deleting the release namespace", "namespace", ns)
-		err := r.Downstream.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
-		if err != nil && !apierrors.IsNotFound(err) {
-			return ctrl.Result{}, fmt.Errorf("deleting namespace %s (deleteNamespace) of BundleDeployment %s: %w", ns, klog.KObj(bd), err)
-		}
+	return false, nil
+}
+
+// uninstallBlocked handles a release that could not be removed. When the BundleDeployment
+// deploys as a ServiceAccount that no longer exists, nothing will ever succeed: the Ready
+// condition says so and, once the BundleDeployment has been deleting for UninstallTimeout, the
+// release is left in place and the BundleDeployment lets go. Any other error is retried.
+func (r *Reconciler) uninstallBlocked(ctx context.Context, bd *v1alpha1.BundleDeployment, ns string, cause error) (ctrl.Result, error) {
+	sa := bd.Spec.Options.ServiceAccount
+	if sa == "" {
+		return ctrl.Result{}, cause
 	}
-	patch := client.MergeFrom(bd.DeepCopy())
-	controllerutil.RemoveFinalizer(bd, v1alpha1.BundleDeploymentFinalizer)
-	if err := r.Upstream.Patch(ctx, bd, patch); err != nil && !apierrors.IsNotFound(err) {
-		return ctrl.Result{}, err
+	err := r.Downstream.Get(ctx, client.ObjectKey{Namespace: ns, Name: sa}, &corev1.ServiceAccount{})
+	if !apierrors.IsNotFound(err) {
+		return ctrl.Result{}, cause // the account exists (or cannot be read): retry
 	}
-	return ctrl.Result{}, nil
+	waited := r.Clock.Since(bd.DeletionTimestamp.Time)
+	if waited >= r.UninstallTimeout {
+		ctrl.LoggerFrom(ctx).Info("Leaving the release in place: its ServiceAccount is gone",
+			"BundleDeployment", klog.KObj(bd), "serviceAccount", klog.KRef(ns, sa), "waited", waited.Round(time.Second), "error", cause.Error())
+		return ctrl.Result{}, lifecycle.RemoveFinalizer(ctx, r.Upstream, bd, v1alpha1.BundleDeploymentFinalizer)
+	}
+	patch := lifecycle.Snapshot(r.Upstream, bd)
+	setCondition(bd, v1alpha1.ReadyCondition, false, v1alpha1.ReasonDeleting, fmt.Sprintf(
+		"cannot uninstall: ServiceAccount %s/%s named by spec.options.serviceAccount does not exist; create it again, or the release is left in place %s after the deletion",
+		ns, sa, r.UninstallTimeout))
+	return ctrl.Result{RequeueAfter: min(r.UninstallTimeout-waited, saRetry)}, patch.Status(ctx, bd, nil, func(error) {})
+}
+
+// deleteReleaseNamespace deletes the release namespace when deleteNamespace asks for it.
+func (r *Reconciler) deleteReleaseNamespace(ctx context.Context, bd *v1alpha1.BundleDeployment, ns string) error {
+	opts := bd.Spec.Options
+	if !opts.DeleteNamespace || opts.KeepResources || protectedNamespace(ns) {
+		return nil
+	}
+	ctrl.LoggerFrom(ctx).Info("Deleting the release namespace", "namespace", ns)
+	err := r.Downstream.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("deleting namespace %s (deleteNamespace) of BundleDeployment %s: %w", ns, klog.KObj(bd), err)
+	}
+	return nil
 }
 
 func protectedNamespace(ns string) bool {

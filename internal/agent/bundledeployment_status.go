@@ -2,12 +2,11 @@ package agent
 
 import (
 	"fmt"
-
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"time"
 
 	"github.com/helmops/helmops/api/v1alpha1"
 	"github.com/helmops/helmops/internal/deploystate"
+	"github.com/helmops/helmops/internal/lifecycle"
 )
 
 // facts are what the reconcile steps observed; the conditions are computed from them alone.
@@ -34,13 +33,7 @@ type facts struct {
 }
 
 func setCondition(bd *v1alpha1.BundleDeployment, t string, ok bool, reason, msg string) {
-	s := metav1.ConditionFalse
-	if ok {
-		s = metav1.ConditionTrue
-	}
-	meta.SetStatusCondition(&bd.Status.Conditions, metav1.Condition{
-		Type: t, Status: s, Reason: reason, Message: truncate(msg), ObservedGeneration: bd.Generation,
-	})
+	lifecycle.SetCondition(&bd.Status.Conditions, bd.Generation, t, lifecycle.Bool(ok), reason, truncate(msg), time.Time{})
 }
 
 func truncate(s string) string {
@@ -137,8 +130,13 @@ func setSummary(bd *v1alpha1.BundleDeployment, f *facts) {
 	d.State = string(state)
 }
 
-func setStatus(bd *v1alpha1.BundleDeployment, f *facts) {
-	bd.Status.ObservedGeneration = bd.Generation
+// setStatus computes the status from the facts and the error the reconcile ended with.
+// observedGeneration advances unless the reconcile ended in a transient error that no fact
+// explains (a failed download or Helm action is a result: it is reported).
+func setStatus(bd *v1alpha1.BundleDeployment, f *facts, err error) {
+	if !lifecycle.IsTransient(err) || f.downloadErr != nil || f.deployErr != nil {
+		bd.Status.ObservedGeneration = bd.Generation
+	}
 	setInstalledCondition(bd, f)
 	setDeployedCondition(bd, f)
 	setMonitoredCondition(bd, f)

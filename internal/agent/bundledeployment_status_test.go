@@ -96,7 +96,7 @@ func TestSetStatus(t *testing.T) {
 			if f.deployed {
 				bd.Spec.DeploymentID, bd.Status.AppliedDeploymentID = "id-1", "id-1" // as the agent records a deploy
 			}
-			setStatus(bd, &f)
+			setStatus(bd, &f, nil)
 			for typ, want := range map[string]cond{
 				v1alpha1.InstalledCondition: tc.installed, v1alpha1.DeployedCondition: tc.deployed,
 				v1alpha1.MonitoredCondition: tc.monitored, v1alpha1.ReadyCondition: tc.ready,

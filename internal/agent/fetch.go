@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"sort"
@@ -18,11 +17,6 @@ type ChartRequest struct {
 	// InsecureSkipTLSVerify and CABundle come from spec.helmChartOptions.
 	InsecureSkipTLSVerify bool
 	CABundle              []byte
-}
-
-// Fetcher downloads a chart archive, refusing more than maxBytes.
-type Fetcher interface {
-	Fetch(ctx context.Context, req ChartRequest, maxBytes int64) ([]byte, error)
 }
 
 // cacheKey identifies an archive in the local cache: the chart reference and exact version plus

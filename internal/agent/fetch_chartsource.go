@@ -12,7 +12,7 @@ type ResolverFetcher struct {
 	Resolver *chartsource.Resolver
 }
 
-// Fetch implements Fetcher.
+// Fetch downloads the archive of req, refusing more than maxBytes.
 func (f ResolverFetcher) Fetch(ctx context.Context, req ChartRequest, maxBytes int64) ([]byte, error) {
 	auth := chartsource.Auth{}
 	if req.Secret != nil {

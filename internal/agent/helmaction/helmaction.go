@@ -101,8 +101,6 @@ type Options struct {
 	TakeOwnership        bool
 	MaxHistory           int
 	SkipSchemaValidation bool
-	DependencyUpdate     bool
-	CreateNamespace      bool
 	Description          string
 }
 
@@ -115,7 +113,6 @@ func (c *Client) Install(ctx context.Context, name, namespace string, ch *chart.
 	in := action.NewInstall(cfg)
 	in.ReleaseName = name
 	in.Namespace = namespace
-	in.CreateNamespace = o.CreateNamespace
 	in.Timeout = o.Timeout
 	in.WaitStrategy = o.Wait
 	in.WaitForJobs = o.WaitForJobs
@@ -124,7 +121,6 @@ func (c *Client) Install(ctx context.Context, name, namespace string, ch *chart.
 	in.ForceConflicts = o.ForceConflicts
 	in.TakeOwnership = o.TakeOwnership
 	in.SkipSchemaValidation = o.SkipSchemaValidation
-	in.DependencyUpdate = o.DependencyUpdate
 	in.Description = o.Description
 	r, err := in.RunWithContext(ctx, ch, values)
 	return asRelease(r), err
@@ -147,28 +143,9 @@ func (c *Client) Upgrade(ctx context.Context, name, namespace string, ch *chart.
 	up.TakeOwnership = o.TakeOwnership
 	up.MaxHistory = o.MaxHistory
 	up.SkipSchemaValidation = o.SkipSchemaValidation
-	up.DependencyUpdate = o.DependencyUpdate
 	up.Description = o.Description
 	r, err := up.RunWithContext(ctx, name, ch, values)
 	return asRelease(r), err
-}
-
-// Rollback rolls a release back to revision (0 means the previous one).
-func (c *Client) Rollback(_ context.Context, name, namespace string, revision int, o Options) error {
-	cfg, err := c.configuration(namespace)
-	if err != nil {
-		return err
-	}
-	rb := action.NewRollback(cfg)
-	rb.Version = revision
-	rb.Timeout = o.Timeout
-	rb.WaitStrategy = o.Wait
-	rb.WaitForJobs = o.WaitForJobs
-	rb.ForceReplace = o.Force
-	rb.ForceConflicts = o.ForceConflicts
-	rb.MaxHistory = o.MaxHistory
-	rb.Description = o.Description
-	return rb.Run(name)
 }
 
 // Uninstall removes a release and its resources. A release that does not exist is not an error.
