@@ -89,6 +89,51 @@ type BundleStatus struct {
 	// DesiredReadyClusters counts targeted clusters.
 	// +optional
 	DesiredReadyClusters int `json:"desiredReadyClusters"`
+
+	// NewlyCreated is the number of BundleDeployments created by the last reconcile.
+	// +optional
+	NewlyCreated int `json:"newlyCreated,omitempty"`
+
+	// Unavailable counts BundleDeployments that are not ready or whose applied deployment ID
+	// is not the one in their spec.
+	// +optional
+	Unavailable int `json:"unavailable"`
+
+	// UnavailablePartitions counts partitions with more unavailable clusters than they allow.
+	// +optional
+	UnavailablePartitions int `json:"unavailablePartitions"`
+
+	// MaxUnavailable is rolloutStrategy.maxUnavailable as a number of clusters.
+	// +optional
+	MaxUnavailable int `json:"maxUnavailable"`
+
+	// MaxUnavailablePartitions is rolloutStrategy.maxUnavailablePartitions as a number.
+	// +optional
+	MaxUnavailablePartitions int `json:"maxUnavailablePartitions"`
+
+	// PartitionStatus lists the rollout partitions in order.
+	// +optional
+	PartitionStatus []PartitionStatus `json:"partitions,omitempty"`
+}
+
+// PartitionStatus is the state of one rollout partition.
+type PartitionStatus struct {
+	// Name of the partition.
+	// +optional
+	Name string `json:"name,omitempty"`
+	// Count is the number of clusters in the partition.
+	// +optional
+	Count int `json:"count,omitempty"`
+	// MaxUnavailable is how many clusters of the partition may be unavailable.
+	// +optional
+	MaxUnavailable int `json:"maxUnavailable,omitempty"`
+	// Unavailable counts the clusters of the partition that are unavailable or not yet on the
+	// current deployment.
+	// +optional
+	Unavailable int `json:"unavailable,omitempty"`
+	// Summary counts the partition's BundleDeployments by state.
+	// +optional
+	Summary BundleSummary `json:"summary,omitempty"`
 }
 
 // +kubebuilder:object:root=true

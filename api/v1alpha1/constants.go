@@ -67,6 +67,12 @@ const (
 	// ReasonTransientError: a call to the API server failed and is retried with backoff; what it
 	// would have observed keeps its last value.
 	ReasonTransientError = "TransientError"
+	// ReasonRolloutHalted (Bundle and HelmOp Ready) says clusters failed with the new
+	// deployment, so it reaches no further cluster.
+	ReasonRolloutHalted = "RolloutHalted"
+	// ReasonRollingOut (Bundle and HelmOp Ready) says the rollout holds clusters back for its
+	// strategy or for dependencies.
+	ReasonRollingOut = "RollingOut"
 )
 
 // Labels, annotations, finalizers and types shared by the controller and the agent.
@@ -91,6 +97,10 @@ const (
 	// for an immediate reconcile and poll. The controller records the value it handled in
 	// status.lastHandledReconcileAt.
 	ReconcileRequestedAnnotation = "fleet.cattle.io/reconcile-requested-at"
+
+	// DeploymentIDSinceAnnotation on a BundleDeployment is when (RFC 3339) its spec was given
+	// its current deployment ID; the rollout's progress deadline counts from it.
+	DeploymentIDSinceAnnotation = "fleet.cattle.io/deployment-id-since"
 
 	// HelmOpFinalizer lets the controller delete the Bundle before the HelmOp goes.
 	HelmOpFinalizer = "fleet.cattle.io/helmop-finalizer"

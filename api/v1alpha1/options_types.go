@@ -584,6 +584,14 @@ type RolloutStrategy struct {
 	// +optional
 	// +nullable
 	Partitions []Partition `json:"partitions,omitempty"`
+	// ProgressDeadlineSeconds is how long a cluster given a new deployment may take to become
+	// ready before the rollout halts, in seconds (a helmops extension; Fleet has no such field).
+	// While any cluster has failed to apply the new deployment, or is not ready with it within
+	// this time, no further cluster receives it. Defaults to 600; 0 or less means no deadline
+	// (only failed applies halt).
+	// +optional
+	// +nullable
+	ProgressDeadlineSeconds *int `json:"progressDeadlineSeconds,omitempty"`
 }
 
 // Partition is a set of clusters rolled out together.

@@ -151,6 +151,7 @@ func (o *getOptions) tree(ctx context.Context, c client.Reader, w io.Writer, nam
 	}
 	fmt.Fprintf(w, "└── Bundle %s/%s  version %s  ready %s\n", bundle.Namespace, bundle.Name,
 		bundle.Spec.HelmOrEmpty().Version, orDash(bundle.Status.Display.ReadyBundleDeployments))
+	writeRollout(w, bundle)
 	if len(bds.Items) == 0 {
 		fmt.Fprintln(w, "    └── no BundleDeployments: no cluster is targeted yet")
 	}
@@ -287,5 +288,23 @@ func printObject(w io.Writer, format string, obj any) error {
 		return err
 	default:
 		return fmt.Errorf("--output %q is not supported: use table, yaml or json", format)
+	}
+}
+
+// writeRollout shows the rollout under the Bundle: what it waits for, then each partition.
+func writeRollout(w io.Writer, b *v1alpha1.Bundle) {
+	if c := meta.FindStatusCondition(b.Status.Conditions, v1alpha1.ReadyCondition); c != nil &&
+		(c.Reason == v1alpha1.ReasonRollingOut || c.Reason == v1alpha1.ReasonRolloutHalted) {
+		fmt.Fprintf(w, "    │   %s: %s\n", c.Reason, oneLine(b.Status.Display.Message))
+	}
+	if len(b.Status.PartitionStatus) < 2 {
+		return
+	}
+	for _, p := range b.Status.PartitionStatus {
+		state := "done"
+		if p.Unavailable > 0 {
+			state = fmt.Sprintf("%d/%d not ready with the current deployment, %d allowed", p.Unavailable, p.Count, p.MaxUnavailable)
+		}
+		fmt.Fprintf(w, "    │   partition %s (%d clusters): %s\n", p.Name, p.Count, state)
 	}
 }

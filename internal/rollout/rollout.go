@@ -106,6 +106,9 @@ type Target struct {
 	Version string
 	// Paused targets are outside the rollout (see the package comment).
 	Paused bool
+	// Blocked targets wait for something else (dependencies): they are neither created nor
+	// moved, and count as not yet on their desired ID.
+	Blocked bool
 	// Deployment is the cluster's BundleDeployment, nil when there is none yet.
 	Deployment *Deployment
 }
@@ -285,7 +288,7 @@ func Decide(s Strategy, targets []Target, now time.Time) (Plan, error) {
 				plan.Actions[i] = Keep
 			case t.Paused && d != nil:
 				plan.Actions[i] = Update
-			case plan.Halted:
+			case plan.Halted, t.Blocked:
 				plan.Actions[i] = Hold
 			case d == nil:
 				if plan.NewlyCreated < maxNew {

@@ -17,6 +17,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -24,6 +25,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -80,9 +82,13 @@ type Reconciler struct {
 	// UninstallTimeout is how long a deleted Bundle waits for its BundleDeployments to be
 	// uninstalled and gone; default DefaultUninstallTimeout.
 	UninstallTimeout time.Duration
+	// Recorder records events (a halted rollout); SetupWithManager takes the manager's when nil.
+	Recorder record.EventRecorder
 
 	// reader reads source secrets from the API server, so Secrets are never cached whole.
 	reader client.Reader
+	// halted remembers, per Bundle, whether its rollout was halted at the last reconcile.
+	halted sync.Map
 }
 
 // SetupWithManager registers the indexes and watches: Bundles; BundleDeployments, mapped back
@@ -92,7 +98,18 @@ type Reconciler struct {
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.defaults()
 	r.reader = mgr.GetAPIReader()
+	if r.Recorder == nil {
+		r.Recorder = mgr.GetEventRecorderFor("helmops-controller")
+	}
 	ctx := context.Background()
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.Bundle{}, dependsOnIndex, func(o client.Object) []string {
+		if len(o.(*v1alpha1.Bundle).Spec.DependsOn) > 0 {
+			return []string{"true"}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.Bundle{}, secretNameIndex, func(o client.Object) []string {
 		if n := secretName(o.(*v1alpha1.Bundle)); n != "" {
 			return []string{n}
@@ -163,11 +180,25 @@ func clusterChanged() predicate.Predicate {
 	}}
 }
 
-func (r *Reconciler) bundleOfDeployment(_ context.Context, o client.Object) []reconcile.Request {
-	if k, ok := bundleKeyOf(o); ok {
-		return []reconcile.Request{{NamespacedName: k}}
+// bundleOfDeployment maps a BundleDeployment to its Bundle and to the Bundles of the same
+// namespace that declare dependsOn, which may be waiting for it.
+func (r *Reconciler) bundleOfDeployment(ctx context.Context, o client.Object) []reconcile.Request {
+	k, ok := bundleKeyOf(o)
+	if !ok {
+		return nil
 	}
-	return nil
+	out := []reconcile.Request{{NamespacedName: k}}
+	dependents := &v1alpha1.BundleList{}
+	if err := r.Client.List(ctx, dependents, client.InNamespace(k.Namespace), client.MatchingFields{dependsOnIndex: "true"}); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Listing Bundles with dependsOn", "namespace", k.Namespace)
+		return out
+	}
+	for _, req := range r.requests(dependents.Items) {
+		if req.NamespacedName != k {
+			out = append(out, req)
+		}
+	}
+	return out
 }
 
 func (r *Reconciler) bundlesInNamespace(ctx context.Context, o client.Object) []reconcile.Request {
@@ -224,6 +255,8 @@ type scope struct {
 	// byNamespace indexes existing by cluster namespace.
 	byNamespace map[string]*v1alpha1.BundleDeployment
 	placements  []targeting.Placement
+	// groups are the ClusterGroups of the namespace.
+	groups []v1alpha1.ClusterGroup
 	// source is the repository secret, nil when none is named or it is missing.
 	source *corev1.Secret
 	// keep are the cluster namespaces whose deployments stay.
@@ -240,6 +273,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Re
 		if apierrors.IsNotFound(err) {
 			// The Bundle is gone (its finalizer was removed by hand, or it never had one):
 			// delete the deployments that still point at it.
+			r.deleteRolloutMetrics(req.Namespace, req.Name)
 			return ctrl.Result{}, r.deleteDeployments(ctx, req.NamespacedName)
 		}
 		return ctrl.Result{}, err
@@ -248,6 +282,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Re
 		return ctrl.Result{}, nil
 	}
 	if !b.DeletionTimestamp.IsZero() {
+		r.deleteRolloutMetrics(b.Namespace, b.Name)
 		return r.finalize(ctx, b)
 	}
 	if err := lifecycle.AddFinalizer(ctx, r.Client, b, Finalizer); err != nil {
@@ -256,14 +291,17 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Re
 
 	patch := lifecycle.Snapshot(r.Client, b)
 	s := &scope{b: b, keep: map[string]bool{}, facts: facts{paused: b.Spec.Paused, now: r.Clock.Now()}}
+	wasHalted := isHalted(b)
 	defer func() {
 		retErr = patch.Status(ctx, b, retErr, func(err error) { setStatus(b, &s.facts, err) })
+		r.recordHalt(b, wasHalted, &s.facts)
 	}()
 	ctrl.LoggerFrom(ctx).V(1).Info("Computing BundleDeployments", "Bundle", klog.KObj(b))
 	return lifecycle.Run(ctx, s,
 		lifecycle.Step[*scope]{Name: "deployments", Run: r.readDeployments},
 		lifecycle.Step[*scope]{Name: "targets", Run: r.place},
 		lifecycle.Step[*scope]{Name: "secret", Run: r.readSecret},
+		lifecycle.Step[*scope]{Name: "rollout", Run: r.planRollout},
 		lifecycle.Step[*scope]{Name: "apply", Run: r.applyDeployments},
 		lifecycle.Step[*scope]{Name: "prune", Run: r.prune},
 	)
@@ -406,6 +444,7 @@ func (r *Reconciler) place(ctx context.Context, s *scope) (ctrl.Result, error) {
 		return ctrl.Result{}, reconcile.TerminalError(err)
 	}
 	s.placements = placements
+	s.groups = groups.Items
 	return ctrl.Result{}, nil
 }
 
@@ -456,10 +495,21 @@ func (r *Reconciler) applyPlacement(ctx context.Context, s *scope, p targeting.P
 	}
 	s.keep[ns] = true
 	current := s.byNamespace[ns]
+	if s.rollout != nil {
+		if i, ok := s.rollout.index[ns]; ok {
+			s.rollout.entry[i] = len(s.entries) // every path below adds exactly one entry
+		}
+	}
 	if s.secretErr != nil && s.secretReason == v1alpha1.ReasonSecretNotFound {
 		// Without credentials the agents cannot download the chart: write nothing new,
 		// report what exists.
 		s.entries = append(s.entries, Entry{Name: p.Cluster.Name, BundleDeployment: current, PendingMessage: s.secretErr.Error()})
+		return ctrl.Result{}, nil
+	}
+	if msg, held := s.held(ns); held {
+		// Held back by the rollout or by dependencies: the deployment keeps its spec (or is not
+		// created yet).
+		s.entries = append(s.entries, Entry{Name: p.Cluster.Name, BundleDeployment: current, PendingMessage: msg, Held: true})
 		return ctrl.Result{}, nil
 	}
 	bd, err := r.applyDeployment(ctx, s.b, p, current)
@@ -553,7 +603,9 @@ var ownedLabels = []string{v1alpha1.BundleNameLabel, v1alpha1.BundleNamespaceLab
 func (r *Reconciler) applyDeployment(ctx context.Context, b *v1alpha1.Bundle, p targeting.Placement, current *v1alpha1.BundleDeployment) (*v1alpha1.BundleDeployment, error) {
 	log := ctrl.LoggerFrom(ctx)
 	want := desiredDeployment(b, p)
+	now := r.Clock.Now().UTC().Format(time.RFC3339)
 	if current == nil {
+		want.Annotations = map[string]string{v1alpha1.DeploymentIDSinceAnnotation: now}
 		log.Info("Creating BundleDeployment", "BundleDeployment", klog.KObj(want),
 			"Cluster", klog.KObj(p.Cluster), "target", p.TargetName, "deploymentID", want.Spec.DeploymentID)
 		if err := r.Client.Create(ctx, want); err != nil {
@@ -573,7 +625,15 @@ func (r *Reconciler) applyDeployment(ctx context.Context, b *v1alpha1.Bundle, p 
 		}
 	}
 	next.Spec = want.Spec
-	if equality.Semantic.DeepEqual(current.Spec, next.Spec) && maps.Equal(current.Labels, next.Labels) {
+	if next.Spec.DeploymentID != current.Spec.DeploymentID || next.Annotations[v1alpha1.DeploymentIDSinceAnnotation] == "" {
+		// The rollout's progress deadline counts from here.
+		if next.Annotations == nil {
+			next.Annotations = map[string]string{}
+		}
+		next.Annotations[v1alpha1.DeploymentIDSinceAnnotation] = now
+	}
+	if equality.Semantic.DeepEqual(current.Spec, next.Spec) && maps.Equal(current.Labels, next.Labels) &&
+		maps.Equal(current.Annotations, next.Annotations) {
 		return current, nil
 	}
 	log.Info("Updating BundleDeployment", "BundleDeployment", klog.KObj(next), "Cluster", klog.KObj(p.Cluster),

@@ -37,10 +37,27 @@ func truncate(s string) string {
 // Entry is one deployment to count: a name for it (the cluster in a Bundle's summary, the
 // Bundle in a Cluster's) and its BundleDeployment, nil while the deployment cannot be written yet
 // (it then counts as Pending with PendingMessage).
+//
+// Held entries are kept back by the rollout or by dependencies: without a BundleDeployment they
+// count as Pending, with one as OutOfSync (unless its own state is worse), with PendingMessage
+// saying why.
 type Entry struct {
 	Name             string
 	BundleDeployment *v1alpha1.BundleDeployment
 	PendingMessage   string
+	Held             bool
+}
+
+// entryState is the state the roll-up counts for the entry, and why.
+func entryState(e Entry) (deploystate.State, string) {
+	if e.BundleDeployment == nil {
+		return deploystate.Pending, orDefault(e.PendingMessage, "waiting for the cluster namespace")
+	}
+	state, msg := deploystate.Of(e.BundleDeployment)
+	if e.Held && deploystate.Rank(state) < deploystate.Rank(deploystate.OutOfSync) {
+		return deploystate.OutOfSync, e.PendingMessage
+	}
+	return state, msg
 }
 
 // Summarize counts the entries by state. DesiredReady counts every entry; nonReadyResources
@@ -49,10 +66,7 @@ func Summarize(entries []Entry) v1alpha1.BundleSummary {
 	s := v1alpha1.BundleSummary{DesiredReady: len(entries)}
 	var nonReady []v1alpha1.NonReadyResource
 	for _, e := range entries {
-		state, msg := deploystate.Pending, orDefault(e.PendingMessage, "waiting for the cluster namespace")
-		if e.BundleDeployment != nil {
-			state, msg = deploystate.Of(e.BundleDeployment)
-		}
+		state, msg := entryState(e)
 		switch state {
 		case deploystate.Ready:
 			s.Ready++
@@ -151,6 +165,8 @@ type facts struct {
 	targeted bool
 	// now is when the reconcile started.
 	now time.Time
+	// rollout is what the rollout step decided, nil when it did not run.
+	rollout *rolloutFacts
 }
 
 func setCondition(b *v1alpha1.Bundle, t string, ok bool, reason, msg string, now time.Time) {
@@ -188,6 +204,12 @@ func setSummary(b *v1alpha1.Bundle, f *facts) {
 			d.Message = s.NonReadyResources[0].Name + ": " + s.NonReadyResources[0].Message
 		}
 	}
+	if msg := f.rollout.progress(); msg != "" && f.held() {
+		d.Message = truncate(msg)
+		if f.rollout.plan.Halted {
+			d.State, d.Error = v1alpha1.ReasonRolloutHalted, true
+		}
+	}
 	b.Status.Display = d
 }
 
@@ -204,12 +226,18 @@ func setReadyCondition(b *v1alpha1.Bundle, f *facts) {
 	case s.DesiredReady == 0:
 		setCondition(b, v1alpha1.ReadyCondition, false, v1alpha1.ReasonNoTargets,
 			fmt.Sprintf("no cluster in namespace %s matches the targets", b.Namespace), f.now)
+	case f.rollout != nil && f.rollout.plan.Halted:
+		setCondition(b, v1alpha1.ReadyCondition, false, v1alpha1.ReasonRolloutHalted,
+			truncateLong(f.rollout.haltMessage()+"; "+NotReadyMessage(s)), f.now)
 	case s.Ready < s.DesiredReady:
-		reason := v1alpha1.ReasonClustersNotReady
+		reason, msg := v1alpha1.ReasonClustersNotReady, NotReadyMessage(s)
+		if p := f.rollout.progress(); p != "" && f.held() {
+			reason, msg = v1alpha1.ReasonRollingOut, p+"; "+msg
+		}
 		if f.paused {
 			reason = v1alpha1.ReasonPaused
 		}
-		setCondition(b, v1alpha1.ReadyCondition, false, reason, truncateLong(NotReadyMessage(s)), f.now)
+		setCondition(b, v1alpha1.ReadyCondition, false, reason, truncateLong(msg), f.now)
 	default:
 		setCondition(b, v1alpha1.ReadyCondition, true, v1alpha1.ReasonSucceeded,
 			fmt.Sprintf("%d/%d clusters ready", s.Ready, s.DesiredReady), f.now)
@@ -243,5 +271,16 @@ func setStatus(b *v1alpha1.Bundle, f *facts, err error) {
 	}
 	setTargetedCondition(b, f)
 	setSummary(b, f)
+	partitionStatus(b, f)
 	setReadyCondition(b, f)
+}
+
+// held reports whether the rollout or dependencies hold any cluster back.
+func (f *facts) held() bool {
+	for _, e := range f.entries {
+		if e.Held {
+			return true
+		}
+	}
+	return false
 }

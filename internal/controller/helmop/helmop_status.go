@@ -153,6 +153,9 @@ func setReadyCondition(c conditions, f *facts, err error) {
 	case ready.Status == metav1.ConditionTrue:
 		c.set(v1alpha1.ReadyCondition, metav1.ConditionTrue, v1alpha1.ReasonSucceeded,
 			fmt.Sprintf("Deployed on %d/%d clusters", b.Status.Summary.Ready, b.Status.Summary.DesiredReady))
+	case ready.Reason == v1alpha1.ReasonRolloutHalted || ready.Reason == v1alpha1.ReasonRollingOut:
+		// The rollout's own reason: halted on failures, or holding clusters back.
+		c.set(v1alpha1.ReadyCondition, metav1.ConditionFalse, ready.Reason, ready.Message)
 	default:
 		c.set(v1alpha1.ReadyCondition, metav1.ConditionFalse, v1alpha1.ReasonClustersNotReady, ready.Message)
 	}
