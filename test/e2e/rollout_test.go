@@ -234,3 +234,62 @@ func simulateReady(ctx context.Context, seen *v1alpha1.BundleDeployment) {
 		return mgmt().Status().Patch(ctx, bd, client.MergeFrom(orig))
 	})
 }
+
+// TestDependsOnAcrossHelmOps: HelmOp "backend" deploys to dev only; "frontend" deploys to dev
+// and prod and depends on backend. On dev frontend is installed once backend is Ready there; on
+// prod it waits, and its HelmOp says for what.
+func TestDependsOnAcrossHelmOps(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	g.Expect(env.Repo.Publish("backend", "1.0.0")).To(Succeed())
+	g.Expect(env.Repo.Publish("frontend", "1.0.0")).To(Succeed())
+	frontend := helmOp("frontend", "fleet-default", v1alpha1.HelmOptions{Repo: env.State.RepoURL, Chart: "frontend", Version: "1.0.0"},
+		func(h *v1alpha1.HelmOp) {
+			h.Spec.Namespace = "deps"
+			h.Spec.Targets = []v1alpha1.BundleTarget{{Name: "all", ClusterSelector: &metav1.LabelSelector{}}}
+			h.Spec.DependsOn = []v1alpha1.BundleRef{{Name: "backend"}}
+		})
+	g.Expect(mgmt().Create(ctx, frontend)).To(Succeed())
+	// Before backend exists, frontend waits everywhere.
+	g.Eventually(func(g Gomega) {
+		got := &v1alpha1.HelmOp{}
+		g.Expect(mgmt().Get(ctx, keyOf(frontend), got)).To(Succeed())
+		ready := got.Condition(v1alpha1.ReadyCondition)
+		g.Expect(ready).NotTo(BeNil())
+		g.Expect(ready.Reason).To(Equal(v1alpha1.ReasonRollingOut))
+		g.Expect(ready.Message).To(ContainSubstring("waiting for dependencies: no Bundle matches name backend"))
+	}, timeout, interval).Should(Succeed())
+	for _, name := range []string{"dev", "prod"} {
+		bd := &v1alpha1.BundleDeployment{}
+		err := mgmt().Get(ctx, keyOfName(clusterNamespaceOf(g, "fleet-default", name), "frontend"), bd)
+		g.Expect(client.IgnoreNotFound(err)).To(Succeed())
+		g.Expect(err).To(HaveOccurred(), "no frontend BundleDeployment on %s yet", name)
+	}
+
+	backend := helmOp("backend", "fleet-default", v1alpha1.HelmOptions{Repo: env.State.RepoURL, Chart: "backend", Version: "1.0.0"},
+		func(h *v1alpha1.HelmOp) {
+			h.Spec.Namespace = "deps"
+			h.Spec.Targets = []v1alpha1.BundleTarget{{ClusterName: "dev"}}
+		})
+	g.Expect(mgmt().Create(ctx, backend)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(configMap(g, env.Downstreams["dev"], "deps", "frontend").Data).To(HaveKeyWithValue("chartVersion", "1.0.0"))
+		// Backend was Ready on dev before frontend's deployment was written there.
+		devNS := clusterNamespaceOf(g, "fleet-default", "dev")
+		be, fe := &v1alpha1.BundleDeployment{}, &v1alpha1.BundleDeployment{}
+		g.Expect(mgmt().Get(ctx, keyOfName(devNS, "backend"), be)).To(Succeed())
+		g.Expect(mgmt().Get(ctx, keyOfName(devNS, "frontend"), fe)).To(Succeed())
+		readySince := meta.FindStatusCondition(be.Status.Conditions, v1alpha1.ReadyCondition)
+		g.Expect(readySince).NotTo(BeNil())
+		g.Expect(readySince.Status).To(Equal(metav1.ConditionTrue))
+		g.Expect(fe.CreationTimestamp.Time).NotTo(BeTemporally("<", readySince.LastTransitionTime.Time))
+
+		got := &v1alpha1.HelmOp{}
+		g.Expect(mgmt().Get(ctx, keyOf(frontend), got)).To(Succeed())
+		g.Expect(got.Condition(v1alpha1.ReadyCondition).Message).To(ContainSubstring(
+			"prod (Pending: waiting for dependencies: backend (not deployed on this cluster) not Ready)"))
+	}, timeout, interval).Should(Succeed())
+	err := env.Downstreams["prod"].Client.Get(ctx, keyOfName("deps", "frontend-config"), &corev1.ConfigMap{})
+	g.Expect(client.IgnoreNotFound(err)).To(Succeed())
+	g.Expect(err).To(HaveOccurred(), "frontend is not installed on prod")
+}
