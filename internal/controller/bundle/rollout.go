@@ -40,6 +40,9 @@ func init() {
 	metrics.Registry.MustRegister(rolloutHalted, rolloutHalts)
 }
 
+// maxProgressDeadline is the longest deadline kept; longer ones mean none.
+const maxProgressDeadline = 100 * 365 * 24 * time.Hour
+
 // strategy converts the Bundle's rolloutStrategy.
 func strategy(b *v1alpha1.Bundle) rollout.Strategy {
 	rs := b.Spec.RolloutStrategy
@@ -54,9 +57,12 @@ func strategy(b *v1alpha1.Bundle) rollout.Strategy {
 		MaxNew:                   rs.MaxNew,
 	}
 	if d := rs.ProgressDeadlineSeconds; d != nil {
-		s.ProgressDeadline = time.Duration(*d) * time.Second
-		if *d <= 0 {
+		switch {
+		case *d <= 0 || int64(*d) > int64(maxProgressDeadline/time.Second):
+			// No deadline; a value too large for a duration is as good as none.
 			s.ProgressDeadline = -1
+		default:
+			s.ProgressDeadline = time.Duration(*d) * time.Second
 		}
 	}
 	for _, p := range rs.Partitions {

@@ -1,7 +1,9 @@
 package bundle
 
 import (
+	"math"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 
@@ -94,4 +96,17 @@ func TestRolloutStatus(t *testing.T) {
 	g.Expect(b.Status.PartitionStatus[1].Summary.OutOfSync).To(Equal(1))
 	g.Expect(b.Status.Unavailable).To(Equal(1))
 	g.Expect(b.Status.UnavailablePartitions).To(Equal(1))
+}
+
+func TestStrategyProgressDeadline(t *testing.T) {
+	g := NewWithT(t)
+	deadline := func(secs *int) time.Duration {
+		return strategy(&v1alpha1.Bundle{Spec: v1alpha1.BundleSpec{RolloutStrategy: &v1alpha1.RolloutStrategy{ProgressDeadlineSeconds: secs}}}).ProgressDeadline
+	}
+	n := func(i int) *int { return &i }
+	g.Expect(deadline(nil)).To(BeZero(), "unset: the default")
+	g.Expect(deadline(n(30))).To(Equal(30 * time.Second))
+	g.Expect(deadline(n(0))).To(Equal(time.Duration(-1)), "0: no deadline")
+	g.Expect(deadline(n(-5))).To(Equal(time.Duration(-1)))
+	g.Expect(deadline(n(math.MaxInt))).To(Equal(time.Duration(-1)), "too large for a duration: no deadline, no overflow")
 }
