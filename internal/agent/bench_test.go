@@ -43,7 +43,7 @@ func BenchmarkInSyncReconcile(b *testing.B) {
 		b.Fatal(err)
 	}
 	r := &Reconciler{Upstream: upstream.Client, Downstream: downstream.Client, Helm: helm, Cache: cache,
-		Fetcher: ResolverFetcher{Resolver: chartsource.NewResolver(chartsource.Options{})}, WaitStrategy: kube.HookOnlyStrategy, DriftInterval: time.Minute}
+		Fetcher: ResolverFetcher{Resolver: chartsource.NewResolver(chartsource.Options{Network: testNetwork})}, WaitStrategy: kube.HookOnlyStrategy, DriftInterval: time.Minute}
 	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(bd)}
 	before := repo.Requests("/charts/bench-0.1.0.tgz")
 	b.ReportAllocs()

@@ -44,6 +44,10 @@ const (
 	workspace = "fleet-default"
 )
 
+// testNetwork lets resolvers reach the test servers, which listen on loopback: an opt-in, as
+// for helmops dev (--allow-loopback).
+var testNetwork = chartsource.NetworkPolicy{AllowLoopback: true}
+
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) != "" {
 		os.Exit(runChildAgent())
@@ -71,7 +75,7 @@ func runChildAgent() int {
 		Upstream: up, Downstream: down, ClusterName: os.Getenv(childEnv), Workspace: workspace,
 		HeartbeatInterval: time.Second, DriftInterval: time.Second, MetricsBindAddress: "0",
 		WaitStrategy: kube.HookOnlyStrategy,
-		Fetcher:      ResolverFetcher{Resolver: chartsource.NewResolver(chartsource.Options{})},
+		Fetcher:      ResolverFetcher{Resolver: chartsource.NewResolver(chartsource.Options{Network: testNetwork})},
 	}
 	if err := Run(context.Background(), o); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -142,7 +146,7 @@ func agentOptions(name string, register bool) Options {
 		HeartbeatInterval: time.Second, DriftInterval: time.Second,
 		MetricsBindAddress: "0",
 		WaitStrategy:       kube.HookOnlyStrategy,
-		Fetcher:            ResolverFetcher{Resolver: chartsource.NewResolver(chartsource.Options{})},
+		Fetcher:            ResolverFetcher{Resolver: chartsource.NewResolver(chartsource.Options{Network: testNetwork})},
 		// The tests run several agents in this process.
 		Controller: config.Controller{SkipNameValidation: ptrTo(true)},
 	}

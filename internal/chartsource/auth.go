@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -30,6 +31,50 @@ type Auth struct {
 	// DockerConfigJSON is a ~/.docker/config.json document whose "auths" give registry
 	// credentials by host.
 	DockerConfigJSON []byte
+
+	// boundTo is the origin (scheme://host:port) the credentials were given for; "" means any.
+	boundTo string
+}
+
+// BoundTo returns a with its credentials bound to the origin (scheme, host and port) of rawURL,
+// an http(s) URL or an oci:// reference: Resolve and FetchArchive use them only for references
+// on that origin, and send none (no password, docker config or client certificate) elsewhere.
+// TLS trust settings (CA certificates, insecureSkipVerify) apply everywhere.
+func (a Auth) BoundTo(rawURL string) Auth {
+	a.boundTo = originOf(rawURL)
+	if a.boundTo == "" {
+		a.boundTo = "invalid" // matches nothing
+	}
+	return a
+}
+
+// forRef returns a as is when it may be used for rawURL, else without its credentials.
+func (a Auth) forRef(rawURL string) Auth {
+	if a.boundTo == "" || originOf(rawURL) == a.boundTo {
+		return a
+	}
+	return Auth{CAFile: a.CAFile, InsecureSkipTLSVerify: a.InsecureSkipTLSVerify, PlainHTTP: a.PlainHTTP}
+}
+
+// originOf is scheme://host:port of an http(s) URL or an oci:// reference (which speaks https,
+// or http with basicHTTP: the host and port decide), "" when it is neither.
+func originOf(rawURL string) string {
+	u, err := url.Parse(strings.TrimSpace(rawURL))
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	scheme := strings.ToLower(u.Scheme)
+	switch scheme {
+	case "oci":
+		host := strings.ToLower(u.Host)
+		if u.Port() == "" {
+			host += ":443"
+		}
+		return "oci://" + host
+	case "http", "https":
+		return scheme + "://" + strings.ToLower(hostPort(u))
+	}
+	return ""
 }
 
 // Secret keys read by AuthFromSecret (Fleet's names; the standard Secret types add theirs).

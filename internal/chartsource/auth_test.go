@@ -45,7 +45,7 @@ func TestResolveTLSAndCredentials(t *testing.T) {
 		for _, tc := range cases {
 			t.Run(src.name+"/"+tc.name, func(t *testing.T) {
 				g := NewWithT(t)
-				r := NewResolver(Options{})
+				r := NewResolver(Options{Network: testNetwork})
 				for _, version := range []string{"", "0.1.0"} {
 					ref := src.ref
 					ref.Version = version
@@ -67,7 +67,7 @@ func TestResolveTLSAndCredentials(t *testing.T) {
 
 func TestFetchArchive(t *testing.T) {
 	ctx := context.Background()
-	r := NewResolver(Options{})
+	r := NewResolver(Options{Network: testNetwork})
 	good := Auth{Username: testUser, Password: testPassword, CAFile: secureRepo.CAPEM()}
 
 	t.Run("from a helm repository, verified against the index", func(t *testing.T) {
@@ -201,7 +201,7 @@ func TestAuthFromSecret(t *testing.T) {
 
 func TestCredentialsInTheRepositoryURL(t *testing.T) {
 	g := NewWithT(t)
-	r := NewResolver(Options{})
+	r := NewResolver(Options{Network: testNetwork})
 	host := strings.TrimPrefix(secureRepo.URL, "https://")
 	res, err := r.Resolve(context.Background(), Ref{Repo: "https://" + testUser + ":" + testPassword + "@" + host, Chart: "alpine"}, Auth{CAFile: secureRepo.CAPEM()})
 	g.Expect(err).NotTo(HaveOccurred())

@@ -41,7 +41,7 @@ func largeIndexServer(b *testing.B) (*httptest.Server, *atomic.Int64) {
 // server answers 304 and nothing is parsed.
 func BenchmarkRevalidateUnchangedIndex(b *testing.B) {
 	srv, requests := largeIndexServer(b)
-	r := NewResolver(Options{})
+	r := NewResolver(Options{Network: testNetwork})
 	ref := Ref{Repo: srv.URL, Chart: "chart-042", Version: "1.x"}
 	if _, err := r.Resolve(context.Background(), ref, Auth{}); err != nil {
 		b.Fatal(err)
@@ -68,7 +68,7 @@ func BenchmarkConcurrentResolutions(b *testing.B) {
 	b.ReportAllocs()
 	var rounds, total int64
 	for b.Loop() {
-		r := NewResolver(Options{MinRevalidate: time.Minute})
+		r := NewResolver(Options{Network: testNetwork, MinRevalidate: time.Minute})
 		before := requests.Load()
 		var wg sync.WaitGroup
 		var failed atomic.Bool

@@ -38,7 +38,7 @@ func TestUnchangedIndexIsRevalidatedWithoutParsing(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	repo := newRepo(t, fixtures...)
-	r := NewResolver(Options{})
+	r := NewResolver(Options{Network: testNetwork})
 	notModified := testutil.ToFloat64(indexRequests.WithLabelValues("not_modified"))
 
 	res, err := r.Resolve(ctx, Ref{Repo: repo.URL, Chart: "alpine"}, Auth{})
@@ -79,7 +79,7 @@ func TestUnchangedIndexIsRevalidatedWithoutParsing(t *testing.T) {
 func TestMinRevalidateAnswersFromTheCache(t *testing.T) {
 	g := NewWithT(t)
 	repo := newRepo(t, fixtures...)
-	r := NewResolver(Options{MinRevalidate: time.Hour})
+	r := NewResolver(Options{Network: testNetwork, MinRevalidate: time.Hour})
 	for i := 0; i < 5; i++ {
 		_, err := r.Resolve(context.Background(), Ref{Repo: repo.URL, Chart: "alpine"}, Auth{})
 		g.Expect(err).NotTo(HaveOccurred())
@@ -107,7 +107,7 @@ func TestConcurrentResolutionsShareOneRequest(t *testing.T) {
 	g := NewWithT(t)
 	const n = 1000
 	repo := newRepo(t, fixtures...)
-	r := NewResolver(Options{})
+	r := NewResolver(Options{Network: testNetwork})
 	var front *httptest.Server
 	// The server answers only once every resolution waits for the request in flight, so that
 	// sharing, not timing, keeps the count at one.
@@ -138,7 +138,7 @@ func TestConcurrentResolutionsShareOneRequest(t *testing.T) {
 func TestCallerGivingUpDoesNotFailOthers(t *testing.T) {
 	g := NewWithT(t)
 	repo := newRepo(t, fixtures...)
-	r := NewResolver(Options{})
+	r := NewResolver(Options{Network: testNetwork})
 	var released atomic.Bool
 	front := gatedProxy(t, repo, released.Load)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -163,7 +163,7 @@ func TestCallerGivingUpDoesNotFailOthers(t *testing.T) {
 func TestIndexSizeLimit(t *testing.T) {
 	g := NewWithT(t)
 	repo := newRepo(t, fixtures...)
-	_, err := NewResolver(Options{MaxIndexBytes: 200}).Resolve(context.Background(), Ref{Repo: repo.URL, Chart: "alpine"}, Auth{})
+	_, err := NewResolver(Options{Network: testNetwork, MaxIndexBytes: 200}).Resolve(context.Background(), Ref{Repo: repo.URL, Chart: "alpine"}, Auth{})
 	g.Expect(err).To(MatchError(ContainSubstring("the index is larger than the limit of 200 bytes")))
 	g.Expect(errors.Is(err, errIndexTooLarge)).To(BeTrue())
 }
@@ -172,13 +172,13 @@ func TestCacheEvictsLeastRecentlyUsed(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	a, b, c := newRepo(t, fixtures...), newRepo(t, fixtures...), newRepo(t, fixtures...)
-	probe := NewResolver(Options{})
+	probe := NewResolver(Options{Network: testNetwork})
 	_, err := probe.Resolve(ctx, Ref{Repo: a.URL, Chart: "alpine"}, Auth{})
 	g.Expect(err).NotTo(HaveOccurred())
 	one, _ := probe.cache.usage()
 
 	// Room for two indexes: resolving a third evicts the least recently used.
-	r := NewResolver(Options{CacheBytes: 2*one + one/2})
+	r := NewResolver(Options{Network: testNetwork, CacheBytes: 2*one + one/2})
 	for _, repo := range []*testenv.ChartRepo{a, b, a, c} {
 		_, err := r.Resolve(ctx, Ref{Repo: repo.URL, Chart: "alpine"}, Auth{})
 		g.Expect(err).NotTo(HaveOccurred())
@@ -189,12 +189,15 @@ func TestCacheEvictsLeastRecentlyUsed(t *testing.T) {
 	g.Expect(r.cache.get(normalizeRepoURL(b.URL) + "\x00" + Auth{}.Fingerprint())).To(BeNil())
 	g.Expect(r.cache.get(normalizeRepoURL(a.URL) + "\x00" + Auth{}.Fingerprint())).NotTo(BeNil())
 
-	// An index larger than the whole cache is used but not kept.
-	tiny := NewResolver(Options{CacheBytes: 100})
+	// An index larger than the whole cache is refused while it downloads: downloads count
+	// against the bound.
+	tiny := NewResolver(Options{Network: testNetwork, CacheBytes: 100})
 	_, err = tiny.Resolve(ctx, Ref{Repo: a.URL, Chart: "alpine"}, Auth{})
-	g.Expect(err).NotTo(HaveOccurred())
-	_, n = tiny.cache.usage()
+	g.Expect(err).To(MatchError(ContainSubstring("more memory than the whole index cache holds (100 bytes)")))
+	used, n = tiny.cache.usage()
 	g.Expect(n).To(Equal(0))
+	g.Expect(used).To(BeZero())
+	g.Expect(tiny.cache.inflight).To(BeZero())
 }
 
 func TestTooManyRequestsHonoursRetryAfter(t *testing.T) {
@@ -216,7 +219,7 @@ func TestTooManyRequestsHonoursRetryAfter(t *testing.T) {
 		}
 	}))
 	defer front.Close()
-	res, err := NewResolver(Options{}).Resolve(context.Background(), Ref{Repo: front.URL, Chart: "alpine"}, Auth{})
+	res, err := NewResolver(Options{Network: testNetwork}).Resolve(context.Background(), Ref{Repo: front.URL, Chart: "alpine"}, Auth{})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(res.Version).To(Equal("0.2.0"))
 	g.Expect(calls.Load()).To(Equal(int32(3)))
@@ -228,7 +231,7 @@ func TestTooManyRequestsHonoursRetryAfter(t *testing.T) {
 		w.Header().Set("Retry-After", "3600")
 		http.Error(w, "come back in an hour", http.StatusTooManyRequests)
 	})
-	_, err = NewResolver(Options{MaxRetryWait: time.Second}).Resolve(context.Background(), Ref{Repo: front.URL, Chart: "alpine"}, Auth{})
+	_, err = NewResolver(Options{Network: testNetwork, MaxRetryWait: time.Second}).Resolve(context.Background(), Ref{Repo: front.URL, Chart: "alpine"}, Auth{})
 	g.Expect(err).To(MatchError(ContainSubstring(`429 Too Many Requests: the server asked to retry later (Retry-After "3600")`)))
 	g.Expect(calls.Load()).To(Equal(int32(1)))
 }
@@ -236,7 +239,7 @@ func TestTooManyRequestsHonoursRetryAfter(t *testing.T) {
 func TestConcurrentOCIResolutionsShareOneTagListing(t *testing.T) {
 	g := NewWithT(t)
 	const n = 200
-	r := NewResolver(Options{})
+	r := NewResolver(Options{Network: testNetwork})
 	target, _ := url.Parse("http://" + plainReg.Host)
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	var front *httptest.Server
@@ -278,7 +281,7 @@ func TestWithRevalidateBypassesTheFreshnessWindow(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	t.Cleanup(repo.Stop)
 	g.Expect(repo.Publish("alpine", "0.1.0")).To(Succeed())
-	r := NewResolver(Options{MinRevalidate: time.Hour})
+	r := NewResolver(Options{Network: testNetwork, MinRevalidate: time.Hour})
 	ref := Ref{Repo: repo.URL, Chart: "alpine"}
 	res, err := r.Resolve(ctx, ref, Auth{})
 	g.Expect(err).NotTo(HaveOccurred())

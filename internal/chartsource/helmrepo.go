@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"container/list"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/helmops/helmops/internal/chartsource/helmindex"
 	"github.com/helmops/helmops/internal/chartversion"
+	"github.com/helmops/helmops/internal/redact"
 )
 
 // indexEntry is one index body as last fetched, with the entries parsed from it per chart.
@@ -40,11 +42,12 @@ type chartEntries struct {
 
 // indexCache holds index entries by key, bounded by bytes, least recently used evicted first.
 type indexCache struct {
-	mu    sync.Mutex
-	max   int64
-	bytes int64
-	lru   *list.List // front: most recently used
-	byKey map[string]*indexEntry
+	mu       sync.Mutex
+	max      int64
+	bytes    int64
+	inflight int64      // reserved by downloads in progress
+	lru      *list.List // front: most recently used
+	byKey    map[string]*indexEntry
 }
 
 func newIndexCache(maxBytes int64) *indexCache {
@@ -89,8 +92,35 @@ func (c *indexCache) grow(e *indexEntry, n int64) {
 	c.evictLocked(e)
 }
 
+// errCacheFull is a download that cannot be given memory: downloads in flight already hold the
+// cache's whole bound.
+var errCacheFull = errors.New("the index cache is full with downloads in progress; trying again later")
+
+// reserve accounts n bytes of a download in flight, evicting cached indexes to make room; it
+// fails when downloads in flight alone would exceed the bound.
+func (c *indexCache) reserve(n int64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.inflight+n > c.max {
+		return fmt.Errorf("%w (%d bytes in flight, bound %d bytes)", errCacheFull, c.inflight, c.max)
+	}
+	c.inflight += n
+	c.evictLocked(nil)
+	return nil
+}
+
+// release gives back n reserved bytes.
+func (c *indexCache) release(n int64) {
+	if n == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.inflight -= n
+}
+
 func (c *indexCache) evictLocked(keep *indexEntry) {
-	for c.bytes > c.max && c.lru.Len() > 0 {
+	for c.bytes+c.inflight > c.max && c.lru.Len() > 0 {
 		last := c.lru.Back().Value.(*indexEntry)
 		if last == keep && c.lru.Len() == 1 {
 			// One index larger than the whole cache is not kept.
@@ -172,7 +202,7 @@ func hostPort(u *url.URL) string {
 func resolveChartURL(repoURL, chartURL string) (string, error) {
 	c, err := url.Parse(chartURL)
 	if err != nil {
-		return "", fmt.Errorf("the index of %s lists chart URL %q, which is not a URL", redact(repoURL), chartURL)
+		return "", fmt.Errorf("the index of %s lists chart URL %q, which is not a URL", redact.URL(repoURL), chartURL)
 	}
 	if c.IsAbs() {
 		return chartURL, nil
@@ -196,14 +226,14 @@ func (r *Resolver) resolveHelm(ctx context.Context, ref Ref, auth Auth) (*Resolu
 	}
 	entries, err := r.chartEntries(e, ref.Chart)
 	if err != nil {
-		return nil, repoURL, fmt.Errorf("reading the index of %s: %w", redact(repoURL), err)
+		return nil, repoURL, fmt.Errorf("reading the index of %s: %w", redact.URL(repoURL), err)
 	}
 	if !entries.Found {
-		return nil, repoURL, &NotFoundError{Object: "chart", Name: ref.Chart, Where: redact(repoURL)}
+		return nil, repoURL, &NotFoundError{Object: "chart", Name: ref.Chart, Where: redact.URL(repoURL)}
 	}
 	choice, err := chartversion.Choose(entries.Candidates, ref.Version)
 	if err != nil {
-		return nil, repoURL, choiceError(err, ref.Chart, redact(repoURL))
+		return nil, repoURL, choiceError(err, ref.Chart, redact.URL(repoURL))
 	}
 	c := choice.Chosen
 	res := &Resolution{Kind: KindHelmRepo, Version: c.Version, Created: c.Created, Rejected: choice.Rejected}
@@ -214,12 +244,12 @@ func (r *Resolver) resolveHelm(ctx context.Context, ref Ref, auth Auth) (*Resolu
 		}
 	}
 	if len(c.URLs) == 0 {
-		return nil, repoURL, fmt.Errorf("the index of %s lists chart %q version %s without a download URL", redact(repoURL), ref.Chart, c.Version)
+		return nil, repoURL, fmt.Errorf("the index of %s lists chart %q version %s without a download URL", redact.URL(repoURL), ref.Chart, c.Version)
 	}
 	if res.URL, err = resolveChartURL(repoURL, c.URLs[0]); err != nil {
 		return nil, repoURL, err
 	}
-	res.URL = redact(res.URL) // a password in the repository URL never travels with the chart URL
+	res.URL = withoutUserinfo(res.URL) // a password in the repository URL never travels with the chart URL
 	return res, repoURL, nil
 }
 
@@ -234,7 +264,7 @@ func (r *Resolver) chartEntries(e *indexEntry, chart string) (helmindex.Entries,
 	e.mu.Unlock()
 	ce.once.Do(func() {
 		r.parses.Add(1)
-		ce.entries, ce.err = helmindex.ParseBytes(e.body, chart)
+		ce.entries, ce.err = helmindex.ParseBytesMax(e.body, chart, r.opts.MaxFullParseBytes)
 		var n int64 = 64
 		for _, c := range ce.entries.Candidates {
 			n += int64(len(c.Version)+len(c.Digest)) + 96
@@ -261,7 +291,7 @@ func (r *Resolver) index(ctx context.Context, repoURL string, auth Auth) (*index
 			return cur, nil
 		}
 	}
-	v, err := r.share(ctx, key, indexRequests, func(ctx context.Context) (any, string, error) {
+	v, err := r.share(ctx, key, urlHost(repoURL), indexRequests, func(ctx context.Context) (any, string, error) {
 		return r.fetchIndex(ctx, key, repoURL, auth)
 	})
 	if err != nil {
@@ -283,7 +313,7 @@ func (r *Resolver) fetchIndex(ctx context.Context, key, repoURL string, auth Aut
 			header.Set("If-Modified-Since", cur.lastModified)
 		}
 	}
-	where := redact(repoURL)
+	where := redact.URL(repoURL)
 	u := indexURL(repoURL)
 	resp, err := r.get(ctx, u, repoURL, auth, header)
 	if err != nil {
@@ -297,23 +327,16 @@ func (r *Resolver) fetchIndex(ctx context.Context, key, repoURL string, auth Aut
 		cur.mu.Unlock()
 		return cur, "not_modified", nil
 	case resp.StatusCode == http.StatusNotFound:
-		return nil, "error", &NotFoundError{Object: "index", Where: redact(u)}
+		return nil, "error", &NotFoundError{Object: "index", Where: redact.URL(u)}
 	case resp.StatusCode != http.StatusOK:
 		return nil, "error", statusError(resp, "fetching the index of "+where)
 	}
-	max := r.opts.MaxIndexBytes
-	tooLarge := func() error {
-		return fmt.Errorf("fetching the index of %s: the index is larger than the limit of %d bytes (%d MiB); raise the index size limit if the repository is that large: %w", where, max, max>>20, errIndexTooLarge)
-	}
-	if resp.ContentLength > max {
-		return nil, "error", tooLarge()
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
+	body, reserved, err := r.readIndex(resp, where)
+	var once sync.Once
+	release := func() { once.Do(func() { r.cache.release(reserved) }) }
+	defer release()
 	if err != nil {
-		return nil, "error", fmt.Errorf("fetching the index of %s: %w", where, err)
-	}
-	if int64(len(body)) > max {
-		return nil, "error", tooLarge()
+		return nil, "error", err
 	}
 	if cur != nil && bytes.Equal(cur.body, body) {
 		// Unchanged though the server does not answer conditional requests: keep what was parsed.
@@ -330,6 +353,77 @@ func (r *Resolver) fetchIndex(ctx context.Context, key, repoURL string, auth Aut
 		validated:    time.Now(),
 		charts:       map[string]*chartEntries{},
 	}
+	release() // the body is now accounted as a cache entry
 	r.cache.put(e)
 	return e, "fetched", nil
+}
+
+// readIndex reads an index body of at most MaxIndexBytes. The memory it takes is reserved in the
+// index cache as it grows (evicting cached indexes to make room), so downloads in flight count
+// against the cache's bound; the caller releases the returned reservation once the body is in
+// the cache or dropped.
+func (r *Resolver) readIndex(resp *http.Response, where string) ([]byte, int64, error) {
+	max := r.opts.MaxIndexBytes
+	tooLarge := func() error {
+		return fmt.Errorf("fetching the index of %s: the index is larger than the limit of %d bytes (%d MiB); raise the index size limit if the repository is that large: %w", where, max, max>>20, errIndexTooLarge)
+	}
+	if resp.ContentLength > max {
+		return nil, 0, tooLarge()
+	}
+	var reserved int64
+	grow := func(n int64) error {
+		if n <= reserved {
+			return nil
+		}
+		if n > r.cache.max {
+			return fmt.Errorf("fetching the index of %s: the index needs more memory than the whole index cache holds (%d bytes): raise the index cache size (--index-cache-bytes)", where, r.cache.max)
+		}
+		if err := r.cache.reserve(n - reserved); err != nil {
+			return fmt.Errorf("fetching the index of %s: %w", where, err)
+		}
+		reserved = n
+		return nil
+	}
+	size := min(int64(64<<10), r.cache.max, max+1)
+	if resp.ContentLength > 0 {
+		size = resp.ContentLength + 1 // one more byte to see the end
+	}
+	if err := grow(size); err != nil {
+		return nil, reserved, err
+	}
+	buf := make([]byte, 0, size)
+	for {
+		if len(buf) == cap(buf) {
+			if int64(len(buf)) > max {
+				return nil, reserved, tooLarge()
+			}
+			next := min(2*int64(cap(buf)), max+1)
+			if err := grow(next); err != nil {
+				return nil, reserved, err
+			}
+			buf = append(make([]byte, 0, next), buf...)
+		}
+		n, err := resp.Body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, reserved, fmt.Errorf("fetching the index of %s: %w", where, cleanNetError(err, where))
+		}
+	}
+	if int64(len(buf)) > max {
+		return nil, reserved, tooLarge()
+	}
+	return buf, reserved, nil
+}
+
+// withoutUserinfo drops user:password@ from a URL and keeps the rest, query included.
+func withoutUserinfo(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	u.User = nil
+	return u.String()
 }

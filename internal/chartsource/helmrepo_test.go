@@ -64,7 +64,7 @@ func TestJSONIndexWithRelativeURLs(t *testing.T) {
 	srv := httptest.NewServer(http.StripPrefix("/sub", http.FileServer(http.Dir(dir))))
 	defer srv.Close()
 
-	r := NewResolver(Options{})
+	r := NewResolver(Options{Network: testNetwork})
 	data, res, err := r.FetchArchive(context.Background(), Ref{Repo: srv.URL + "/sub/", Chart: "alpine", Version: "0.1.x"}, Auth{}, 0)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(res.URL).To(Equal(srv.URL + "/sub/alpine-0.1.0.tgz"))

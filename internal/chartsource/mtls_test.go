@@ -64,7 +64,7 @@ func TestMutualTLSFromATLSSecret(t *testing.T) {
 	serverCA := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
 	ref := Ref{Repo: srv.URL, Chart: "alpine"}
 
-	_, err := NewResolver(Options{}).Resolve(context.Background(), ref, Auth{CAFile: serverCA})
+	_, err := NewResolver(Options{Network: testNetwork}).Resolve(context.Background(), ref, Auth{CAFile: serverCA})
 	g.Expect(err).To(MatchError(ContainSubstring("certificate required")))
 
 	a, err := AuthFromSecret(&corev1.Secret{
@@ -73,7 +73,7 @@ func TestMutualTLSFromATLSSecret(t *testing.T) {
 		Data:       map[string][]byte{"tls.crt": certPEM, "tls.key": keyPEM, "ca.crt": serverCA},
 	})
 	g.Expect(err).NotTo(HaveOccurred())
-	res, err := NewResolver(Options{}).Resolve(context.Background(), ref, a)
+	res, err := NewResolver(Options{Network: testNetwork}).Resolve(context.Background(), ref, a)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(res.Version).To(Equal("0.2.0"))
 }
@@ -88,12 +88,12 @@ func TestDockerConfigCredentialsForARegistry(t *testing.T) {
 	})
 	g.Expect(err).NotTo(HaveOccurred())
 	for _, v := range []string{"", "0.1.0"} {
-		res, err := NewResolver(Options{}).Resolve(context.Background(), Ref{Repo: "oci://" + secureReg.Host + "/charts/alpine", Version: v}, a)
+		res, err := NewResolver(Options{Network: testNetwork}).Resolve(context.Background(), Ref{Repo: "oci://" + secureReg.Host + "/charts/alpine", Version: v}, a)
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(res.Version).To(Equal(map[string]string{"": "0.2.0", "0.1.0": "0.1.0"}[v]))
 	}
 	// Credentials for another registry are not used.
 	other := []byte(`{"auths":{"elsewhere.example.com":{"auth":"` + base64.StdEncoding.EncodeToString([]byte(testUser+":"+testPassword)) + `"}}}`)
-	_, err = NewResolver(Options{}).Resolve(context.Background(), Ref{Repo: "oci://" + secureReg.Host + "/charts/alpine"}, Auth{DockerConfigJSON: other, CAFile: secureReg.CAPEM()})
+	_, err = NewResolver(Options{Network: testNetwork}).Resolve(context.Background(), Ref{Repo: "oci://" + secureReg.Host + "/charts/alpine"}, Auth{DockerConfigJSON: other, CAFile: secureReg.CAPEM()})
 	g.Expect(err).To(MatchError(ContainSubstring("401 Unauthorized")))
 }

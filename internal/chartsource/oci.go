@@ -19,6 +19,7 @@ import (
 	"oras.land/oras-go/v2/registry/remote/retry"
 
 	"github.com/helmops/helmops/internal/chartversion"
+	"github.com/helmops/helmops/internal/redact"
 )
 
 // helmChartLayer is the media type of a chart archive in an OCI manifest.
@@ -28,7 +29,7 @@ const helmChartLayer = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
 func parseOCIRef(repo string) (registry.Reference, error) {
 	rest := strings.TrimSpace(repo)
 	if len(rest) < 6 || !strings.EqualFold(rest[:6], "oci://") {
-		return registry.Reference{}, fmt.Errorf("%q is not an oci:// reference", redact(repo))
+		return registry.Reference{}, fmt.Errorf("%q is not an oci:// reference", redact.URL(repo))
 	}
 	rest = strings.TrimRight(rest[6:], "/")
 	ref, err := registry.ParseReference(rest)
@@ -70,7 +71,7 @@ func (r *Resolver) ociClient(host string, a Auth, base http.RoundTripper) *auth.
 		clear(r.ociClients)
 	}
 	c := &auth.Client{
-		Client: &http.Client{Transport: retry.NewTransport(base), Timeout: r.opts.Timeout},
+		Client: &http.Client{Transport: retry.NewTransport(base), Timeout: r.opts.Timeout, CheckRedirect: checkRedirect},
 		Header: http.Header{"User-Agent": {"helmops"}},
 		Cache:  auth.NewCache(),
 		Credential: func(_ context.Context, hostport string) (auth.Credential, error) {
@@ -98,13 +99,29 @@ func ociError(err error, what, repoName string) error {
 		case http.StatusNotFound:
 			return &NotFoundError{Object: "repository", Name: repoName}
 		}
-		return fmt.Errorf("%s: %d %s: %v", what, resp.StatusCode, http.StatusText(resp.StatusCode), resp.Errors)
+		return fmt.Errorf("%s: %d %s: %s", what, resp.StatusCode, http.StatusText(resp.StatusCode), redact.String(fmt.Sprint(resp.Errors)))
 	}
 	if errors.Is(err, auth.ErrBasicCredentialNotFound) {
 		return fmt.Errorf("%s: 401 Unauthorized: the registry needs credentials (helmSecretName or --username): %w", what, ErrUnauthorized)
 	}
-	return fmt.Errorf("%s: %w", what, err)
+	if errors.Is(err, ErrHostBusy) || errors.Is(err, errTooManyTags) {
+		return err
+	}
+	// Registry clients repeat references with their credentials (user:pass@host) and dial
+	// errors name resolved addresses: neither leaves this function.
+	return &redactedError{msg: what + ": " + redact.Error(cleanNetError(err, "oci://"+repoName)), err: err}
 }
+
+// redactedError shows a redacted message and still unwraps to the original error.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+var errTooManyTags = errors.New("too many tags")
 
 // ociTag is the tag Helm pushes a version under: build metadata's + becomes _.
 func ociTag(version string) string { return strings.ReplaceAll(version, "+", "_") }
@@ -130,10 +147,15 @@ func (r *Resolver) resolveOCI(ctx context.Context, ref Ref, a Auth) (*Resolution
 	if err != nil {
 		return nil, err
 	}
+	host := registryHostPort(oref.Registry, a.PlainHTTP)
 	ctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
 	defer cancel()
 
 	if chartversion.IsStatic(version) {
+		release, err := r.acquireHost(ctx, host)
+		if err != nil {
+			return nil, err
+		}
 		tags := []string{ociTag(version)}
 		if v, ok := strings.CutPrefix(version, "v"); ok {
 			tags = append(tags, ociTag(v))
@@ -143,19 +165,28 @@ func (r *Resolver) resolveOCI(ctx context.Context, ref Ref, a Auth) (*Resolution
 		for _, tag := range tags {
 			desc, err := repo.Resolve(ctx, tag)
 			if err == nil {
+				release()
 				return &Resolution{Kind: KindOCI, Version: strings.ReplaceAll(tag, "_", "+"), Digest: desc.Digest.String(), URL: where + ":" + tag}, nil
 			}
 			if !errors.Is(err, errdef.ErrNotFound) {
+				release()
 				return nil, ociError(err, "resolving "+where+":"+tag, repoName)
 			}
 		}
+		release()
 		// Not there: list tags to say what is (or that the repository does not exist).
 	}
 
 	// Concurrent resolutions of one repository with the same credentials share one listing.
-	listed, err := r.share(ctx, "oci\x00"+repoName+"\x00"+a.Fingerprint(), nil, func(ctx context.Context) (any, string, error) {
+	listed, err := r.share(ctx, "oci\x00"+repoName+"\x00"+a.Fingerprint(), host, nil, func(ctx context.Context) (any, string, error) {
 		var candidates []chartversion.Candidate
+		pages := 0
 		err := repo.Tags(ctx, "", func(tags []string) error {
+			pages++
+			if pages > r.opts.MaxTagPages || len(candidates)+len(tags) > r.opts.MaxTags {
+				return fmt.Errorf("listing the tags of %s: the registry lists more than %d tags or %d pages, the limits of one listing: give an exact version in helm.version, or ask the operator to raise the tag limits: %w",
+					where, r.opts.MaxTags, r.opts.MaxTagPages, errTooManyTags)
+			}
 			for _, t := range tags {
 				candidates = append(candidates, chartversion.Candidate{Version: strings.ReplaceAll(t, "_", "+")})
 			}
@@ -175,6 +206,11 @@ func (r *Resolver) resolveOCI(ctx context.Context, ref Ref, a Auth) (*Resolution
 		return nil, choiceError(err, chart, where)
 	}
 	tag := ociTag(choice.Chosen.Version)
+	release, err := r.acquireHost(ctx, host)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	desc, err := repo.Resolve(ctx, tag)
 	if err != nil {
 		return nil, ociError(err, "resolving "+where+":"+tag, repoName)
@@ -194,6 +230,11 @@ func (r *Resolver) fetchOCI(ctx context.Context, ref Ref, a Auth, maxBytes int64
 	if err != nil {
 		return nil, nil, err
 	}
+	release, err := r.acquireHost(ctx, registryHostPort(oref.Registry, a.PlainHTTP))
+	if err != nil {
+		return nil, nil, err
+	}
+	defer release()
 	ctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
 	defer cancel()
 	tag := res.URL[strings.LastIndex(res.URL, ":")+1:]
@@ -237,4 +278,15 @@ func (r *Resolver) fetchOCI(ctx context.Context, ref Ref, a Auth, maxBytes int64
 		return nil, nil, fmt.Errorf("downloading the chart of %s: %w", res.URL, err)
 	}
 	return data, res, nil
+}
+
+// registryHostPort is the host:port a registry is reached at.
+func registryHostPort(registry string, plainHTTP bool) string {
+	if strings.Contains(registry, ":") && !strings.HasSuffix(registry, "]") {
+		return registry
+	}
+	if plainHTTP {
+		return registry + ":80"
+	}
+	return registry + ":443"
 }

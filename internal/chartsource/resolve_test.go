@@ -49,7 +49,7 @@ func checkVersionCase(g *WithT, res *Resolution, err error, want, errFmt, where 
 }
 
 func TestResolveHelmRepository(t *testing.T) {
-	r := NewResolver(Options{})
+	r := NewResolver(Options{Network: testNetwork})
 	for _, repoURL := range []string{plainRepo.URL, plainRepo.URL + "/"} {
 		for _, tc := range versionCases {
 			t.Run(repoURL+" "+tc.version, func(t *testing.T) {
@@ -102,7 +102,7 @@ func TestResolveHelmRepository(t *testing.T) {
 }
 
 func TestResolveOCI(t *testing.T) {
-	r := NewResolver(Options{})
+	r := NewResolver(Options{Network: testNetwork})
 	auth := Auth{PlainHTTP: true}
 	ref := plainReg.URL("alpine")
 	for _, repo := range []string{ref, ref + "/"} {
@@ -166,7 +166,7 @@ func TestResolveOCI(t *testing.T) {
 	}
 	t.Run("more tags than one page", func(t *testing.T) {
 		g := NewWithT(t)
-		small := NewResolver(Options{TagPageSize: 50})
+		small := NewResolver(Options{Network: testNetwork, TagPageSize: 50})
 		path := "/v2/charts/many/tags/list"
 		before := plainReg.Requests(path)
 		res, err := small.Resolve(context.Background(), Ref{Repo: plainReg.URL("many"), Version: "1.0.x"}, auth)
@@ -179,7 +179,7 @@ func TestResolveOCI(t *testing.T) {
 func TestResolveTarball(t *testing.T) {
 	g := NewWithT(t)
 	u := plainRepo.URL + "/charts/alpine-0.1.0.tgz"
-	res, err := NewResolver(Options{}).Resolve(context.Background(), Ref{Chart: u}, Auth{})
+	res, err := NewResolver(Options{Network: testNetwork}).Resolve(context.Background(), Ref{Chart: u}, Auth{})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(*res).To(Equal(Resolution{Kind: KindTarball, URL: u}))
 }

@@ -17,6 +17,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"oras.land/oras-go/v2/registry/remote/auth"
+
+	"github.com/helmops/helmops/internal/redact"
 )
 
 // Defaults of Options.
@@ -24,6 +26,13 @@ const (
 	DefaultCacheBytes    int64 = 256 << 20
 	DefaultMaxIndexBytes int64 = 100 << 20
 	DefaultTimeout             = 2 * time.Minute
+	// DefaultMaxFullParseBytes bounds indexes that the fast scanner cannot read (flow style,
+	// anchors, unusual layouts) and that need a full YAML decode, which holds many times the
+	// index in memory.
+	DefaultMaxFullParseBytes int64 = 8 << 20
+	DefaultMaxFetchesPerHost       = 2
+	DefaultMaxTags                 = 10000
+	DefaultMaxTagPages             = 100
 )
 
 // Options configure a Resolver.
@@ -45,6 +54,17 @@ type Options struct {
 	// MaxRetryWait bounds how long a 429 or 503 answer's Retry-After is honoured before giving
 	// up. Default 30 seconds.
 	MaxRetryWait time.Duration
+	// Network says which addresses may be connected to; the zero value denies link-local,
+	// metadata, loopback and private addresses (see NetworkPolicy).
+	Network NetworkPolicy
+	// MaxFullParseBytes refuses larger indexes that need the full YAML parse. Default 8 MiB.
+	MaxFullParseBytes int64
+	// MaxFetchesPerHost is how many callers may wait on one host at a time (callers sharing
+	// one request count one each); the next get an error wrapping ErrHostBusy at once, so that
+	// a slow host holds at most this many of a controller's workers. Default 2.
+	MaxFetchesPerHost int
+	// MaxTags and MaxTagPages bound an OCI tag listing. Defaults 10000 tags, 100 pages.
+	MaxTags, MaxTagPages int
 }
 
 // Resolver resolves chart versions and downloads chart archives. Use one per process: its index
@@ -62,6 +82,9 @@ type Resolver struct {
 
 	ociMu      sync.Mutex
 	ociClients map[string]*auth.Client
+
+	hostMu    sync.Mutex
+	hostSlots map[string]int
 
 	parses atomic.Int64
 }
@@ -83,13 +106,98 @@ func NewResolver(o Options) *Resolver {
 	if o.MaxRetryWait <= 0 {
 		o.MaxRetryWait = 30 * time.Second
 	}
+	if o.MaxFullParseBytes <= 0 {
+		o.MaxFullParseBytes = DefaultMaxFullParseBytes
+	}
+	if o.MaxFetchesPerHost <= 0 {
+		o.MaxFetchesPerHost = DefaultMaxFetchesPerHost
+	}
+	if o.MaxTags <= 0 {
+		o.MaxTags = DefaultMaxTags
+	}
+	if o.MaxTagPages <= 0 {
+		o.MaxTagPages = DefaultMaxTagPages
+	}
 	return &Resolver{
 		opts:       o,
 		cache:      newIndexCache(o.CacheBytes),
 		flights:    map[string]*flight{},
 		transports: map[string]*http.Transport{},
 		ociClients: map[string]*auth.Client{},
+		hostSlots:  map[string]int{},
 	}
+}
+
+// ErrHostBusy is wrapped by the error of a request refused because MaxFetchesPerHost callers
+// already wait on that host. It is not the host's fault: try again shortly.
+var ErrHostBusy = errors.New("host busy")
+
+// busyWait is how long a caller without one of its host's slots waits for one, or for the
+// answer of a request in flight that it can share, before giving up with ErrHostBusy. A fast
+// host answers well within it; a slow one holds no more than MaxFetchesPerHost callers longer.
+const busyWait = time.Second
+
+func (r *Resolver) busyError(host string) error {
+	return fmt.Errorf("%d requests to %s are already waiting for answers; trying again shortly: %w", r.opts.MaxFetchesPerHost, host, ErrHostBusy)
+}
+
+// tryHost takes one of host's slots if one is free.
+func (r *Resolver) tryHost(host string) (func(), bool) {
+	host = strings.ToLower(host)
+	r.hostMu.Lock()
+	defer r.hostMu.Unlock()
+	if r.hostSlots[host] >= r.opts.MaxFetchesPerHost {
+		return nil, false
+	}
+	r.hostSlots[host]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			r.hostMu.Lock()
+			defer r.hostMu.Unlock()
+			if r.hostSlots[host]--; r.hostSlots[host] <= 0 {
+				delete(r.hostSlots, host)
+			}
+		})
+	}, true
+}
+
+// acquireHost takes one of host's slots (host:port), waiting up to busyWait for one; the
+// returned function gives it back.
+func (r *Resolver) acquireHost(ctx context.Context, host string) (func(), error) {
+	if release, ok := r.tryHost(host); ok {
+		return release, nil
+	}
+	deadline := time.NewTimer(busyWait)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-deadline.C:
+			return nil, r.busyError(host)
+		case <-tick.C:
+			if release, ok := r.tryHost(host); ok {
+				return release, nil
+			}
+		}
+	}
+}
+
+// acquireURL is acquireHost for the host of a URL.
+func (r *Resolver) acquireURL(ctx context.Context, rawURL string) (func(), error) {
+	return r.acquireHost(ctx, urlHost(rawURL))
+}
+
+// urlHost is the lower-case host:port of a URL, what per-host limits count by.
+func urlHost(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "invalid"
+	}
+	return strings.ToLower(hostPort(u))
 }
 
 // IndexParses is how many times an index body was parsed for a chart since the Resolver was
@@ -106,6 +214,7 @@ func (r *Resolver) Resolve(ctx context.Context, ref Ref, auth Auth) (*Resolution
 		return nil, err
 	}
 	ref = Ref{Repo: strings.TrimSpace(ref.Repo), Chart: strings.TrimSpace(ref.Chart), Version: strings.TrimSpace(ref.Version)}
+	auth = auth.forRef(ref.location())
 	defer func() { resolveDuration.WithLabelValues(string(kind)).Observe(time.Since(start).Seconds()) }()
 	switch kind {
 	case KindTarball:
@@ -131,6 +240,7 @@ func (r *Resolver) FetchArchive(ctx context.Context, ref Ref, auth Auth, maxByte
 		return nil, nil, err
 	}
 	ref = Ref{Repo: strings.TrimSpace(ref.Repo), Chart: strings.TrimSpace(ref.Chart), Version: strings.TrimSpace(ref.Version)}
+	auth = auth.forRef(ref.location())
 	switch kind {
 	case KindTarball:
 		data, err := r.download(ctx, ref.Chart, ref.Chart, auth, maxBytes)
@@ -153,7 +263,7 @@ func (r *Resolver) FetchArchive(ctx context.Context, ref Ref, auth Auth, maxByte
 		if want, ok := strings.CutPrefix(res.Digest, "sha256:"); ok {
 			sum := sha256.Sum256(data)
 			if got := hex.EncodeToString(sum[:]); !strings.EqualFold(got, want) {
-				return nil, nil, fmt.Errorf("chart archive %s has digest sha256:%s but the index of %s says %s: the repository is inconsistent or the download was altered", redact(res.URL), got, redact(repoURL), res.Digest)
+				return nil, nil, fmt.Errorf("chart archive %s has digest sha256:%s but the index of %s says %s: the repository is inconsistent or the download was altered", redact.URL(res.URL), got, redact.URL(repoURL), res.Digest)
 			}
 		}
 		return data, res, nil
@@ -179,8 +289,9 @@ func (r *Resolver) httpClient(auth Auth) (*http.Client, error) {
 			}
 		}
 		t = &http.Transport{
-			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			Proxy: http.ProxyFromEnvironment,
+			DialContext: (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second,
+				Control: r.opts.Network.control}).DialContext,
 			TLSClientConfig:       cfg,
 			TLSHandshakeTimeout:   15 * time.Second,
 			ResponseHeaderTimeout: r.opts.Timeout,
@@ -190,7 +301,7 @@ func (r *Resolver) httpClient(auth Auth) (*http.Client, error) {
 		}
 		r.transports[key] = t
 	}
-	return &http.Client{Transport: t, Timeout: r.opts.Timeout}, nil
+	return &http.Client{Transport: t, Timeout: r.opts.Timeout, CheckRedirect: checkRedirect}, nil
 }
 
 // get sends a GET to rawURL, with the credentials of auth only when rawURL is on the same scheme
@@ -205,7 +316,7 @@ func (r *Resolver) get(ctx context.Context, rawURL, ownerURL string, auth Auth, 
 	for attempt := 0; ; attempt++ {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 		if err != nil {
-			return nil, fmt.Errorf("%q is not a valid URL", redact(rawURL))
+			return nil, fmt.Errorf("%q is not a valid URL", redact.URL(rawURL))
 		}
 		for k, v := range header {
 			req.Header[k] = v
@@ -223,7 +334,7 @@ func (r *Resolver) get(ctx context.Context, rawURL, ownerURL string, auth Auth, 
 		req.URL.User = nil // userinfo goes in the Authorization header, to its own host only
 		resp, err := client.Do(req)
 		if err != nil {
-			return nil, err
+			return nil, cleanNetError(err, rawURL)
 		}
 		if resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusServiceUnavailable || attempt >= 4 {
 			return resp, nil
@@ -286,26 +397,31 @@ func statusError(resp *http.Response, what string) error {
 
 // download GETs an archive of at most maxBytes.
 func (r *Resolver) download(ctx context.Context, rawURL, ownerURL string, auth Auth, maxBytes int64) ([]byte, error) {
+	release, err := r.acquireURL(ctx, rawURL)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	resp, err := r.get(ctx, rawURL, ownerURL, auth, nil)
 	if err != nil {
-		return nil, fmt.Errorf("downloading chart archive %s: %w", redact(rawURL), err)
+		return nil, fmt.Errorf("downloading chart archive %s: %w", redact.URL(rawURL), err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusNotFound {
-		return nil, &NotFoundError{Object: "archive", Where: redact(rawURL)}
+		return nil, &NotFoundError{Object: "archive", Where: redact.URL(rawURL)}
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, statusError(resp, "downloading chart archive "+redact(rawURL))
+		return nil, statusError(resp, "downloading chart archive "+redact.URL(rawURL))
 	}
 	if resp.ContentLength > maxBytes {
-		return nil, fmt.Errorf("chart archive %s is %d bytes, more than the limit of %d bytes", redact(rawURL), resp.ContentLength, maxBytes)
+		return nil, fmt.Errorf("chart archive %s is %d bytes, more than the limit of %d bytes", redact.URL(rawURL), resp.ContentLength, maxBytes)
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("downloading chart archive %s: %w", redact(rawURL), err)
+		return nil, fmt.Errorf("downloading chart archive %s: %w", redact.URL(rawURL), err)
 	}
 	if int64(len(data)) > maxBytes {
-		return nil, fmt.Errorf("chart archive %s is more than the limit of %d bytes", redact(rawURL), maxBytes)
+		return nil, fmt.Errorf("chart archive %s is more than the limit of %d bytes", redact.URL(rawURL), maxBytes)
 	}
 	return data, nil
 }
@@ -330,9 +446,22 @@ func (r *Resolver) waiting(key string) int {
 
 // share runs fn once for all concurrent callers with the same key; fn returns its value and the
 // result label it is counted under (counted is nil for requests that are not index requests).
-// The request runs on a context that ends at the first caller's deadline but is not cancelled
-// with it, so that one caller giving up does not fail the others.
-func (r *Resolver) share(ctx context.Context, key string, counted *prometheus.CounterVec, fn func(context.Context) (any, string, error)) (any, error) {
+// Callers hold one of host's slots while they wait: a caller that finds none free waits at most
+// busyWait for a request in flight to answer (or for a slot to start one), then gets
+// ErrHostBusy. The request runs on a context that ends at the first caller's deadline (or
+// Options.Timeout) but is not cancelled with it, so that one caller giving up does not fail the
+// others.
+func (r *Resolver) share(ctx context.Context, key, host string, counted *prometheus.CounterVec, fn func(context.Context) (any, string, error)) (any, error) {
+	release, haveSlot := r.tryHost(host)
+	if haveSlot {
+		defer release()
+	}
+	var giveUp <-chan time.Time
+	if !haveSlot {
+		t := time.NewTimer(busyWait)
+		defer t.Stop()
+		giveUp = t.C
+	}
 	r.flightMu.Lock()
 	if f, ok := r.flights[key]; ok {
 		f.waiters++
@@ -341,17 +470,48 @@ func (r *Resolver) share(ctx context.Context, key string, counted *prometheus.Co
 		case <-f.done:
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		case <-giveUp:
+			return nil, r.busyError(host)
 		}
 		if counted != nil {
 			counted.WithLabelValues("shared").Inc()
 		}
 		return f.value, f.err
 	}
+	r.flightMu.Unlock()
+	if !haveSlot {
+		var err error
+		if release, err = r.acquireHost(ctx, host); err != nil {
+			return nil, err
+		}
+		defer release()
+		// A request may have started while this caller waited: share it.
+		r.flightMu.Lock()
+		if f, ok := r.flights[key]; ok {
+			f.waiters++
+			r.flightMu.Unlock()
+			select {
+			case <-f.done:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			if counted != nil {
+				counted.WithLabelValues("shared").Inc()
+			}
+			return f.value, f.err
+		}
+		r.flightMu.Unlock()
+	}
+	r.flightMu.Lock()
 	f := &flight{done: make(chan struct{}), waiters: 1}
 	r.flights[key] = f
 	r.flightMu.Unlock()
 
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opts.Timeout)
+	timeout := r.opts.Timeout
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < timeout {
+		timeout = time.Until(d)
+	}
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
 	var result string
 	func() {

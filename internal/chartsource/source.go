@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/helmops/helmops/internal/chartversion"
+	"github.com/helmops/helmops/internal/redact"
 )
 
 // Kind is where a chart comes from.
@@ -29,6 +30,14 @@ const (
 // Ref names a chart as the helm block of a HelmOp does.
 type Ref struct {
 	Repo, Chart, Version string
+}
+
+// location is the URL credentials are bound against: the repository, or the chart archive URL.
+func (r Ref) location() string {
+	if r.Repo == "" {
+		return r.Chart
+	}
+	return r.Repo
 }
 
 // FieldError is a helm block whose fields cannot be used together or are malformed. It is a
@@ -121,25 +130,15 @@ func Classify(ref Ref) (Kind, error) {
 func checkHTTPURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil {
-		return fmt.Errorf("%q is not a URL", redact(s))
+		return fmt.Errorf("%q is not a URL", redact.URL(s))
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("%q has scheme %q", redact(s), u.Scheme)
+		return fmt.Errorf("%q has scheme %q", redact.URL(s), u.Scheme)
 	}
 	if u.Host == "" {
-		return fmt.Errorf("%q has no host", redact(s))
+		return fmt.Errorf("%q has no host", redact.URL(s))
 	}
 	return nil
-}
-
-// redact removes a password from a URL before it is shown.
-func redact(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	u.User = nil
-	return u.String()
 }
 
 // Resolution is one exact chart version.

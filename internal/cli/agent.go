@@ -35,6 +35,7 @@ type agentFlags struct {
 	metricsAddr                    string
 	waitStrategy                   string
 	maxArchiveBytes                int64
+	network                        networkFlags
 	verbose                        bool
 }
 
@@ -85,6 +86,7 @@ waits until the management cluster gave the Cluster a namespace (status.namespac
 	fl.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", `address of the Prometheus metrics endpoint; "0" turns it off`)
 	fl.StringVar(&f.waitStrategy, "helm-wait-strategy", string(kube.StatusWatcherStrategy), "how Helm waits when a BundleDeployment sets timeoutSeconds, waitForJobs or atomic: watcher, legacy or hookOnly")
 	fl.Int64Var(&f.maxArchiveBytes, "max-chart-bytes", 20<<20, "largest chart archive accepted, in bytes (decompressed: 5 times this)")
+	f.network.register(fl)
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log Helm's debug output too")
 	return cmd
 }
@@ -169,12 +171,16 @@ func (f *agentFlags) common(downstream *rest.Config) (agent.Options, error) {
 	default:
 		return agent.Options{}, fmt.Errorf("--helm-wait-strategy %q is not supported: use watcher, legacy or hookOnly", f.waitStrategy)
 	}
+	network, err := f.network.policy()
+	if err != nil {
+		return agent.Options{}, err
+	}
 	o := agent.Options{
 		Downstream:        downstream,
 		HeartbeatInterval: f.heartbeat, DriftInterval: f.drift,
 		ChartCacheDir: f.chartCacheDir, MetricsBindAddress: f.metricsAddr,
 		WaitStrategy: ws,
-		Fetcher:      agent.ResolverFetcher{Resolver: chartsource.NewResolver(chartsource.Options{})},
+		Fetcher:      agent.ResolverFetcher{Resolver: chartsource.NewResolver(chartsource.Options{Network: network})},
 	}
 	o.Limits.MaxArchiveBytes = f.maxArchiveBytes
 	o.Limits.MaxDecompressedBytes = 5 * f.maxArchiveBytes

@@ -43,6 +43,9 @@ type controllerFlags struct {
 	minRevalidate  time.Duration
 	indexCacheSize int64
 	maxIndexSize   int64
+	maxFullParse   int64
+	perHost        int
+	network        networkFlags
 	verbose        bool
 	apiServerURL   string
 	apiServerCA    string
@@ -75,6 +78,9 @@ func newControllerCommand() *cobra.Command {
 	fl.Int64Var(&f.maxIndexSize, "max-index-bytes", 100<<20, "largest repository index downloaded")
 	fl.StringVar(&f.apiServerURL, "api-server-url", "", "URL of the management cluster's API server as agents reach it, written into the kubeconfigs of registration tokens and registered agents; default the URL this controller uses")
 	fl.StringVar(&f.apiServerCA, "api-server-ca-file", "", "PEM file of the CA agents verify --api-server-url with; default the CA this controller uses")
+	fl.Int64Var(&f.maxFullParse, "max-full-parse-bytes", chartsource.DefaultMaxFullParseBytes, "largest repository index accepted in a layout only a full YAML parse reads (flow style, anchors); such a parse takes many times the index in memory")
+	fl.IntVar(&f.perHost, "max-fetches-per-host", chartsource.DefaultMaxFetchesPerHost, "HelmOp reconciles that may wait on one repository host at a time; the others try again shortly, so a slow host cannot hold every worker")
+	f.network.register(fl)
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "debug logs")
 	return cmd
 }
@@ -129,8 +135,13 @@ func runController(ctx context.Context, f *controllerFlags) error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return err
 	}
+	network, err := f.network.policy()
+	if err != nil {
+		return err
+	}
 	resolver := chartsource.NewResolver(chartsource.Options{
 		CacheBytes: f.indexCacheSize, MaxIndexBytes: f.maxIndexSize, MinRevalidate: f.minRevalidate,
+		MaxFullParseBytes: f.maxFullParse, MaxFetchesPerHost: f.perHost, Network: network,
 	})
 	if err := (&helmop.Reconciler{Client: mgr.GetClient(), Resolver: resolver, ShardID: f.shardID, Workers: f.workers}).SetupWithManager(mgr); err != nil {
 		return err

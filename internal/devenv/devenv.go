@@ -264,7 +264,9 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 
 	done = e.step("Starting the controller and %d agents", len(opts.Downstreams)+1)
 	// The control planes run no kubelet, so Pods never start: Helm waits only for hooks.
-	opts.AgentArgs = append([]string{"--helm-wait-strategy", "hookOnly"}, opts.AgentArgs...)
+	// Every repository of the environment listens on loopback, which chart fetches refuse by default.
+	opts.AgentArgs = append([]string{"--helm-wait-strategy", "hookOnly", "--allow-loopback"}, opts.AgentArgs...)
+	opts.ControllerArgs = append([]string{"--allow-loopback"}, opts.ControllerArgs...)
 	mgmt := e.State.Kubeconfigs["management"]
 	if err := e.startProcess("controller", append([]string{"controller", "--kubeconfig", mgmt,
 		"--metrics-bind-address", "0", "--health-probe-bind-address", "0"}, opts.ControllerArgs...)); err != nil {

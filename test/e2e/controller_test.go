@@ -49,7 +49,8 @@ func TestControllerProcess(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	cmd := exec.Command(helmopsBinary, "controller", "--kubeconfig", env.State.Kubeconfigs["management"],
 		"--metrics-bind-address", metrics, "--health-probe-bind-address", probes,
-		"--leader-elect", "--leader-election-namespace", "default", "--shard-id", "probe", "--bootstrap=false")
+		"--leader-elect", "--leader-election-namespace", "default", "--shard-id", "probe", "--bootstrap=false",
+		"--allow-loopback") // the environment's repositories listen on loopback
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	g.Expect(cmd.Start()).To(Succeed())
 	t.Cleanup(func() { _ = cmd.Process.Kill() })

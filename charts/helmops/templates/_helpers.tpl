@@ -29,3 +29,11 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end -}}
+
+{{- define "helmops.networkArgs" -}}
+- --allow-private-networks={{ .Values.network.allowPrivateNetworks }}
+- --allow-loopback={{ .Values.network.allowLoopback }}
+{{- with .Values.network.denyAddressRanges }}
+- --deny-address-ranges={{ join "," . }}
+{{- end }}
+{{- end -}}

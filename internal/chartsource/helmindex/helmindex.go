@@ -72,6 +72,30 @@ func ParseBytes(data []byte, chart string) (Entries, error) {
 	return parseFull(data, chart)
 }
 
+// FullParseTooLargeError is an index the fast scanner cannot read (flow style, anchors and
+// other constructs it leaves to a full decode) and that is larger than the full decode is
+// allowed to take: a full YAML decode holds many times the document in memory.
+type FullParseTooLargeError struct {
+	Size, Max int64
+}
+
+func (e *FullParseTooLargeError) Error() string {
+	return fmt.Sprintf("the index is %d bytes of YAML that only a full parse reads (flow style, anchors or another layout Helm does not write), and the full parse is limited to %d bytes (%d MiB): serve the index as Helm writes it (block style, or JSON) or raise the full-parse limit", e.Size, e.Max, e.Max>>20)
+}
+
+// ParseBytesMax is ParseBytes that refuses with *FullParseTooLargeError an index larger than
+// maxFull bytes that needs the full YAML decode (maxFull <= 0: no limit). JSON documents are
+// decoded without that limit: their decode holds about one copy of the document.
+func ParseBytesMax(data []byte, chart string, maxFull int64) (Entries, error) {
+	if out, ok := scan(data, chart); ok {
+		return out, nil
+	}
+	if maxFull > 0 && int64(len(data)) > maxFull && !json.Valid(data) {
+		return Entries{}, &FullParseTooLargeError{Size: int64(len(data)), Max: maxFull}
+	}
+	return parseFull(data, chart)
+}
+
 // fullEntry holds the fields of a chart version that decide whether Helm keeps it and what a
 // version choice needs.
 type fullEntry struct {

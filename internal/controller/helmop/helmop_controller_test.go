@@ -368,7 +368,7 @@ func TestRestartKeepsThePollSchedule(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	repo := chartRepo(t, testenv.RepoOptions{})
-	stop, err := startManager(ctx, "restart", chartsource.NewResolver(chartsource.Options{}))
+	stop, err := startManager(ctx, "restart", chartsource.NewResolver(chartsource.Options{Network: testNetwork}))
 	g.Expect(err).NotTo(HaveOccurred())
 	ns := newNamespace(t)
 	op := newHelmOp(ns, "sched", repo.URL, "alpine", withVersion("0.x"), withPolling(8*time.Second), withShard("restart"))
@@ -381,7 +381,7 @@ func TestRestartKeepsThePollSchedule(t *testing.T) {
 	stop()
 
 	before := repo.Requests("/index.yaml")
-	stop, err = startManager(ctx, "restart", chartsource.NewResolver(chartsource.Options{}))
+	stop, err = startManager(ctx, "restart", chartsource.NewResolver(chartsource.Options{Network: testNetwork}))
 	g.Expect(err).NotTo(HaveOccurred())
 	defer stop()
 	// Mid-interval: the new manager does not poll at once ...
@@ -403,7 +403,7 @@ func TestShardsHandleOnlyTheirHelmOps(t *testing.T) {
 	ctx := context.Background()
 	repo := chartRepo(t, testenv.RepoOptions{})
 	for _, id := range []string{"a", "b"} {
-		stop, err := startManager(ctx, id, chartsource.NewResolver(chartsource.Options{}))
+		stop, err := startManager(ctx, id, chartsource.NewResolver(chartsource.Options{Network: testNetwork}))
 		g.Expect(err).NotTo(HaveOccurred())
 		defer stop()
 	}

@@ -74,7 +74,7 @@ func TestForbiddenSecretReadIsRetried(t *testing.T) {
 	reader, err := client.New(cfg, client.Options{Scheme: k8s.Scheme()})
 	g.Expect(err).NotTo(HaveOccurred())
 	stop, err := startManagerWith(ctx, "forbidden", func(r *Reconciler) {
-		r.Resolver = chartsource.NewResolver(chartsource.Options{})
+		r.Resolver = chartsource.NewResolver(chartsource.Options{Network: testNetwork})
 		r.APIReader = reader
 	})
 	g.Expect(err).NotTo(HaveOccurred())

@@ -27,6 +27,10 @@ var (
 	k8s client.Client
 )
 
+// testNetwork lets resolvers reach the test servers, which listen on loopback: an opt-in, as
+// for helmops dev (--allow-loopback).
+var testNetwork = chartsource.NetworkPolicy{AllowLoopback: true}
+
 func TestMain(m *testing.M) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var err error
@@ -36,7 +40,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	k8s = cp.Client
-	stop, err := startManager(ctx, "", chartsource.NewResolver(chartsource.Options{MinRevalidate: time.Second}))
+	stop, err := startManager(ctx, "", chartsource.NewResolver(chartsource.Options{Network: testNetwork, MinRevalidate: time.Second}))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
