@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"sync"
 	"time"
 
@@ -42,6 +41,7 @@ import (
 	"github.com/helmops/helmops/internal/agent/releasestate"
 	"github.com/helmops/helmops/internal/deploystate"
 	"github.com/helmops/helmops/internal/lifecycle"
+	"github.com/helmops/helmops/internal/redact"
 )
 
 // DriftCorrections counts drift corrections by result ("success" or "failure").
@@ -627,7 +627,7 @@ func (r *Reconciler) chart(ctx context.Context, bd *v1alpha1.BundleDeployment) (
 		data, ok = r.Cache.Get(key)
 	}
 	if !ok {
-		ctrl.LoggerFrom(ctx).Info("Downloading chart", "repo", redactURL(h.Repo), "chart", redactURL(h.Chart), "version", h.Version)
+		ctrl.LoggerFrom(ctx).Info("Downloading chart", "repo", redact.URL(h.Repo), "chart", redact.URL(h.Chart), "version", h.Version)
 		var err error
 		data, err = r.Fetcher.Fetch(ctx, req, limits.MaxArchiveBytes)
 		if err != nil {
@@ -649,19 +649,9 @@ func (r *Reconciler) chart(ctx context.Context, bd *v1alpha1.BundleDeployment) (
 func chartName(h v1alpha1.HelmOptions) string {
 	switch {
 	case h.Repo != "" && h.Chart != "":
-		return fmt.Sprintf("%q version %q from %s", h.Chart, h.Version, redactURL(h.Repo))
+		return fmt.Sprintf("%q version %q from %s", h.Chart, h.Version, redact.URL(h.Repo))
 	case h.Repo != "":
-		return fmt.Sprintf("%s version %q", redactURL(h.Repo), h.Version)
+		return fmt.Sprintf("%s version %q", redact.URL(h.Repo), h.Version)
 	}
-	return redactURL(h.Chart)
-}
-
-// redactURL drops a password written into a URL before it is logged or shown.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	u.User = nil
-	return u.String()
+	return redact.URL(h.Chart)
 }

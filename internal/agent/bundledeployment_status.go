@@ -33,15 +33,7 @@ type facts struct {
 }
 
 func setCondition(bd *v1alpha1.BundleDeployment, t string, ok bool, reason, msg string) {
-	lifecycle.SetCondition(&bd.Status.Conditions, bd.Generation, t, lifecycle.Bool(ok), reason, truncate(msg), time.Time{})
-}
-
-func truncate(s string) string {
-	const max = 2048
-	if len(s) > max {
-		return s[:max-3] + "..."
-	}
-	return s
+	lifecycle.SetCondition(&bd.Status.Conditions, bd.Generation, t, lifecycle.Bool(ok), reason, msg, time.Time{})
 }
 
 // setInstalledCondition: True when the chart was downloaded and Helm accepted it.

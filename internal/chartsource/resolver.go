@@ -214,7 +214,7 @@ func (r *Resolver) Resolve(ctx context.Context, ref Ref, auth Auth) (*Resolution
 		return nil, err
 	}
 	ref = Ref{Repo: strings.TrimSpace(ref.Repo), Chart: strings.TrimSpace(ref.Chart), Version: strings.TrimSpace(ref.Version)}
-	auth = auth.forRef(ref.location())
+	auth = auth.forRef(ref.Location())
 	defer func() { resolveDuration.WithLabelValues(string(kind)).Observe(time.Since(start).Seconds()) }()
 	switch kind {
 	case KindTarball:
@@ -240,7 +240,7 @@ func (r *Resolver) FetchArchive(ctx context.Context, ref Ref, auth Auth, maxByte
 		return nil, nil, err
 	}
 	ref = Ref{Repo: strings.TrimSpace(ref.Repo), Chart: strings.TrimSpace(ref.Chart), Version: strings.TrimSpace(ref.Version)}
-	auth = auth.forRef(ref.location())
+	auth = auth.forRef(ref.Location())
 	switch kind {
 	case KindTarball:
 		data, err := r.download(ctx, ref.Chart, ref.Chart, auth, maxBytes)

@@ -32,8 +32,9 @@ type Ref struct {
 	Repo, Chart, Version string
 }
 
-// location is the URL credentials are bound against: the repository, or the chart archive URL.
-func (r Ref) location() string {
+// Location is the URL credentials are bound against (Auth.BoundTo): the repository, or the chart
+// archive URL.
+func (r Ref) Location() string {
 	if r.Repo == "" {
 		return r.Chart
 	}

@@ -45,6 +45,7 @@ type controllerFlags struct {
 	maxIndexSize   int64
 	maxFullParse   int64
 	perHost        int
+	reconcileTO    time.Duration
 	network        networkFlags
 	verbose        bool
 	apiServerURL   string
@@ -80,6 +81,7 @@ func newControllerCommand() *cobra.Command {
 	fl.StringVar(&f.apiServerCA, "api-server-ca-file", "", "PEM file of the CA agents verify --api-server-url with; default the CA this controller uses")
 	fl.Int64Var(&f.maxFullParse, "max-full-parse-bytes", chartsource.DefaultMaxFullParseBytes, "largest repository index accepted in a layout only a full YAML parse reads (flow style, anchors); such a parse takes many times the index in memory")
 	fl.IntVar(&f.perHost, "max-fetches-per-host", chartsource.DefaultMaxFetchesPerHost, "HelmOp reconciles that may wait on one repository host at a time; the others try again shortly, so a slow host cannot hold every worker")
+	fl.DurationVar(&f.reconcileTO, "reconcile-timeout", helmop.DefaultReconcileTimeout, "deadline of one HelmOp reconcile, repository requests included")
 	f.network.register(fl)
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "debug logs")
 	return cmd
@@ -143,7 +145,7 @@ func runController(ctx context.Context, f *controllerFlags) error {
 		CacheBytes: f.indexCacheSize, MaxIndexBytes: f.maxIndexSize, MinRevalidate: f.minRevalidate,
 		MaxFullParseBytes: f.maxFullParse, MaxFetchesPerHost: f.perHost, Network: network,
 	})
-	if err := (&helmop.Reconciler{Client: mgr.GetClient(), Resolver: resolver, ShardID: f.shardID, Workers: f.workers}).SetupWithManager(mgr); err != nil {
+	if err := (&helmop.Reconciler{Client: mgr.GetClient(), Resolver: resolver, ShardID: f.shardID, Workers: f.workers, ReconcileTimeout: f.reconcileTO}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	if err := (&bundle.Reconciler{Client: mgr.GetClient(), ShardID: f.shardID}).SetupWithManager(mgr); err != nil {

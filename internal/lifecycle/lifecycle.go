@@ -25,6 +25,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/helmops/helmops/internal/redact"
 )
 
 // Step is one named part of a reconcile. It records what it found in the scope S.
@@ -151,10 +153,12 @@ func statusChanged(patch client.Patch, obj client.Object) (bool, error) {
 }
 
 // SetCondition sets a condition of an object of generation gen. Its lastTransitionTime is now
-// (the real time when now is zero) when the status changes, and kept otherwise.
+// (the real time when now is zero) when the status changes, and kept otherwise. The message is
+// redacted and truncated to what the API accepts (redact.Message): every condition helmops
+// writes goes through here.
 func SetCondition(conds *[]metav1.Condition, gen int64, t string, status metav1.ConditionStatus, reason, msg string, now time.Time) {
 	meta.SetStatusCondition(conds, metav1.Condition{
-		Type: t, Status: status, Reason: reason, Message: msg, ObservedGeneration: gen,
+		Type: t, Status: status, Reason: reason, Message: redact.Message(msg), ObservedGeneration: gen,
 		LastTransitionTime: metav1.NewTime(now),
 	})
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/helmops/helmops/api/v1alpha1"
 	"github.com/helmops/helmops/internal/deploystate"
 	"github.com/helmops/helmops/internal/lifecycle"
+	"github.com/helmops/helmops/internal/redact"
 )
 
 // maxNonReady is how many non-ready deployments a summary lists.
@@ -27,12 +28,8 @@ func orDefault(s, d string) string {
 	return s
 }
 
-func truncate(s string) string {
-	if len(s) > maxMessage {
-		return s[:maxMessage-3] + "..."
-	}
-	return s
-}
+// truncate redacts a message copied into a summary and bounds it to maxMessage.
+func truncate(s string) string { return redact.Truncate(redact.String(s), maxMessage) }
 
 // Entry is one deployment to count: a name for it (the cluster in a Bundle's summary, the
 // Bundle in a Cluster's) and its BundleDeployment, nil while the deployment cannot be written yet
@@ -228,7 +225,7 @@ func setReadyCondition(b *v1alpha1.Bundle, f *facts) {
 			fmt.Sprintf("no cluster in namespace %s matches the targets", b.Namespace), f.now)
 	case f.rollout != nil && f.rollout.plan.Halted:
 		setCondition(b, v1alpha1.ReadyCondition, false, v1alpha1.ReasonRolloutHalted,
-			truncateLong(f.rollout.haltMessage()+"; "+NotReadyMessage(s)), f.now)
+			f.rollout.haltMessage()+"; "+NotReadyMessage(s), f.now)
 	case s.Ready < s.DesiredReady:
 		reason, msg := v1alpha1.ReasonClustersNotReady, NotReadyMessage(s)
 		if p := f.rollout.progress(); p != "" && f.held() {
@@ -237,20 +234,11 @@ func setReadyCondition(b *v1alpha1.Bundle, f *facts) {
 		if f.paused {
 			reason = v1alpha1.ReasonPaused
 		}
-		setCondition(b, v1alpha1.ReadyCondition, false, reason, truncateLong(msg), f.now)
+		setCondition(b, v1alpha1.ReadyCondition, false, reason, msg, f.now)
 	default:
 		setCondition(b, v1alpha1.ReadyCondition, true, v1alpha1.ReasonSucceeded,
 			fmt.Sprintf("%d/%d clusters ready", s.Ready, s.DesiredReady), f.now)
 	}
-}
-
-// truncateLong keeps condition messages well under the API's 32 KiB limit.
-func truncateLong(s string) string {
-	const max = 8192
-	if len(s) > max {
-		return s[:max-3] + "..."
-	}
-	return s
 }
 
 // setStatus computes the whole status from the facts and the error the reconcile ended with. A

@@ -34,6 +34,7 @@ import (
 	"github.com/helmops/helmops/internal/controller/shard"
 	"github.com/helmops/helmops/internal/fleetcompat"
 	"github.com/helmops/helmops/internal/lifecycle"
+	"github.com/helmops/helmops/internal/redact"
 )
 
 // Resolver resolves a chart reference to an exact version (chartsource.Resolver in production).
@@ -45,6 +46,11 @@ const (
 	secretNameIndex = "spec.helmSecretName"
 	// noMatchRetry is how often a constraint that matches nothing is tried again without polling.
 	noMatchRetry = time.Minute
+	// hostBusyRetry is how soon a resolution refused because its host already has as many
+	// waiting reconciles as allowed is tried again.
+	hostBusyRetry = 3 * time.Second
+	// DefaultReconcileTimeout bounds one reconcile's steps.
+	DefaultReconcileTimeout = time.Minute
 )
 
 // Reconciler reconciles HelmOps.
@@ -60,6 +66,9 @@ type Reconciler struct {
 	ShardID string
 	// Workers is the number of concurrent reconciles; default 10.
 	Workers int
+	// ReconcileTimeout bounds the steps of one reconcile (the repository requests above all);
+	// default DefaultReconcileTimeout.
+	ReconcileTimeout time.Duration
 }
 
 // SetupWithManager registers the reconciler, the Secret index and the watches.
@@ -75,6 +84,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	if r.Workers == 0 {
 		r.Workers = 10
+	}
+	if r.ReconcileTimeout <= 0 {
+		r.ReconcileTimeout = DefaultReconcileTimeout
 	}
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.HelmOp{}, secretNameIndex, func(o client.Object) []string {
 		if n := o.(*v1alpha1.HelmOp).Spec.HelmSecretName; n != "" {
@@ -177,7 +189,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 			recordMetrics(op)
 		})
 	}()
-	return lifecycle.Run(ctx, s,
+	// The steps have a deadline; the status patch above does not share it.
+	stepsCtx, cancel := context.WithTimeout(ctx, r.ReconcileTimeout)
+	defer cancel()
+	return lifecycle.Run(stepsCtx, s,
 		lifecycle.Step[*scope]{Name: "validate", Run: r.validate},
 		lifecycle.Step[*scope]{Name: "credentials", Run: r.credentials},
 		lifecycle.Step[*scope]{Name: "bundle", Run: r.readBundle},
@@ -221,7 +236,7 @@ func (r *Reconciler) validate(_ context.Context, s *scope) (ctrl.Result, error) 
 	}
 	if err != nil {
 		s.specErr = specError(err)
-		r.Recorder.Event(op, corev1.EventTypeWarning, "InvalidSpec", s.specErr.Error())
+		r.Recorder.Event(op, corev1.EventTypeWarning, "InvalidSpec", redact.Error(s.specErr))
 		return ctrl.Result{}, reconcile.TerminalError(s.specErr)
 	}
 	s.kind = kind
@@ -252,6 +267,10 @@ func (r *Reconciler) credentials(ctx context.Context, s *scope) (ctrl.Result, er
 		return lifecycle.Halt(ctrl.Result{})
 	}
 	auth.InsecureSkipTLSVerify = auth.InsecureSkipTLSVerify || op.Spec.InsecureSkipTLSVerify
+	// The credentials are for the HelmOp's own repository: a per-target helm.repo on another
+	// host gets none.
+	helm := op.Spec.HelmOrEmpty()
+	auth = auth.BoundTo(chartsource.Ref{Repo: helm.Repo, Chart: helm.Chart}.Location())
 	s.auth, s.secretRV = auth, secret.ResourceVersion
 	return ctrl.Result{}, nil
 }
@@ -290,6 +309,7 @@ func (r *Reconciler) resolve(ctx context.Context, s *scope) (ctrl.Result, error)
 	if !unknown && !requested && !due && s.last.Credentials == credentials {
 		return ctrl.Result{}, nil
 	}
+	lastPoll, lastHandled := op.Status.LastPollingTime, op.Status.LastHandledReconcileAt
 	if s.polling || requested {
 		s.pollAttempted = true
 		op.Status.LastPollingTime = &metav1.Time{Time: s.now}
@@ -300,6 +320,17 @@ func (r *Reconciler) resolve(ctx context.Context, s *scope) (ctrl.Result, error)
 	}
 	ctrl.LoggerFrom(ctx).V(1).Info("Resolving chart version", "constraint", op.Spec.HelmOrEmpty().Version, "poll", s.pollAttempted)
 	next, res, err := r.resolveRefs(ctx, refs, s.auth)
+	if errors.Is(err, chartsource.ErrHostBusy) {
+		// Not an answer: the poll or request did not happen, and is tried again shortly
+		// without holding a worker.
+		ctrl.LoggerFrom(ctx).V(1).Info("Waiting for the repository host", "reason", redact.Error(err))
+		op.Status.LastPollingTime, op.Status.LastHandledReconcileAt = lastPoll, lastHandled
+		s.pollAttempted = false
+		if unknown {
+			return lifecycle.Halt(ctrl.Result{RequeueAfter: hostBusyRetry})
+		}
+		return ctrl.Result{RequeueAfter: hostBusyRetry}, nil
+	}
 	if err != nil {
 		return r.resolveFailed(s, unknown, err)
 	}
@@ -320,7 +351,7 @@ func (r *Reconciler) resolveFailed(s *scope, unknown bool, err error) (ctrl.Resu
 		s.specErr = specError(err)
 		return ctrl.Result{}, reconcile.TerminalError(s.specErr)
 	}
-	r.Recorder.Eventf(s.op, corev1.EventTypeWarning, "FailedToResolveVersion", "%v", err)
+	r.Recorder.Eventf(s.op, corev1.EventTypeWarning, "FailedToResolveVersion", "%s", redact.Error(err))
 	if s.pollAttempted {
 		s.pollErr = err
 		pollsTotal.WithLabelValues("failure").Inc()
