@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"helm.sh/helm/v4/pkg/kube"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -26,6 +26,7 @@ import (
 	"github.com/helmops/helmops/api/v1alpha1"
 	"github.com/helmops/helmops/internal/agent/chartarchive"
 	"github.com/helmops/helmops/internal/agent/helmaction"
+	"github.com/helmops/helmops/internal/clusterns"
 	"github.com/helmops/helmops/internal/scheme"
 	"github.com/helmops/helmops/internal/version"
 )
@@ -142,7 +143,7 @@ func Run(ctx context.Context, o Options) error {
 	if err := r.SetupWithManager(mgr); err != nil {
 		return err
 	}
-	hb := &Heartbeat{Client: direct, Cluster: types.NamespacedName{Namespace: o.Workspace, Name: o.ClusterName}, Interval: o.HeartbeatInterval, Clock: o.Clock}
+	hb := &Heartbeat{Client: direct, Namespace: ns, Holder: o.ClusterName, Interval: o.HeartbeatInterval, Clock: o.Clock}
 	if err := mgr.Add(hb); err != nil {
 		return err
 	}
@@ -199,11 +200,15 @@ func ClusterNamespace(ctx context.Context, c client.Client, o Options) (string, 
 	}
 }
 
-// Heartbeat writes status.agent.lastSeen and status.agent.version of the agent's Cluster at
-// every interval, through a merge patch of the status subresource that touches nothing else.
+// Heartbeat renews the agent's Lease (clusterns.AgentLease) in its cluster namespace at every
+// interval: renewTime, and the agent's version in an annotation. The cluster controller reads it
+// for the Cluster's Ready condition and status.agent; the agent writes nothing on its Cluster.
 type Heartbeat struct {
-	Client   client.Client
-	Cluster  types.NamespacedName
+	Client client.Client
+	// Namespace is the cluster namespace.
+	Namespace string
+	// Holder is written as the Lease's holderIdentity (the Cluster's name).
+	Holder   string
 	Interval time.Duration
 	Clock    clock.WithTicker
 }
@@ -228,17 +233,26 @@ func (h *Heartbeat) Start(ctx context.Context) error {
 	}
 }
 
-// Beat writes one heartbeat.
+// Beat renews the Lease once.
 func (h *Heartbeat) Beat(ctx context.Context) error {
-	body, err := json.Marshal(map[string]any{"status": map[string]any{"agent": v1alpha1.AgentStatus{
-		LastSeen: &metav1.Time{Time: h.Clock.Now().UTC()}, Version: version.Get().Version,
-	}}})
-	if err != nil {
-		return err
+	lease := &coordinationv1.Lease{}
+	key := types.NamespacedName{Namespace: h.Namespace, Name: clusterns.AgentLease}
+	if err := h.Client.Get(ctx, key, lease); err != nil {
+		if apierrors.IsNotFound(err) {
+			return fmt.Errorf("the heartbeat Lease %s does not exist yet; the management cluster's controller creates it with the cluster namespace", key)
+		}
+		return fmt.Errorf("reading the heartbeat Lease %s: %w", key, err)
 	}
-	cl := &v1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Namespace: h.Cluster.Namespace, Name: h.Cluster.Name}}
-	if err := h.Client.Status().Patch(ctx, cl, client.RawPatch(types.MergePatchType, body)); err != nil {
-		return fmt.Errorf("patching status.agent of Cluster %s: %w", h.Cluster, err)
+	now := metav1.NewMicroTime(h.Clock.Now().UTC())
+	holder := h.Holder
+	secs := int32(max(1, (3 * h.Interval).Seconds()))
+	lease.Spec.HolderIdentity, lease.Spec.RenewTime, lease.Spec.LeaseDurationSeconds = &holder, &now, &secs
+	if lease.Annotations == nil {
+		lease.Annotations = map[string]string{}
+	}
+	lease.Annotations[clusterns.AgentVersionAnnotation] = version.Get().Version
+	if err := h.Client.Update(ctx, lease); err != nil {
+		return fmt.Errorf("renewing the heartbeat Lease %s: %w", key, err)
 	}
 	return nil
 }

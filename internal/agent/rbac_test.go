@@ -11,13 +11,17 @@ import (
 	"testing"
 
 	. "github.com/onsi/gomega"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/helmops/helmops/api/v1alpha1"
+	"github.com/helmops/helmops/internal/clusterns"
 	"github.com/helmops/helmops/internal/testenv"
 )
 
@@ -82,9 +86,32 @@ func TestAgentWorksWithTheShippedUpstreamRBAC(t *testing.T) {
 	applyRBAC(t, g, name, clusterNS, clusterNS)
 
 	g.Eventually(func(g Gomega) {
-		g.Expect(upstream.Client.Get(ctx, client.ObjectKeyFromObject(cl), cl)).To(Succeed())
-		g.Expect(cl.Status.Agent.LastSeen).NotTo(BeNil())
+		lease := &coordinationv1.Lease{}
+		g.Expect(upstream.Client.Get(ctx, client.ObjectKey{Namespace: clusterNS, Name: clusterns.AgentLease}, lease)).To(Succeed())
+		g.Expect(lease.Spec.RenewTime).NotTo(BeNil())
 	}, timeout, interval).Should(Succeed())
+
+	// As a hostile agent: no write on any Cluster (its own included: spec, labels, status), and
+	// no write on another cluster's heartbeat Lease.
+	own := &v1alpha1.Cluster{}
+	g.Expect(scoped.Get(ctx, client.ObjectKeyFromObject(cl), own)).To(Succeed())
+	for _, patch := range []string{
+		`{"metadata":{"labels":{"env":"prod"}}}`,
+		`{"spec":{"paused":true}}`,
+	} {
+		err := scoped.Patch(ctx, own.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(patch)))
+		g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "patch %s: %v", patch, err)
+	}
+	err = scoped.Status().Patch(ctx, own.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(`{"status":{"namespace":"`+mainNS+`"}}`)))
+	g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "status.namespace: %v", err)
+	err = scoped.Status().Patch(ctx, own.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(`{"status":{"agent":{"version":"x"}}}`)))
+	g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "status.agent: %v", err)
+	other := &coordinationv1.Lease{}
+	g.Expect(upstream.Client.Get(ctx, client.ObjectKey{Namespace: mainNS, Name: clusterns.AgentLease}, other)).To(Succeed())
+	err = scoped.Update(ctx, other.DeepCopy())
+	g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "another cluster's Lease: %v", err)
+	err = scoped.Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "fake", Namespace: clusterNS}})
+	g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "a new Lease: %v", err)
 
 	g.Expect(repo.Publish("scoped", "0.1.0")).To(Succeed())
 	bd := bundleDeployment(ns, "scoped", v1alpha1.HelmOptions{Repo: repo.URL, Chart: "scoped", Version: "0.1.0"})

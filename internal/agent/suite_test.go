@@ -11,6 +11,7 @@ import (
 	"github.com/go-logr/logr"
 	. "github.com/onsi/gomega"
 	"helm.sh/helm/v4/pkg/kube"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -24,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/config"
 
 	"github.com/helmops/helmops/api/v1alpha1"
+	"github.com/helmops/helmops/internal/clusterns"
 	"github.com/helmops/helmops/internal/agent/helmaction"
 	"github.com/helmops/helmops/internal/chartsource"
 	"github.com/helmops/helmops/internal/testenv"
@@ -123,10 +125,14 @@ func run(m *testing.M) int {
 }
 
 // standInClusterController does what the cluster controller does for a new Cluster: create its
-// namespace and write status.namespace.
+// namespace and the agent's heartbeat Lease there, and write status.namespace.
 func standInClusterController(ctx context.Context, name string) (string, error) {
 	ns := "cluster-" + workspace + "-" + name
 	err := upstream.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return "", err
+	}
+	err = upstream.Client.Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: clusterns.AgentLease, Namespace: ns}})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return "", err
 	}

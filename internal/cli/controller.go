@@ -11,6 +11,8 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
@@ -126,6 +128,8 @@ func runController(ctx context.Context, f *controllerFlags) error {
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			&v1alpha1.HelmOp{}: {Label: shardSel},
 			&v1alpha1.Bundle{}: {Label: shardSel},
+			// Only the agents' heartbeat Leases (the controller creates them with this label).
+			&coordinationv1.Lease{}: {Label: labels.SelectorFromSet(labels.Set{v1alpha1.ManagedLabel: "true"})},
 		}},
 	})
 	if err != nil {

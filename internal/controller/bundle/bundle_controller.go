@@ -38,6 +38,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/helmops/helmops/api/v1alpha1"
+	"github.com/helmops/helmops/internal/clusterns"
 	"github.com/helmops/helmops/internal/controller/shard"
 	"github.com/helmops/helmops/internal/lifecycle"
 	"github.com/helmops/helmops/internal/targeting"
@@ -261,7 +262,16 @@ type scope struct {
 	source *corev1.Secret
 	// keep are the cluster namespaces whose deployments stay.
 	keep map[string]bool
+	// clusterNS is the cluster namespace of each placed Cluster (by workspace/name) that the
+	// cluster controller created; nsWaiting says why a placed Cluster has none yet.
+	clusterNS map[types.NamespacedName]string
+	nsWaiting map[types.NamespacedName]string
 	facts
+}
+
+// namespaceOf is the cluster namespace deployments of p are written to, "" while there is none.
+func (s *scope) namespaceOf(p targeting.Placement) string {
+	return s.clusterNS[types.NamespacedName{Namespace: p.Cluster.Namespace, Name: p.Cluster.Name}]
 }
 
 // Reconcile computes the BundleDeployments of one Bundle, writes the differences, copies the
@@ -300,6 +310,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Re
 	return lifecycle.Run(ctx, s,
 		lifecycle.Step[*scope]{Name: "deployments", Run: r.readDeployments},
 		lifecycle.Step[*scope]{Name: "targets", Run: r.place},
+		lifecycle.Step[*scope]{Name: "namespaces", Run: r.clusterNamespaces},
 		lifecycle.Step[*scope]{Name: "secret", Run: r.readSecret},
 		lifecycle.Step[*scope]{Name: "rollout", Run: r.planRollout},
 		lifecycle.Step[*scope]{Name: "apply", Run: r.applyDeployments},
@@ -485,12 +496,39 @@ func (r *Reconciler) applyDeployments(ctx context.Context, s *scope) (ctrl.Resul
 	return result, errors.Join(errs...)
 }
 
+// clusterNamespaces finds the cluster namespace of every placed Cluster. The name is computed
+// from the Cluster's workspace and name (never read from its status), and the namespace must
+// carry the labels the cluster controller gave it for that Cluster: deployments and secret copies
+// are written nowhere else.
+func (r *Reconciler) clusterNamespaces(ctx context.Context, s *scope) (ctrl.Result, error) {
+	s.clusterNS = map[types.NamespacedName]string{}
+	s.nsWaiting = map[types.NamespacedName]string{}
+	for _, p := range s.placements {
+		key := types.NamespacedName{Namespace: p.Cluster.Namespace, Name: p.Cluster.Name}
+		name := clusterns.Name(p.Cluster.Namespace, p.Cluster.Name)
+		ns := &metav1.PartialObjectMetadata{}
+		ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
+		err := r.Client.Get(ctx, client.ObjectKey{Name: name}, ns)
+		switch {
+		case apierrors.IsNotFound(err):
+			s.nsWaiting[key] = "waiting for the cluster namespace of cluster " + p.Cluster.Name
+		case err != nil:
+			return ctrl.Result{}, fmt.Errorf("reading namespace %s of Cluster %s: %w", name, key, err)
+		case !clusterns.Owns(p.Cluster.Namespace, p.Cluster.Name, ns):
+			s.nsWaiting[key] = fmt.Sprintf("namespace %s was not created by helmops for cluster %s (its labels do not say so): nothing is deployed there", name, p.Cluster.Name)
+		default:
+			s.clusterNS[key] = name
+		}
+	}
+	return ctrl.Result{}, nil
+}
+
 // applyPlacement writes one placement's BundleDeployment and records its entry.
 func (r *Reconciler) applyPlacement(ctx context.Context, s *scope, p targeting.Placement) (ctrl.Result, error) {
-	ns := p.Cluster.Status.Namespace
+	ns := s.namespaceOf(p)
 	if ns == "" {
 		s.entries = append(s.entries, Entry{Name: p.Cluster.Name,
-			PendingMessage: "waiting for the cluster namespace of cluster " + p.Cluster.Name})
+			PendingMessage: s.nsWaiting[types.NamespacedName{Namespace: p.Cluster.Namespace, Name: p.Cluster.Name}]})
 		return ctrl.Result{RequeueAfter: pendingRetry}, nil
 	}
 	s.keep[ns] = true
@@ -512,7 +550,7 @@ func (r *Reconciler) applyPlacement(ctx context.Context, s *scope, p targeting.P
 		s.entries = append(s.entries, Entry{Name: p.Cluster.Name, BundleDeployment: current, PendingMessage: msg, Held: true})
 		return ctrl.Result{}, nil
 	}
-	bd, err := r.applyDeployment(ctx, s.b, p, current)
+	bd, err := r.applyDeployment(ctx, s.b, p, ns, current)
 	if err != nil {
 		if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
 			s.entries = append(s.entries, Entry{Name: p.Cluster.Name,
@@ -572,7 +610,7 @@ func (r *Reconciler) deleteDeploymentsExcept(ctx context.Context, existing []v1a
 }
 
 // desiredDeployment is the BundleDeployment a placement asks for.
-func desiredDeployment(b *v1alpha1.Bundle, p targeting.Placement) *v1alpha1.BundleDeployment {
+func desiredDeployment(b *v1alpha1.Bundle, p targeting.Placement, ns string) *v1alpha1.BundleDeployment {
 	lbls := map[string]string{
 		v1alpha1.BundleNameLabel:       b.Name,
 		v1alpha1.BundleNamespaceLabel:  b.Namespace,
@@ -584,7 +622,7 @@ func desiredDeployment(b *v1alpha1.Bundle, p targeting.Placement) *v1alpha1.Bund
 	}
 	chartOpts := b.Spec.HelmOpOptions.DeepCopy()
 	return &v1alpha1.BundleDeployment{
-		ObjectMeta: metav1.ObjectMeta{Name: b.Name, Namespace: p.Cluster.Status.Namespace, Labels: lbls},
+		ObjectMeta: metav1.ObjectMeta{Name: b.Name, Namespace: ns, Labels: lbls},
 		Spec: v1alpha1.BundleDeploymentSpec{
 			DeploymentID:     targeting.DeploymentID(p.Options, chartOpts),
 			Options:          p.Options,
@@ -600,9 +638,9 @@ var ownedLabels = []string{v1alpha1.BundleNameLabel, v1alpha1.BundleNamespaceLab
 
 // applyDeployment creates the BundleDeployment or updates it when its spec or labels differ; an
 // unchanged deployment is not written, so its resourceVersion stays.
-func (r *Reconciler) applyDeployment(ctx context.Context, b *v1alpha1.Bundle, p targeting.Placement, current *v1alpha1.BundleDeployment) (*v1alpha1.BundleDeployment, error) {
+func (r *Reconciler) applyDeployment(ctx context.Context, b *v1alpha1.Bundle, p targeting.Placement, ns string, current *v1alpha1.BundleDeployment) (*v1alpha1.BundleDeployment, error) {
 	log := ctrl.LoggerFrom(ctx)
-	want := desiredDeployment(b, p)
+	want := desiredDeployment(b, p, ns)
 	now := r.Clock.Now().UTC().Format(time.RFC3339)
 	if current == nil {
 		want.Annotations = map[string]string{v1alpha1.DeploymentIDSinceAnnotation: now}

@@ -333,13 +333,13 @@ func (r *Reconciler) planRollout(ctx context.Context, s *scope) (ctrl.Result, er
 	var namespaces []string
 	var targets []rollout.Target
 	for _, p := range s.placements {
-		ns := p.Cluster.Status.Namespace
+		ns := s.namespaceOf(p)
 		if ns == "" {
 			continue
 		}
 		rf.index[ns] = len(targets)
 		namespaces = append(namespaces, ns)
-		targets = append(targets, rolloutTarget(p, desiredDeployment(b, p), s.byNamespace[ns], s.groups))
+		targets = append(targets, rolloutTarget(p, desiredDeployment(b, p, ns), s.byNamespace[ns], s.groups))
 	}
 	waits, err := r.dependencyWaits(ctx, b, namespaces)
 	if err == nil {

@@ -6,13 +6,12 @@ package cluster
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"maps"
 	"strings"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -30,8 +29,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/helmops/helmops/api/v1alpha1"
+	"github.com/helmops/helmops/internal/clusterns"
 	"github.com/helmops/helmops/internal/controller/shard"
 	"github.com/helmops/helmops/internal/lifecycle"
+	"github.com/helmops/helmops/internal/redact"
 )
 
 // DefaultAgentTimeout is how long a cluster stays Ready after its agent's last heartbeat when
@@ -69,6 +70,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Named("cluster").
 		For(&v1alpha1.Cluster{}, builder.WithPredicates(shard.Predicate(r.ShardID))).
 		Watches(&v1alpha1.BundleDeployment{}, handler.EnqueueRequestsFromMapFunc(clusterOfLabelled)).
+		Watches(&coordinationv1.Lease{}, handler.EnqueueRequestsFromMapFunc(r.clusterOfLease),
+			builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool { return o.GetName() == clusterns.AgentLease }))).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(clusterOfLabelled),
 			builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
 				return o.GetLabels()[v1alpha1.ManagedLabel] == "true"
@@ -97,6 +100,20 @@ func (r *Reconciler) defaults() {
 	}
 }
 
+// clusterOfLease maps an agent's heartbeat Lease to its Cluster through the labels of the
+// Lease's namespace, which only the controller writes (the agent may rewrite its Lease's own).
+func (r *Reconciler) clusterOfLease(ctx context.Context, o client.Object) []reconcile.Request {
+	ns := &corev1.Namespace{}
+	if err := r.Client.Get(ctx, client.ObjectKey{Name: o.GetNamespace()}, ns); err != nil {
+		return nil
+	}
+	reqs := clusterOfLabelled(ctx, ns)
+	if len(reqs) == 1 && !clusterns.Owns(reqs[0].Namespace, reqs[0].Name, ns) {
+		return nil
+	}
+	return reqs
+}
+
 // clusterOfLabelled maps a BundleDeployment or a cluster namespace to its Cluster by the labels
 // fleet.cattle.io/cluster and fleet.cattle.io/cluster-namespace.
 func clusterOfLabelled(_ context.Context, o client.Object) []reconcile.Request {
@@ -112,25 +129,7 @@ func clusterOfLabelled(_ context.Context, o client.Object) []reconcile.Request {
 // where hash is the first 12 hex digits of sha256("<workspace>/<cluster>"). Characters a
 // namespace name cannot hold become "-", and the readable part is shortened so the whole stays
 // within 63 characters; the hash keeps names unique.
-func NamespaceName(workspace, cluster string) string {
-	sum := sha256.Sum256([]byte(workspace + "/" + cluster))
-	hash := hex.EncodeToString(sum[:])[:12]
-	readable := sanitize("cluster-" + workspace + "-" + cluster)
-	if max := 63 - len(hash) - 1; len(readable) > max {
-		readable = strings.TrimRight(readable[:max], "-")
-	}
-	return readable + "-" + hash
-}
-
-func sanitize(s string) string {
-	b := []byte(strings.ToLower(s))
-	for i, c := range b {
-		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
-			b[i] = '-'
-		}
-	}
-	return string(b)
-}
+func NamespaceName(workspace, cluster string) string { return clusterns.Name(workspace, cluster) }
 
 // scope is one reconcile of one Cluster.
 type scope struct {
@@ -179,8 +178,26 @@ func (r *Reconciler) readDeployments(ctx context.Context, s *scope) (ctrl.Result
 	return ctrl.Result{}, nil
 }
 
-// heartbeatRequeue comes back when the agent's heartbeat goes stale.
-func (r *Reconciler) heartbeatRequeue(_ context.Context, s *scope) (ctrl.Result, error) {
+// heartbeatRequeue reads the agent's heartbeat, its Lease in the cluster namespace (the only
+// object the agent writes besides its BundleDeployments' status), into status.agent, and comes
+// back when the heartbeat goes stale.
+func (r *Reconciler) heartbeatRequeue(ctx context.Context, s *scope) (ctrl.Result, error) {
+	if s.namespace != "" {
+		lease := &coordinationv1.Lease{}
+		err := r.Client.Get(ctx, client.ObjectKey{Namespace: s.namespace, Name: clusterns.AgentLease}, lease)
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			return ctrl.Result{}, fmt.Errorf("reading the heartbeat Lease of Cluster %s/%s: %w", s.c.Namespace, s.c.Name, err)
+		case lease.Spec.RenewTime != nil:
+			seen := metav1.NewTime(lease.Spec.RenewTime.Time)
+			if s.c.Status.Agent.LastSeen == nil || !s.c.Status.Agent.LastSeen.Equal(&seen) {
+				s.c.Status.Agent.LastSeen = &seen
+			}
+			// The version is the agent's to say, shown only: bounded.
+			s.c.Status.Agent.Version = redact.Truncate(lease.Annotations[clusterns.AgentVersionAnnotation], 64)
+		}
+	}
 	return ctrl.Result{RequeueAfter: AgentRequeue(s.c.Status.Agent.LastSeen, s.now, s.timeout)}, nil
 }
 
@@ -237,22 +254,10 @@ func (r *Reconciler) ensureNamespace(ctx context.Context, s *scope) (ctrl.Result
 	return ctrl.Result{}, r.grantAgent(ctx, c, ns)
 }
 
-func namespaceLabels(c *v1alpha1.Cluster) map[string]string {
-	return map[string]string{
-		v1alpha1.ManagedLabel:          "true",
-		v1alpha1.ClusterLabel:          c.Name,
-		v1alpha1.ClusterNamespaceLabel: c.Namespace,
-	}
-}
+func namespaceLabels(c *v1alpha1.Cluster) map[string]string { return clusterns.Labels(c.Namespace, c.Name) }
 
 func ownsNamespace(c *v1alpha1.Cluster, ns *corev1.Namespace) bool {
-	want := namespaceLabels(c)
-	for k, v := range want {
-		if ns.Labels[k] != v {
-			return false
-		}
-	}
-	return true
+	return clusterns.Owns(c.Namespace, c.Name, ns)
 }
 
 // finalize deletes the cluster namespace (its BundleDeployments and copied secrets go with it)

@@ -204,12 +204,12 @@ func (r *Reconciler) cluster(ctx context.Context, reg *v1alpha1.ClusterRegistrat
 	return c, nil
 }
 
-// AgentWorkspaceRules are the rights of a cluster's agent in its workspace: read its own Cluster
-// and write its heartbeat there. Its cluster namespace rights come from the cluster controller.
+// AgentWorkspaceRules are the rights of a cluster's agent in its workspace: read its own Cluster,
+// nothing more (its heartbeat is a Lease in its cluster namespace). Its cluster namespace rights
+// come from the cluster controller.
 func AgentWorkspaceRules(clusterName string) []rbacv1.PolicyRule {
 	return []rbacv1.PolicyRule{
 		{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"clusters"}, ResourceNames: []string{clusterName}, Verbs: []string{"get"}},
-		{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"clusters/status"}, ResourceNames: []string{clusterName}, Verbs: []string{"patch"}},
 	}
 }
 

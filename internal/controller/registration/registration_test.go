@@ -188,6 +188,11 @@ func TestOneTokenRegistersTwoClustersWithScopedCredentials(t *testing.T) {
 		g.Expect(can(t, cred, "get", "", "secrets", other, "")).To(BeFalse())
 		g.Expect(can(t, cred, "get", group, "clusters", ws, creds[1-i].ClusterName)).To(BeFalse())
 		g.Expect(can(t, cred, "patch", group, "clusters/status", ws, creds[1-i].ClusterName)).To(BeFalse())
+		g.Expect(can(t, cred, "patch", group, "clusters/status", ws, creds[i].ClusterName)).To(BeFalse(), "no write on its own Cluster either")
+		g.Expect(can(t, cred, "patch", group, "clusters", ws, creds[i].ClusterName)).To(BeFalse())
+		g.Expect(can(t, cred, "update", "coordination.k8s.io", "leases", own, "helmops-agent")).To(BeTrue(), "its heartbeat")
+		g.Expect(can(t, cred, "update", "coordination.k8s.io", "leases", other, "helmops-agent")).To(BeFalse(), "another cluster's heartbeat")
+		g.Expect(can(t, cred, "create", "coordination.k8s.io", "leases", own, "")).To(BeFalse())
 		g.Expect(can(t, cred, "create", group, "clusters", ws, "")).To(BeFalse())
 		g.Expect(can(t, cred, "create", group, "clusterregistrations", ws, "")).To(BeFalse(), "the agent never needs the token's right again")
 
