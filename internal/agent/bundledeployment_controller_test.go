@@ -11,6 +11,7 @@ import (
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	rcommon "helm.sh/helm/v4/pkg/release/common"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -19,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/helmops/helmops/api/v1alpha1"
+	"github.com/helmops/helmops/internal/clusterns"
 	"github.com/helmops/helmops/internal/testenv"
 )
 
@@ -435,17 +437,21 @@ func TestRegisterCreatesTheClusterAndTheHeartbeatAdvances(t *testing.T) {
 	ns, err := standInClusterController(ctx, "registered")
 	g.Expect(err).NotTo(HaveOccurred())
 	var first time.Time
+	lease := &coordinationv1.Lease{}
+	leaseKey := client.ObjectKey{Namespace: ns, Name: clusterns.AgentLease}
 	g.Eventually(func(g Gomega) {
-		g.Expect(upstream.Client.Get(ctx, client.ObjectKeyFromObject(cl), cl)).To(Succeed())
-		g.Expect(cl.Status.Agent.LastSeen).NotTo(BeNil())
-		g.Expect(cl.Status.Agent.Version).NotTo(BeEmpty())
-		first = cl.Status.Agent.LastSeen.Time
+		g.Expect(upstream.Client.Get(ctx, leaseKey, lease)).To(Succeed())
+		g.Expect(lease.Spec.RenewTime).NotTo(BeNil())
+		g.Expect(lease.Annotations[clusterns.AgentVersionAnnotation]).NotTo(BeEmpty())
+		first = lease.Spec.RenewTime.Time
 	}, timeout, interval).Should(Succeed())
 	g.Eventually(func(g Gomega) {
+		g.Expect(upstream.Client.Get(ctx, leaseKey, lease)).To(Succeed())
+		g.Expect(lease.Spec.RenewTime.Time).To(BeTemporally(">", first))
+		// The agent writes nothing on its Cluster.
 		g.Expect(upstream.Client.Get(ctx, client.ObjectKeyFromObject(cl), cl)).To(Succeed())
-		g.Expect(cl.Status.Agent.LastSeen.Time).To(BeTemporally(">", first))
-		// The heartbeat wrote only status.agent: status.namespace is untouched.
 		g.Expect(cl.Status.Namespace).To(Equal(ns))
+		g.Expect(cl.Status.Agent.LastSeen).To(BeNil())
 	}, timeout, interval).Should(Succeed())
 
 	// It works in the namespace it was given.

@@ -47,7 +47,8 @@ func newAgentCommand() *cobra.Command {
 		Long: `The agent watches its cluster's namespace on the management cluster (--upstream-kubeconfig),
 downloads the chart of each BundleDeployment there itself, installs or upgrades it with the Helm
 SDK in the downstream cluster (--kubeconfig, else $KUBECONFIG, else the in-cluster configuration),
-writes the release's status back, corrects drift when asked and writes a heartbeat to its Cluster.
+writes the release's status back, corrects drift when asked and renews a heartbeat Lease in its
+cluster namespace.
 
 With --register it creates its Cluster (with --labels) when it does not exist; either way it
 waits until the management cluster gave the Cluster a namespace (status.namespace).`,
@@ -80,7 +81,7 @@ waits until the management cluster gave the Cluster a namespace (status.namespac
 	fl.StringVar(&f.workspace, "workspace", "fleet-default", "namespace of the Cluster on the management cluster")
 	fl.BoolVar(&f.register, "register", false, "create the Cluster when it does not exist")
 	fl.StringVar(&f.labels, "labels", "", "labels of a registered Cluster, k=v,k2=v2")
-	fl.DurationVar(&f.heartbeat, "heartbeat-interval", 15*time.Second, "how often status.agent.lastSeen of the Cluster is written")
+	fl.DurationVar(&f.heartbeat, "heartbeat-interval", 15*time.Second, "how often the heartbeat Lease (helmops-agent in the cluster namespace) is renewed")
 	fl.DurationVar(&f.drift, "drift-interval", 30*time.Second, "how often deployed releases are checked for readiness and drift")
 	fl.StringVar(&f.chartCacheDir, "chart-cache-dir", "", "folder for downloaded chart archives; default a temporary folder")
 	fl.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", `address of the Prometheus metrics endpoint; "0" turns it off`)
