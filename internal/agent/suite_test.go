@@ -25,9 +25,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/config"
 
 	"github.com/helmops/helmops/api/v1alpha1"
-	"github.com/helmops/helmops/internal/clusterns"
 	"github.com/helmops/helmops/internal/agent/helmaction"
 	"github.com/helmops/helmops/internal/chartsource"
+	"github.com/helmops/helmops/internal/clusterns"
 	"github.com/helmops/helmops/internal/testenv"
 )
 

@@ -254,7 +254,9 @@ func (r *Reconciler) ensureNamespace(ctx context.Context, s *scope) (ctrl.Result
 	return ctrl.Result{}, r.grantAgent(ctx, c, ns)
 }
 
-func namespaceLabels(c *v1alpha1.Cluster) map[string]string { return clusterns.Labels(c.Namespace, c.Name) }
+func namespaceLabels(c *v1alpha1.Cluster) map[string]string {
+	return clusterns.Labels(c.Namespace, c.Name)
+}
 
 func ownsNamespace(c *v1alpha1.Cluster, ns *corev1.Namespace) bool {
 	return clusterns.Owns(c.Namespace, c.Name, ns)
