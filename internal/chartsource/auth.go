@@ -86,6 +86,29 @@ const (
 	SecretKeyBasicHTTP          = "basicHTTP"
 )
 
+// SecretKeys are every key AuthFromSecret reads: the only keys of a helmSecretName secret that
+// are copied into cluster namespaces for the agents.
+var SecretKeys = []string{
+	SecretKeyUsername, SecretKeyPassword, SecretKeyCACerts, SecretKeyInsecureSkipVerify, SecretKeyBasicHTTP,
+	corev1.TLSCertKey, corev1.TLSPrivateKeyKey, "ca.crt", corev1.DockerConfigJsonKey,
+}
+
+// RefusedSecretError is a secret helmops never uses as repository credentials.
+type RefusedSecretError struct{ Namespace, Name string }
+
+func (e *RefusedSecretError) Error() string {
+	return fmt.Sprintf("secret %s/%s is a service account token (type %s): helmops never sends or copies such secrets; name a secret that holds the repository's credentials", e.Namespace, e.Name, corev1.SecretTypeServiceAccountToken)
+}
+
+// CheckSecret refuses secrets that must never serve as repository credentials: service account
+// tokens, whose key "token" would otherwise be copied into cluster namespaces.
+func CheckSecret(s *corev1.Secret) error {
+	if s != nil && s.Type == corev1.SecretTypeServiceAccountToken {
+		return &RefusedSecretError{Namespace: s.Namespace, Name: s.Name}
+	}
+	return nil
+}
+
 // AuthFromSecret reads a helm access secret: Fleet's keys username, password (both or neither),
 // cacerts, insecureSkipVerify and basicHTTP; the types kubernetes.io/basic-auth,
 // kubernetes.io/tls (tls.crt and tls.key for mutual TLS, optional ca.crt) and
@@ -95,6 +118,9 @@ func AuthFromSecret(s *corev1.Secret) (Auth, error) {
 	var a Auth
 	if s == nil {
 		return a, nil
+	}
+	if err := CheckSecret(s); err != nil {
+		return Auth{}, err
 	}
 	name := s.Namespace + "/" + s.Name
 	data := func(k string) ([]byte, bool) {

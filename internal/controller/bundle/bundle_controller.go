@@ -38,6 +38,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/helmops/helmops/api/v1alpha1"
+	"github.com/helmops/helmops/internal/chartsource"
 	"github.com/helmops/helmops/internal/clusterns"
 	"github.com/helmops/helmops/internal/controller/shard"
 	"github.com/helmops/helmops/internal/lifecycle"
@@ -475,11 +476,17 @@ func (r *Reconciler) readSecret(ctx context.Context, s *scope) (ctrl.Result, err
 		s.secretErr = fmt.Errorf("secret %q named by helmSecretName does not exist in namespace %q: create it and the deployments follow", name, b.Namespace)
 	case err != nil:
 		return ctrl.Result{}, fmt.Errorf("reading secret %s/%s named by helmSecretName: %w", b.Namespace, name, err)
+	case chartsource.CheckSecret(secret) != nil:
+		s.secretReason, s.secretErr = ReasonSecretRefused, chartsource.CheckSecret(secret)
 	default:
 		s.source = secret
 	}
 	return ctrl.Result{}, nil
 }
+
+// ReasonSecretRefused is the reason when helmSecretName names a secret helmops never copies (a service account
+// token).
+const ReasonSecretRefused = "SecretRefused"
 
 // applyDeployments writes the BundleDeployment of each placement and copies the secret next to
 // it. A failed write is reported on its cluster's entry and returned once all were tried.
@@ -538,7 +545,7 @@ func (r *Reconciler) applyPlacement(ctx context.Context, s *scope, p targeting.P
 			s.rollout.entry[i] = len(s.entries) // every path below adds exactly one entry
 		}
 	}
-	if s.secretErr != nil && s.secretReason == v1alpha1.ReasonSecretNotFound {
+	if s.secretErr != nil && (s.secretReason == v1alpha1.ReasonSecretNotFound || s.secretReason == ReasonSecretRefused) {
 		// Without credentials the agents cannot download the chart: write nothing new,
 		// report what exists.
 		s.entries = append(s.entries, Entry{Name: p.Cluster.Name, BundleDeployment: current, PendingMessage: s.secretErr.Error()})

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/helmops/helmops/api/v1alpha1"
+	"github.com/helmops/helmops/internal/chartsource"
 )
 
 // foreignSecretError is a secret in a cluster namespace with the copy's name that helmops did
@@ -74,7 +75,7 @@ func (r *Reconciler) ensureCopy(ctx context.Context, src *corev1.Secret, bd *v1a
 			OwnerReferences: []metav1.OwnerReference{ownerRef(bd)},
 		},
 		Type: v1alpha1.SecretTypeHelmOpsAccess,
-		Data: src.Data,
+		Data: copiedData(src),
 	}
 	log := ctrl.LoggerFrom(ctx).WithValues("Secret", klog.KObj(copied), "BundleDeployment", klog.KObj(bd))
 	if !found {
@@ -131,4 +132,16 @@ func (r *Reconciler) releaseCopy(ctx context.Context, namespace, name string, ui
 		return fmt.Errorf("releasing secret copy %s/%s: %w", namespace, name, err)
 	}
 	return nil
+}
+
+// copiedData is the part of a source secret that is copied: the keys helmops reads
+// (chartsource.SecretKeys), nothing else the secret may hold.
+func copiedData(src *corev1.Secret) map[string][]byte {
+	out := map[string][]byte{}
+	for _, k := range chartsource.SecretKeys {
+		if v, ok := src.Data[k]; ok {
+			out[k] = v
+		}
+	}
+	return out
 }
