@@ -56,6 +56,13 @@ func (a Auth) forRef(rawURL string) Auth {
 	return Auth{CAFile: a.CAFile, InsecureSkipTLSVerify: a.InsecureSkipTLSVerify, PlainHTTP: a.PlainHTTP}
 }
 
+// SameOrigin reports whether two references (http(s) URLs or oci:// references) are on the same
+// scheme, host and port: whether credentials bound to one may be used for the other.
+func SameOrigin(a, b string) bool {
+	oa := originOf(a)
+	return oa != "" && oa == originOf(b)
+}
+
 // originOf is scheme://host:port of an http(s) URL or an oci:// reference (which speaks https,
 // or http with basicHTTP: the host and port decide), "" when it is neither.
 func originOf(rawURL string) string {

@@ -572,12 +572,24 @@ func (r *Reconciler) applyPlacement(ctx context.Context, s *scope, p targeting.P
 	return r.copySecret(ctx, s, bd, current)
 }
 
+// sameRepository reports whether a target's chart location is on the origin of the Bundle's own.
+func sameRepository(bundle, target *v1alpha1.HelmOptions) bool {
+	loc := func(h *v1alpha1.HelmOptions) string {
+		if h == nil {
+			return ""
+		}
+		return chartsource.Ref{Repo: h.Repo, Chart: h.Chart}.Location()
+	}
+	a, b := loc(bundle), loc(target)
+	return a == b || chartsource.SameOrigin(a, b)
+}
+
 // copySecret copies the repository secret next to a BundleDeployment and releases the copy of a
 // secret the Bundle no longer names.
 func (r *Reconciler) copySecret(ctx context.Context, s *scope, bd, current *v1alpha1.BundleDeployment) (ctrl.Result, error) {
 	var result ctrl.Result
 	var errs []error
-	if s.source != nil {
+	if s.source != nil && chartSecretName(bd) != "" {
 		if err := r.ensureCopy(ctx, s.source, bd); err != nil {
 			var fe *foreignSecretError
 			if errors.As(err, &fe) {
@@ -590,7 +602,7 @@ func (r *Reconciler) copySecret(ctx context.Context, s *scope, bd, current *v1al
 			}
 		}
 	}
-	if old := chartSecretName(current); old != "" && old != secretName(s.b) {
+	if old := chartSecretName(current); old != "" && old != chartSecretName(bd) {
 		if err := r.releaseCopy(ctx, bd.Namespace, old, bd.UID); err != nil {
 			errs = append(errs, err)
 		}
@@ -628,6 +640,11 @@ func desiredDeployment(b *v1alpha1.Bundle, p targeting.Placement, ns string) *v1
 		lbls[v1alpha1.HelmOpLabel] = h
 	}
 	chartOpts := b.Spec.HelmOpOptions.DeepCopy()
+	if chartOpts != nil && chartOpts.SecretName != "" && !sameRepository(b.Spec.Helm, p.Options.Helm) {
+		// The credentials are the HelmOp's repository's: a target that fetches from another
+		// host gets neither the secret's name nor its copy.
+		chartOpts.SecretName = ""
+	}
 	return &v1alpha1.BundleDeployment{
 		ObjectMeta: metav1.ObjectMeta{Name: b.Name, Namespace: ns, Labels: lbls},
 		Spec: v1alpha1.BundleDeploymentSpec{

@@ -83,3 +83,26 @@ func TestDeploymentsGoOnlyToTheClusterNamespace(t *testing.T) {
 	g.Expect(k8s.List(ctx, list, client.InNamespace(squatted))).To(Succeed())
 	g.Expect(list.Items).To(BeEmpty())
 }
+
+// TestATargetOnAnotherHostGetsNoCredentials: a per-target helm.repo on another host is deployed
+// without the HelmOp's secret: its BundleDeployment names none and no copy is made.
+func TestATargetOnAnotherHostGetsNoCredentials(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := workspace(t)
+	nss := threeClusters(t, ns)
+	g.Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "bound", Namespace: ns},
+		StringData: map[string]string{"username": "u", "password": "p"}})).To(Succeed())
+	b := newBundle(t, ns, "twohosts", withSecret("bound"), withTargets(
+		v1alpha1.BundleTarget{Name: "elsewhere", ClusterName: "dev-1", Helm: &v1alpha1.HelmOptions{Repo: "https://other.example.com"}},
+		v1alpha1.BundleTarget{Name: "own", ClusterName: "dev-2"}))
+	g.Eventually(func(g Gomega) {
+		got := deployments(g, b)
+		g.Expect(keys(got)).To(ConsistOf("dev-1", "dev-2"))
+		g.Expect(got["dev-1"].Spec.Options.Helm.Repo).To(Equal("https://other.example.com"))
+		g.Expect(got["dev-1"].Spec.HelmChartOptions.SecretName).To(BeEmpty())
+		g.Expect(got["dev-2"].Spec.HelmChartOptions.SecretName).To(Equal("bound"))
+		g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: nss["dev-2"], Name: "bound"}, &corev1.Secret{})).To(Succeed())
+	}, timeout, interval).Should(Succeed())
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: nss["dev-1"], Name: "bound"}, &corev1.Secret{})).NotTo(Succeed())
+}
