@@ -35,7 +35,13 @@ type Limits struct {
 	MaxFileBytes int64
 	// MaxFiles is the largest number of files (default 5000).
 	MaxFiles int
+	// MaxSubcharts is the largest number of subchart archives (charts/*.tgz), at every depth
+	// (default 200).
+	MaxSubcharts int
 }
+
+// maxDepth bounds how deep subchart archives may nest.
+const maxDepth = 8
 
 // Defaulted returns the limits with defaults filled in.
 func (l Limits) Defaulted() Limits {
@@ -50,6 +56,9 @@ func (l Limits) Defaulted() Limits {
 	}
 	if l.MaxFiles <= 0 {
 		l.MaxFiles = 5000
+	}
+	if l.MaxSubcharts <= 0 {
+		l.MaxSubcharts = 200
 	}
 	return l
 }
@@ -69,7 +78,7 @@ func Load(data []byte, limits Limits) (*chart.Chart, error) {
 	if int64(len(data)) > l.MaxArchiveBytes {
 		return nil, invalid("archive is %d bytes, more than the limit of %d", len(data), l.MaxArchiveBytes)
 	}
-	files, err := readFiles(bytes.NewReader(data), l)
+	files, err := readFiles(bytes.NewReader(data), l, &budget{}, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -80,7 +89,16 @@ func Load(data []byte, limits Limits) (*chart.Chart, error) {
 	return ch, nil
 }
 
-func readFiles(r io.Reader, l Limits) ([]*archive.BufferedFile, error) {
+// budget is what a chart and all its subchart archives have used of the limits together: Helm
+// decompresses charts/*.tgz again when it loads the chart, so they count as if unpacked.
+type budget struct {
+	files, subcharts int
+	total            int64
+}
+
+// readFiles reads the files of one chart archive; subchart archives in it (charts/*.tgz) are
+// read through too, against the same budget, and kept as files for Helm's loader.
+func readFiles(r io.Reader, l Limits, used *budget, depth int) ([]*archive.BufferedFile, error) {
 	gz, err := gzip.NewReader(r)
 	if err != nil {
 		return nil, invalid("not a gzip archive: %v", err)
@@ -89,7 +107,6 @@ func readFiles(r io.Reader, l Limits) ([]*archive.BufferedFile, error) {
 	tr := tar.NewReader(gz)
 	var (
 		files []*archive.BufferedFile
-		total int64
 		root  string
 	)
 	for {
@@ -128,14 +145,15 @@ func readFiles(r io.Reader, l Limits) ([]*archive.BufferedFile, error) {
 		} else if top != root {
 			return nil, invalid("entry %q is outside the chart folder %q", hd.Name, root)
 		}
-		if len(files) >= l.MaxFiles {
-			return nil, invalid("more than %d files", l.MaxFiles)
+		if used.files >= l.MaxFiles {
+			return nil, invalid("more than %d files in the chart and its subcharts", l.MaxFiles)
 		}
+		used.files++
 		if hd.Size > l.MaxFileBytes {
 			return nil, invalid("file %q is %d bytes, more than the limit of %d", rest, hd.Size, l.MaxFileBytes)
 		}
 		// Never trust the header: read at most one byte past the limits.
-		limit := min(l.MaxFileBytes, l.MaxDecompressedBytes-total) + 1
+		limit := min(l.MaxFileBytes, l.MaxDecompressedBytes-used.total) + 1
 		b, err := io.ReadAll(io.LimitReader(tr, limit))
 		if err != nil {
 			return nil, invalid("reading %q: %v", rest, err)
@@ -143,9 +161,21 @@ func readFiles(r io.Reader, l Limits) ([]*archive.BufferedFile, error) {
 		if int64(len(b)) > l.MaxFileBytes {
 			return nil, invalid("file %q is more than the limit of %d bytes", rest, l.MaxFileBytes)
 		}
-		total += int64(len(b))
-		if total > l.MaxDecompressedBytes {
-			return nil, invalid("decompressed chart is more than the limit of %d bytes", l.MaxDecompressedBytes)
+		used.total += int64(len(b))
+		if used.total > l.MaxDecompressedBytes {
+			return nil, invalid("decompressed chart is more than the limit of %d bytes (subcharts included)", l.MaxDecompressedBytes)
+		}
+		if dir, file := path.Split(rest); path.Base(dir) == "charts" && (strings.HasSuffix(file, ".tgz") || strings.HasSuffix(file, ".tar.gz")) {
+			if used.subcharts >= l.MaxSubcharts {
+				return nil, invalid("more than %d subchart archives (charts/*.tgz) in the chart and its subcharts", l.MaxSubcharts)
+			}
+			used.subcharts++
+			if depth >= maxDepth {
+				return nil, invalid("subchart %q nests more than %d levels deep", rest, maxDepth)
+			}
+			if _, err := readFiles(bytes.NewReader(b), l, used, depth+1); err != nil {
+				return nil, invalid("subchart %s: %s", rest, strings.TrimPrefix(err.Error(), "invalid chart archive: "))
+			}
 		}
 		files = append(files, &archive.BufferedFile{Name: rest, ModTime: hd.ModTime, Data: bytes.TrimPrefix(b, []byte{0xEF, 0xBB, 0xBF})})
 	}
