@@ -281,7 +281,7 @@ func (r *Reconciler) pass(ctx context.Context, s *scope, hc *helmaction.Client, 
 	switch d.Action {
 	case releasestate.None:
 		s.deployed = true
-		return ctrl.Result{RequeueAfter: r.DriftInterval}, true, nil
+		return ctrl.Result{RequeueAfter: r.monitorInterval(&s.facts)}, true, nil
 	case releasestate.Wait:
 		s.waiting = d.Reason
 		return ctrl.Result{RequeueAfter: 5 * time.Second}, true, nil

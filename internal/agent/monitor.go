@@ -98,6 +98,11 @@ func observe(ctx context.Context, c client.Reader, objs []*unstructured.Unstruct
 			if res.Message != "" {
 				s.Message = []string{res.Message}
 			}
+			reasons, err := podReasons(ctx, c, live)
+			if err != nil {
+				return o, err
+			}
+			s.Message = append(s.Message, reasons...)
 			o.nonReady = append(o.nonReady, v1alpha1.NonReadyStatus{Kind: id.Kind, APIVersion: id.APIVersion, Namespace: id.Namespace, Name: id.Name, Summary: s})
 		}
 	}
