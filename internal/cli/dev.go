@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sort"
+	"strings"
 	"syscall"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 
 	"github.com/helmops/helmops/api/v1alpha1"
 	"github.com/helmops/helmops/examples"
+	"github.com/helmops/helmops/internal/deploystate"
 	"github.com/helmops/helmops/internal/devenv"
 	"github.com/helmops/helmops/internal/localenv"
 )
@@ -61,18 +63,22 @@ shows them until Ctrl-C, which stops everything.`,
 	cmd.Flags().StringVar(&addrs.PrivateRepoAddr, "private-repo-addr", "127.0.0.1:8880", "listen address of the private Helm repository")
 	cmd.Flags().StringVar(&addrs.RegistryAddr, "registry-addr", "127.0.0.1:5055", "listen address of the OCI registry")
 
+	var failing bool
 	publish := &cobra.Command{
 		Use:   "publish CHART VERSION",
 		Short: "Publish a new demo chart version to the running dev repositories and registry",
+		Long: `Publishes a new version of a demo chart (hello, fantastic-chart, web, widgets, migrations).
+With --failing, the web chart's Pods crash-loop on the simulated nodes, so the version never gets
+Ready and the clusters that run it say why.`,
 		Example: `  helmops dev publish hello 0.4.0
-  helmops dev publish fantastic-chart 1.2.0`,
+  helmops dev publish web 1.2.0 --failing`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			state, err := devenv.ReadState(dir)
 			if err != nil {
 				return err
 			}
-			if err := devenv.PublishTo(cmd.Context(), state, args[0], args[1]); err != nil {
+			if err := devenv.PublishTo(cmd.Context(), state, args[0], args[1], failing); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Published %s %s to %s, %s and oci://%s/charts/%s\n", args[0], args[1],
@@ -81,6 +87,7 @@ shows them until Ctrl-C, which stops everything.`,
 		},
 	}
 	publish.Flags().StringVar(&dir, "dir", defaultDevDir(), "folder of the running dev environment")
+	publish.Flags().BoolVar(&failing, "failing", false, "publish a version whose Pods never get Ready (web chart only)")
 	cmd.AddCommand(publish)
 	return cmd
 }
@@ -141,10 +148,14 @@ func runDev(ctx context.Context, out io.Writer, opts devenv.Options, applyExampl
 			fmt.Fprintln(out, err)
 			continue
 		}
-		table := tableSignature(ctx, env.Management.Client)
+		notReady := notReadyClusters(ctx, env.Management.Client)
+		table := append(tableSignature(ctx, env.Management.Client), notReady...)
 		if !bytes.Equal(table, last) {
 			last = table
 			fmt.Fprintf(out, "\n[%s] HelmOps\n%s", time.Now().Format("15:04:05"), buf.String())
+			if len(notReady) > 0 {
+				fmt.Fprintf(out, "Not ready:\n%s", notReady)
+			}
 		}
 		if !allDeployed && applyExamples {
 			if ok, _ := everyHelmOpReady(ctx, env.Management.Client); ok {
@@ -168,6 +179,41 @@ func tableSignature(ctx context.Context, c client.Reader) []byte {
 		fmt.Fprintf(&b, "%s/%s %s %d/%d %s\n", h.Namespace, h.Name, h.Status.Version, h.Status.ReadyClusters, h.Status.DesiredReadyClusters, statusOf(h))
 	}
 	return b.Bytes()
+}
+
+// notReadyClusters lists, one line each, the clusters where a HelmOp's deployment is not Ready,
+// and why.
+func notReadyClusters(ctx context.Context, c client.Reader) []byte {
+	bds := &v1alpha1.BundleDeploymentList{}
+	if err := c.List(ctx, bds); err != nil {
+		return nil
+	}
+	sort.Slice(bds.Items, func(i, j int) bool {
+		a, b := bds.Items[i].Labels, bds.Items[j].Labels
+		if a[v1alpha1.BundleNameLabel] != b[v1alpha1.BundleNameLabel] {
+			return a[v1alpha1.BundleNameLabel] < b[v1alpha1.BundleNameLabel]
+		}
+		return a[v1alpha1.ClusterLabel] < b[v1alpha1.ClusterLabel]
+	})
+	var b bytes.Buffer
+	for i := range bds.Items {
+		bd := &bds.Items[i]
+		state, why := deploystate.Of(bd)
+		if state == deploystate.Ready {
+			continue
+		}
+		fmt.Fprintf(&b, "  %s/%s on %s: %s: %s\n", bd.Labels[v1alpha1.BundleNamespaceLabel], bd.Labels[v1alpha1.BundleNameLabel],
+			bd.Labels[v1alpha1.ClusterLabel], state, truncateLine(why, 300))
+	}
+	return b.Bytes()
+}
+
+func truncateLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > n {
+		s = s[:n-3] + "..."
+	}
+	return s
 }
 
 func everyHelmOpReady(ctx context.Context, c client.Reader) (bool, error) {
@@ -202,9 +248,10 @@ helmops dev is running.
   Logs:                     %s
 Try, in another terminal:
   %s --kubeconfig %s get helmops -A
-  %s --kubeconfig %s get configmaps -A -l app.kubernetes.io/managed-by=Helm
+  %s --kubeconfig %s get deployments,pods,hpa,widgets -A
   helmops get helmop hello-oci -n fleet-default --kubeconfig %s
   helmops dev publish hello 0.4.0      # polling rolls it out to every cluster
+  helmops dev publish web 1.2.0 --failing   # a version whose Pods crash-loop: NotReady, and why
 Ctrl-C stops everything.
 `, env.State.RepoURL, devenv.PrivateUsername, env.State.PrivateRepoURL, env.State.RegistryHost,
 		filepath.Join(dir, "kubeconfigs")+"/{"+joinComma(names)+"}.yaml", filepath.Join(dir, "logs"),

@@ -24,6 +24,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/helmops/helmops/internal/localenv"
 )
@@ -38,12 +39,6 @@ const (
 	// RegistrySecretName is the Secret that says the dev registry speaks plain HTTP (basicHTTP).
 	RegistrySecretName = "local-registry"
 )
-
-// DemoCharts are published at start, in every version listed.
-var DemoCharts = map[string][]string{
-	"hello":           {"0.1.0", "0.2.0", "0.3.0-rc.1"},
-	"fantastic-chart": {"1.0.0", "1.1.0"},
-}
 
 // Downstream is one downstream cluster and the labels its agent registers with.
 type Downstream struct {
@@ -62,6 +57,9 @@ type Options struct {
 	RepoAddr, PrivateRepoAddr, RegistryAddr string
 	// Downstreams default to dev (env=dev) and prod (env=prod).
 	Downstreams []Downstream
+	// Nodes is the number of simulated nodes of each downstream cluster, on which Pods run and
+	// become Ready (localenv.Options.Nodes); 0 means 3, a negative number none.
+	Nodes int
 	// Progress receives one line per step; nil discards.
 	Progress io.Writer
 	// ControllerArgs and AgentArgs are appended to the child processes' arguments.
@@ -143,6 +141,12 @@ func (o *Options) defaults() error {
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
+	switch {
+	case o.Nodes == 0:
+		o.Nodes = 3
+	case o.Nodes < 0:
+		o.Nodes = 0
+	}
 	return nil
 }
 
@@ -164,62 +168,96 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 			e.Stop()
 		}
 	}()
-	for _, d := range []string{"kubeconfigs", "logs", "clusters"} {
-		if err := os.MkdirAll(filepath.Join(opts.Dir, d), 0o755); err != nil {
+	steps := []struct {
+		name string
+		run  func(context.Context) error
+	}{
+		{"Starting Helm repositories and the OCI registry with the demo charts", e.startRepositories},
+		{fmt.Sprintf("Starting control planes: management, %s (%d simulated nodes each)",
+			strings.Join(names(opts.Downstreams), ", "), opts.Nodes), e.startControlPlanes},
+		{"Creating workspaces fleet-local and fleet-default with the repository secrets", e.createWorkspaces},
+		{fmt.Sprintf("Starting the controller and %d agents", len(opts.Downstreams)+1), e.startHelmops},
+	}
+	if err := e.makeDirs(); err != nil {
+		return nil, err
+	}
+	for _, s := range steps {
+		done := e.step("%s", s.name)
+		if err := s.run(ctx); err != nil {
+			fmt.Fprintln(e.opts.Progress, " failed")
 			return nil, err
 		}
+		done()
 	}
+	return e, e.writeState()
+}
 
-	done := e.step("Starting Helm repositories and the OCI registry")
+func (e *Env) makeDirs() error {
+	for _, d := range []string{"kubeconfigs", "logs", "clusters"} {
+		if err := os.MkdirAll(filepath.Join(e.opts.Dir, d), 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *Env) startRepositories(ctx context.Context) error {
+	var err error
+	opts := e.opts
 	if e.Repo, err = localenv.StartChartRepo(localenv.RepoOptions{Addr: opts.RepoAddr, AllowUpload: true}); err != nil {
-		return nil, fmt.Errorf("starting the chart repository on %s: %w", opts.RepoAddr, err)
+		return fmt.Errorf("starting the chart repository on %s: %w", opts.RepoAddr, err)
 	}
 	if e.PrivateRepo, err = localenv.StartChartRepo(localenv.RepoOptions{Addr: opts.PrivateRepoAddr, AllowUpload: true,
 		Username: PrivateUsername, Password: PrivatePassword}); err != nil {
-		return nil, fmt.Errorf("starting the private chart repository on %s: %w", opts.PrivateRepoAddr, err)
+		return fmt.Errorf("starting the private chart repository on %s: %w", opts.PrivateRepoAddr, err)
 	}
 	if e.Registry, err = localenv.StartOCIRegistry(localenv.RegistryOptions{Addr: opts.RegistryAddr}); err != nil {
-		return nil, fmt.Errorf("starting the OCI registry on %s: %w", opts.RegistryAddr, err)
+		return fmt.Errorf("starting the OCI registry on %s: %w", opts.RegistryAddr, err)
 	}
 	for name, versions := range DemoCharts {
 		for _, v := range versions {
-			if err := e.Publish(ctx, name, v); err != nil {
-				return nil, err
+			if err := e.Publish(ctx, name, v, false); err != nil {
+				return err
 			}
 		}
 	}
-	done()
+	return nil
+}
 
-	// The control planes start in parallel: each takes a few seconds, mostly waiting.
-	done = e.step("Starting control planes: management, %s", strings.Join(names(opts.Downstreams), ", "))
+// startControlPlanes starts the management and downstream control planes in parallel (each
+// takes a few seconds, mostly waiting) and copies their kubeconfigs into Dir/kubeconfigs.
+func (e *Env) startControlPlanes(ctx context.Context) error {
 	type started struct {
 		name string
 		cp   *localenv.ControlPlane
 		err  error
 	}
 	results := make(chan started)
-	all := append([]string{"management"}, names(opts.Downstreams)...)
+	all := append([]string{"management"}, names(e.opts.Downstreams)...)
 	for _, name := range all {
 		go func(name string) {
-			cp, err := localenv.Start(ctx, localenv.Options{Name: name, Dir: filepath.Join(opts.Dir, "clusters", name)})
+			o := localenv.Options{Name: name, Dir: filepath.Join(e.opts.Dir, "clusters", name)}
+			if name != "management" {
+				o.Nodes = e.opts.Nodes
+			}
+			cp, err := localenv.Start(ctx, o)
 			results <- started{name, cp, err}
 		}(name)
 	}
-	var startErrs []error
+	var errs []error
 	for range all {
 		r := <-results
-		if r.err != nil {
-			startErrs = append(startErrs, r.err)
-			continue
-		}
-		if r.name == "management" {
+		switch {
+		case r.err != nil:
+			errs = append(errs, r.err)
+		case r.name == "management":
 			e.Management = r.cp
-		} else {
+		default:
 			e.Downstreams[r.name] = r.cp
 		}
 	}
-	if err := errors.Join(startErrs...); err != nil {
-		return nil, err
+	if err := errors.Join(errs...); err != nil {
+		return err
 	}
 	e.State = State{RepoURL: e.Repo.URL, PrivateRepoURL: e.PrivateRepo.URL, RegistryHost: e.Registry.Host,
 		Kubeconfigs: map[string]string{}, PID: os.Getpid()}
@@ -230,71 +268,76 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 		}
 		b, err := os.ReadFile(cp.KubeconfigPath)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		path := filepath.Join(opts.Dir, "kubeconfigs", name+".yaml")
+		path := filepath.Join(e.opts.Dir, "kubeconfigs", name+".yaml")
 		if err := os.WriteFile(path, b, 0o600); err != nil {
-			return nil, err
+			return err
 		}
 		e.State.Kubeconfigs[name] = path
 	}
-	done()
+	return nil
+}
 
-	done = e.step("Creating workspaces fleet-local and fleet-default with the repository secrets")
+func (e *Env) createWorkspaces(ctx context.Context) error {
+	c := e.Management.Client
 	for _, ns := range []string{"fleet-local", "fleet-default"} {
-		if err := e.Management.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
-			return nil, err
+		objs := []client.Object{
+			&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}},
+			&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: SecretName, Namespace: ns},
+				StringData: map[string]string{"username": PrivateUsername, "password": PrivatePassword}},
+			&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: RegistrySecretName, Namespace: ns},
+				StringData: map[string]string{"basicHTTP": "true"}},
 		}
-		secret := &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: SecretName, Namespace: ns},
-			StringData: map[string]string{"username": PrivateUsername, "password": PrivatePassword},
-		}
-		if err := e.Management.Client.Create(ctx, secret); err != nil && !apierrors.IsAlreadyExists(err) {
-			return nil, err
-		}
-		registry := &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: RegistrySecretName, Namespace: ns},
-			StringData: map[string]string{"basicHTTP": "true"},
-		}
-		if err := e.Management.Client.Create(ctx, registry); err != nil && !apierrors.IsAlreadyExists(err) {
-			return nil, err
+		for _, o := range objs {
+			if err := c.Create(ctx, o); err != nil && !apierrors.IsAlreadyExists(err) {
+				return err
+			}
 		}
 	}
-	done()
+	return nil
+}
 
-	done = e.step("Starting the controller and %d agents", len(opts.Downstreams)+1)
-	// The control planes run no kubelet, so Pods never start: Helm waits only for hooks.
+// startHelmops starts the controller, the agent of the management cluster ("local") and one
+// agent per downstream cluster.
+func (e *Env) startHelmops(context.Context) error {
+	opts := e.opts
 	// Every repository of the environment listens on loopback, which chart fetches refuse by default.
-	opts.AgentArgs = append([]string{"--helm-wait-strategy", "hookOnly", "--allow-loopback"}, opts.AgentArgs...)
+	opts.AgentArgs = append([]string{"--allow-loopback"}, opts.AgentArgs...)
 	opts.ControllerArgs = append([]string{"--allow-loopback"}, opts.ControllerArgs...)
 	mgmt := e.State.Kubeconfigs["management"]
 	if err := e.startProcess("controller", append([]string{"controller", "--kubeconfig", mgmt,
 		"--metrics-bind-address", "0", "--health-probe-bind-address", "0"}, opts.ControllerArgs...)); err != nil {
-		return nil, err
+		return err
 	}
+	// The management control plane has no nodes, so its Pods never start: Helm waits only for
+	// hooks there.
 	if err := e.startProcess("agent-local", append([]string{"agent", "--upstream-kubeconfig", mgmt, "--kubeconfig", mgmt,
 		"--cluster-name", "local", "--workspace", "fleet-local", "--metrics-bind-address", "0",
-		"--chart-cache-dir", filepath.Join(opts.Dir, "charts", "local")}, opts.AgentArgs...)); err != nil {
-		return nil, err
+		"--chart-cache-dir", filepath.Join(opts.Dir, "charts", "local"), "--helm-wait-strategy", "hookOnly"}, opts.AgentArgs...)); err != nil {
+		return err
 	}
 	for _, d := range opts.Downstreams {
-		if err := e.startProcess("agent-"+d.Name, append([]string{"agent", "--upstream-kubeconfig", mgmt,
+		args := []string{"agent", "--upstream-kubeconfig", mgmt,
 			"--kubeconfig", e.State.Kubeconfigs[d.Name], "--cluster-name", d.Name, "--workspace", "fleet-default",
 			"--register", "--labels", labelString(d.Labels), "--metrics-bind-address", "0",
-			"--chart-cache-dir", filepath.Join(opts.Dir, "charts", d.Name)}, opts.AgentArgs...)); err != nil {
-			return nil, err
+			"--chart-cache-dir", filepath.Join(opts.Dir, "charts", d.Name)}
+		if opts.Nodes == 0 {
+			args = append(args, "--helm-wait-strategy", "hookOnly")
+		}
+		if err := e.startProcess("agent-"+d.Name, append(args, opts.AgentArgs...)); err != nil {
+			return err
 		}
 	}
-	done()
+	return nil
+}
 
+func (e *Env) writeState() error {
 	b, err := json.MarshalIndent(e.State, "", "  ")
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if err := os.WriteFile(StatePath(opts.Dir), b, 0o644); err != nil {
-		return nil, err
-	}
-	return e, nil
+	return os.WriteFile(StatePath(e.opts.Dir), b, 0o644)
 }
 
 func names(ds []Downstream) []string {
@@ -413,9 +456,12 @@ func (e *Env) Stop() {
 	}
 }
 
-// Publish publishes a demo chart version to both repositories and the registry.
-func (e *Env) Publish(ctx context.Context, chart, version string) error {
-	data, err := localenv.BuildChart(chart, version)
+// Publish publishes a demo chart version (BuildDemoChart) to both repositories and the registry.
+func (e *Env) Publish(ctx context.Context, chart, version string, failing bool) error {
+	if err := checkFailing(chart, failing); err != nil {
+		return err
+	}
+	data, err := BuildDemoChart(chart, version, failing)
 	if err != nil {
 		return err
 	}
@@ -431,8 +477,11 @@ func (e *Env) Publish(ctx context.Context, chart, version string) error {
 
 // PublishTo publishes a demo chart version to a running environment from another process: an
 // upload to both repositories and a push to the registry.
-func PublishTo(ctx context.Context, s *State, chart, version string) error {
-	data, err := localenv.BuildChart(chart, version)
+func PublishTo(ctx context.Context, s *State, chart, version string, failing bool) error {
+	if err := checkFailing(chart, failing); err != nil {
+		return err
+	}
+	data, err := BuildDemoChart(chart, version, failing)
 	if err != nil {
 		return err
 	}

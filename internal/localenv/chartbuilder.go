@@ -33,6 +33,7 @@ type ChartOption func(*chartSpec)
 type chartSpec struct {
 	values     map[string]any
 	templates  map[string]string
+	files      map[string]string
 	appVersion string
 }
 
@@ -47,6 +48,17 @@ func WithTemplate(name, text string) ChartOption {
 			delete(s.templates, "configmap.yaml")
 		}
 		s.templates[name] = text
+	}
+}
+
+// WithFile adds a file other than a template, by its path in the chart, e.g. a CRD as
+// "crds/widgets.yaml" (Helm installs those before the templates and never upgrades them).
+func WithFile(path, text string) ChartOption {
+	return func(s *chartSpec) {
+		if s.files == nil {
+			s.files = map[string]string{}
+		}
+		s.files[path] = text
 	}
 }
 
@@ -81,6 +93,9 @@ func BuildChart(name, version string, opts ...ChartOption) ([]byte, error) {
 	}
 	for n, text := range spec.templates {
 		c.Templates = append(c.Templates, &chartcommon.File{Name: filepath.Join("templates", n), Data: []byte(text)})
+	}
+	for p, text := range spec.files {
+		c.Files = append(c.Files, &chartcommon.File{Name: p, Data: []byte(text)})
 	}
 	dir, err := os.MkdirTemp("", "helmops-chart-")
 	if err != nil {

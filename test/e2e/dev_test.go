@@ -24,7 +24,7 @@ func controlPlaneProcesses() map[string]string {
 		}
 		name := strings.TrimSpace(string(comm))
 		switch name {
-		case "kube-apiserver", "etcd", "kube-controller", "helmops":
+		case "kube-apiserver", "etcd", "kube-controller", "kube-scheduler", "kwok", "helmops":
 			out[e.Name()] = name
 		}
 	}
@@ -32,8 +32,8 @@ func controlPlaneProcesses() map[string]string {
 }
 
 // TestDevRunsTheExamplesAndCtrlCStopsEverything runs `helmops dev` as a user does (its default
-// addresses, which the examples use), waits until every example HelmOp is deployed, publishes a
-// version, presses Ctrl-C and checks that nothing it started is left running.
+// addresses, which the examples use), waits until every example HelmOp is deployed (Deployments,
+// CRDs and a hook Job among them), publishes a version, then a failing one, presses Ctrl-C and checks that nothing it started is left running.
 func TestDevRunsTheExamplesAndCtrlCStopsEverything(t *testing.T) {
 	g := NewWithT(t)
 	before := controlPlaneProcesses()
@@ -84,6 +84,12 @@ func TestDevRunsTheExamplesAndCtrlCStopsEverything(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred(), string(out))
 	g.Expect(string(out)).To(ContainSubstring("Published hello 0.4.0"))
 	wait("0.x → 0.4.0")
+
+	// A version of the Deployment chart whose Pods crash-loop: both clusters say NotReady and why.
+	out, err = exec.Command(helmopsBinary, "dev", "publish", "web", "1.2.0", "--failing", "--dir", dir).CombinedOutput()
+	g.Expect(err).NotTo(HaveOccurred(), string(out))
+	wait("fleet-default/web on dev: NotReady")
+	wait("CrashLoopBackOff")
 
 	g.Expect(cmd.Process.Signal(syscall.SIGINT)).To(Succeed())
 	exited := make(chan error, 1)
