@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -29,6 +30,7 @@ import (
 	"github.com/helmops/helmops/internal/controller/helmop"
 	"github.com/helmops/helmops/internal/controller/registration"
 	"github.com/helmops/helmops/internal/controller/shard"
+	"github.com/helmops/helmops/internal/notify"
 	"github.com/helmops/helmops/internal/scheme"
 )
 
@@ -52,6 +54,8 @@ type controllerFlags struct {
 	verbose        bool
 	apiServerURL   string
 	apiServerCA    string
+	webhookAddr    string
+	webhookSecret  string
 }
 
 func newControllerCommand() *cobra.Command {
@@ -85,6 +89,8 @@ func newControllerCommand() *cobra.Command {
 	fl.IntVar(&f.perHost, "max-fetches-per-host", chartsource.DefaultMaxFetchesPerHost, "HelmOp reconciles that may wait on one repository host at a time; the others try again shortly, so a slow host cannot hold every worker")
 	fl.DurationVar(&f.reconcileTO, "reconcile-timeout", helmop.DefaultReconcileTimeout, "deadline of one HelmOp reconcile, repository requests included")
 	f.network.register(fl)
+	fl.StringVar(&f.webhookAddr, "webhook-bind-address", ":8082", `address of the notification endpoint that registries and CI call when they publish a chart (see docs/notifications.md); "0" turns it off`)
+	fl.StringVar(&f.webhookSecret, "webhook-secret", "helmops-webhook", `Secret with the notification endpoint's token (key "token"): NAME in the controller's namespace ($POD_NAMESPACE, else kube-system) or NAMESPACE/NAME`)
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "debug logs")
 	return cmd
 }
@@ -152,6 +158,11 @@ func runController(ctx context.Context, f *controllerFlags) error {
 	if err := (&helmop.Reconciler{Client: mgr.GetClient(), Resolver: resolver, ShardID: f.shardID, Workers: f.workers, ReconcileTimeout: f.reconcileTO}).SetupWithManager(mgr); err != nil {
 		return err
 	}
+	if f.webhookAddr != "0" {
+		if _, err := notify.Setup(mgr, notify.Options{Addr: f.webhookAddr, Secret: webhookSecretKey(f.webhookSecret), ShardID: f.shardID}); err != nil {
+			return err
+		}
+	}
 	if err := (&bundle.Reconciler{Client: mgr.GetClient(), ShardID: f.shardID}).SetupWithManager(mgr); err != nil {
 		return err
 	}
@@ -209,4 +220,16 @@ func setupRegistration(mgr ctrl.Manager, cfg *rest.Config, f *controllerFlags) e
 		return err
 	}
 	return (&registration.Reconciler{Client: mgr.GetClient(), Direct: direct, Tokens: tokens, Server: server}).SetupWithManager(mgr)
+}
+
+// webhookSecretKey reads --webhook-secret: NAMESPACE/NAME, or NAME in the controller's namespace.
+func webhookSecretKey(v string) client.ObjectKey {
+	if ns, name, ok := strings.Cut(v, "/"); ok {
+		return client.ObjectKey{Namespace: ns, Name: name}
+	}
+	ns := os.Getenv("POD_NAMESPACE")
+	if ns == "" {
+		ns = "kube-system"
+	}
+	return client.ObjectKey{Namespace: ns, Name: v}
 }

@@ -307,7 +307,7 @@ func (e *Env) startHelmops(context.Context) error {
 	opts.ControllerArgs = append([]string{"--allow-loopback"}, opts.ControllerArgs...)
 	mgmt := e.State.Kubeconfigs["management"]
 	if err := e.startProcess("controller", append([]string{"controller", "--kubeconfig", mgmt,
-		"--metrics-bind-address", "0", "--health-probe-bind-address", "0"}, opts.ControllerArgs...)); err != nil {
+		"--metrics-bind-address", "0", "--health-probe-bind-address", "0", "--webhook-bind-address", "0"}, opts.ControllerArgs...)); err != nil {
 		return err
 	}
 	// The management control plane has no nodes, so its Pods never start: Helm waits only for

@@ -33,6 +33,9 @@ type RegistryOptions struct {
 	Username, Password string
 	// Addr is the listen address; default 127.0.0.1:0.
 	Addr string
+	// Notifications is the registry's notifications configuration, as is: its endpoints are
+	// sent an events envelope for every push, pull and deletion.
+	Notifications configuration.Notifications
 }
 
 // OCIRegistry is the CNCF Distribution registry running in process with in-memory storage.
@@ -62,6 +65,7 @@ func StartOCIRegistry(opts RegistryOptions) (*OCIRegistry, error) {
 	cfg.Log.AccessLog.Disabled = true
 	cfg.Log.Level = "error"
 	cfg.HTTP.Secret = "helmops-test-registry"
+	cfg.Notifications = opts.Notifications
 	if opts.Username != "" || opts.Password != "" {
 		dir, err := os.MkdirTemp("", "helmops-registry-")
 		if err != nil {

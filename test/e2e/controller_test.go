@@ -48,7 +48,7 @@ func TestControllerProcess(t *testing.T) {
 	logFile, err := os.Create(logPath)
 	g.Expect(err).NotTo(HaveOccurred())
 	cmd := exec.Command(helmopsBinary, "controller", "--kubeconfig", env.State.Kubeconfigs["management"],
-		"--metrics-bind-address", metrics, "--health-probe-bind-address", probes,
+		"--metrics-bind-address", metrics, "--health-probe-bind-address", probes, "--webhook-bind-address", "0",
 		"--leader-elect", "--leader-election-namespace", "default", "--shard-id", "probe", "--bootstrap=false",
 		"--allow-loopback") // the environment's repositories listen on loopback
 	cmd.Stdout, cmd.Stderr = logFile, logFile

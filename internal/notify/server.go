@@ -1,0 +1,273 @@
+package notify
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/helmops/helmops/api/v1alpha1"
+)
+
+// Defaults of Options.
+const (
+	DefaultWindow       = time.Second
+	DefaultMaxBodyBytes = 1 << 20
+	maxConcurrent       = 64
+)
+
+var notificationsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "helmops_notifications_total",
+	Help: "Notifications received, by sender and result (accepted, ignored, unauthorized, invalid, rate_limited, error).",
+}, []string{"sender", "result"})
+
+func init() { metrics.Registry.MustRegister(notificationsTotal) }
+
+// Options configure the notification endpoint.
+type Options struct {
+	// Addr is the listen address, e.g. ":8082".
+	Addr string
+	// Secret holds the shared token under the key "token".
+	Secret client.ObjectKey
+	// ShardID is the shard whose HelmOps notifications may select.
+	ShardID string
+	// Window is how often one repository's notifications are acted on; more within it are
+	// answered 429. Default 1 second.
+	Window time.Duration
+	// MaxBodyBytes bounds a request body. Default 1 MiB.
+	MaxBodyBytes int64
+	// Clock is the clock of the rate limiter; default the real clock.
+	Clock clock.PassiveClock
+}
+
+// Server is the notification endpoint. Every replica serves it, leader or not: it reads HelmOps
+// from the shared cache and writes only their reconcile-requested annotation.
+type Server struct {
+	opts    Options
+	client  client.Client
+	tokens  *tokenSource
+	limiter *limiter
+	sem     chan struct{}
+	log     logr.Logger
+	// bound is closed once the listener is open; Addr is then its address.
+	bound chan struct{}
+	addr  string
+}
+
+// Setup registers the HelmOp repository index with the manager and adds the endpoint to it.
+func Setup(mgr ctrl.Manager, opts Options) (*Server, error) {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.HelmOp{}, RepositoryIndex, indexRepositories); err != nil {
+		return nil, err
+	}
+	s := New(mgr.GetClient(), mgr.GetAPIReader(), opts)
+	s.log = mgr.GetLogger().WithName("notify")
+	s.tokens.log = s.log
+	return s, mgr.Add(s)
+}
+
+// New returns an endpoint that lists HelmOps through c (which must have RepositoryIndex) and
+// reads the Secret through secrets.
+func New(c client.Client, secrets client.Reader, opts Options) *Server {
+	if opts.Window <= 0 {
+		opts.Window = DefaultWindow
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
+	return &Server{
+		opts:    opts,
+		client:  c,
+		tokens:  &tokenSource{reader: secrets, key: opts.Secret, now: opts.Clock.Now, log: ctrl.Log.WithName("notify")},
+		limiter: newLimiter(opts.Window),
+		sem:     make(chan struct{}, maxConcurrent),
+		log:     ctrl.Log.WithName("notify"),
+		bound:   make(chan struct{}),
+	}
+}
+
+// NeedLeaderElection is false: standby replicas take notifications too.
+func (s *Server) NeedLeaderElection() bool { return false }
+
+// Addr is the address the endpoint listens on, once it does.
+func (s *Server) Addr() string {
+	<-s.bound
+	return s.addr
+}
+
+// Handler is the endpoint's HTTP handler.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /notify", s.serve)
+	mux.HandleFunc("POST /notify/{token}", s.serve)
+	return mux
+}
+
+// Start serves until ctx ends.
+func (s *Server) Start(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.opts.Addr)
+	if err != nil {
+		return fmt.Errorf("listening for notifications on %s (--webhook-bind-address): %w", s.opts.Addr, err)
+	}
+	s.addr = ln.Addr().String()
+	close(s.bound)
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       90 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	s.log.Info("Serving notifications", "address", s.addr, "secret", s.opts.Secret.String())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(shutdown)
+	case err := <-errc:
+		return err
+	}
+}
+
+type reply struct {
+	Sender  Sender `json:"sender,omitempty"`
+	HelmOps int    `json:"helmOps"`
+	Error   string `json:"error,omitempty"`
+}
+
+func (s *Server) answer(w http.ResponseWriter, code int, sender Sender, result string, body reply) {
+	if sender == "" {
+		sender = "unknown"
+	}
+	notificationsTotal.WithLabelValues(string(sender), result).Inc()
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	body.Sender = sender
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+func (s *Server) serve(w http.ResponseWriter, req *http.Request) {
+	select {
+	case s.sem <- struct{}{}:
+		defer func() { <-s.sem }()
+	default:
+		w.Header().Set("Retry-After", "1")
+		s.answer(w, http.StatusServiceUnavailable, "", "error", reply{Error: "too many notifications at once; retry"})
+		return
+	}
+	ctx := req.Context()
+
+	// Authenticate before anything else is read or believed.
+	token := s.tokens.get(ctx)
+	if token == nil {
+		s.answer(w, http.StatusUnauthorized, "", "unauthorized", reply{Error: "unauthorized"})
+		return
+	}
+	var presented string
+	if t := req.PathValue("token"); t != "" {
+		presented = t
+	} else if t, ok := bearer(req.Header); ok {
+		presented = t
+	}
+	if presented != "" && !equalSecret(presented, token) {
+		s.answer(w, http.StatusUnauthorized, "", "unauthorized", reply{Error: "unauthorized"})
+		return
+	}
+	signature := req.Header.Get(SignatureHeader)
+	if presented == "" && signature == "" {
+		s.answer(w, http.StatusUnauthorized, "", "unauthorized", reply{Error: "unauthorized: send Authorization: Bearer <token> or an " + SignatureHeader + " signature"})
+		return
+	}
+	byHeader := presented == ""
+
+	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, s.opts.MaxBodyBytes))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			s.answer(w, http.StatusRequestEntityTooLarge, "", "invalid", reply{Error: fmt.Sprintf("the body is larger than %d bytes", s.opts.MaxBodyBytes)})
+			return
+		}
+		s.answer(w, http.StatusBadRequest, "", "invalid", reply{Error: "reading the body failed"})
+		return
+	}
+	if byHeader && !validSignature(signature, body, token) {
+		s.answer(w, http.StatusUnauthorized, "", "unauthorized", reply{Error: "unauthorized"})
+		return
+	}
+
+	n, err := Parse(req.Header, body)
+	if err != nil {
+		s.answer(w, http.StatusBadRequest, "", "invalid", reply{Error: err.Error()})
+		return
+	}
+	log := s.log.WithValues("sender", n.Sender)
+	if len(n.Targets) == 0 {
+		log.V(1).Info("Ignoring a notification that publishes nothing")
+		s.answer(w, http.StatusAccepted, n.Sender, "ignored", reply{})
+		return
+	}
+	now := s.opts.Clock.Now()
+	var (
+		requested, limited, matched int
+		wait                        time.Duration
+	)
+	for _, t := range n.Targets {
+		ops, err := helmOpsFollowing(ctx, s.client, s.opts.ShardID, t)
+		if err != nil {
+			log.Error(err, "Listing HelmOps for a notification")
+			s.answer(w, http.StatusServiceUnavailable, n.Sender, "error", reply{Error: "the controller could not list HelmOps; retry"})
+			return
+		}
+		if len(ops) == 0 {
+			continue // not a repository of this shard's HelmOps
+		}
+		matched++
+		ok, after := s.limiter.allow(t.Key, now)
+		if !ok {
+			limited++
+			wait = max(wait, after)
+			continue
+		}
+		log.Info("Requesting reconciles of the HelmOps that use a notified repository", "repository", t.Key, "chart", t.Chart, "helmOps", len(ops))
+		for _, op := range ops {
+			if err := requestReconcile(ctx, s.client, op, now); err != nil && !apierrors.IsNotFound(err) {
+				s.limiter.forget(t.Key)
+				log.Error(err, "Requesting a reconcile", "HelmOp", klog.KObj(op))
+				s.answer(w, http.StatusServiceUnavailable, n.Sender, "error", reply{HelmOps: requested, Error: "the controller could not annotate every HelmOp; retry"})
+				return
+			}
+			requested++
+		}
+	}
+	switch {
+	case matched == 0:
+		log.V(1).Info("Ignoring a notification for repositories no HelmOp of this shard follows", "repositories", len(n.Targets))
+		s.answer(w, http.StatusAccepted, n.Sender, "ignored", reply{})
+	case limited == matched:
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+		s.answer(w, http.StatusTooManyRequests, n.Sender, "rate_limited", reply{Error: "this repository was notified less than a rate-limit window ago; retry later"})
+	default:
+		s.answer(w, http.StatusAccepted, n.Sender, "accepted", reply{HelmOps: requested})
+	}
+}
