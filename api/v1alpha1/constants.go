@@ -15,6 +15,10 @@ const (
 	// PolledCondition (HelmOp) is True when the last poll of the repository succeeded. It is set
 	// only while polling applies.
 	PolledCondition = "Polled"
+	// NewerVersionAvailableCondition (HelmOp) is True when the repository offers a stable version
+	// newer than the resolved one that the version constraint excludes (status.latestAvailableVersion);
+	// it is absent otherwise. It is informational: it changes neither Ready nor what is deployed.
+	NewerVersionAvailableCondition = "NewerVersionAvailable"
 	// ReadyCondition (all kinds) is True when the object is fully deployed and healthy.
 	ReadyCondition = "Ready"
 	// ReconcilingCondition (kstatus) is True while the controller is still working toward the spec.
@@ -39,7 +43,9 @@ const (
 	ReasonSucceeded = "Succeeded"
 	// ReasonFieldsNotApplicable (event) names fields of a HelmOp that only apply to bundles
 	// built from git; they are accepted and ignored.
-	ReasonFieldsNotApplicable   = "FieldsNotApplicable"
+	ReasonFieldsNotApplicable = "FieldsNotApplicable"
+	// ReasonOutsideConstraint (NewerVersionAvailable) says the constraint excludes the newer version.
+	ReasonOutsideConstraint     = "OutsideConstraint"
 	ReasonProgressing           = "Progressing"
 	ReasonInvalidSpec           = "InvalidSpec"
 	ReasonInvalidConstraint     = "InvalidConstraint"

@@ -14,6 +14,7 @@ import (
 // +kubebuilder:printcolumn:name="Repo",type=string,JSONPath=`.spec.helm.repo`
 // +kubebuilder:printcolumn:name="Chart",type=string,JSONPath=`.spec.helm.chart`
 // +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.status.version`
+// +kubebuilder:printcolumn:name="Latest",type=string,JSONPath=`.status.latestAvailableVersion`,priority=1
 // +kubebuilder:printcolumn:name="BundleDeployments-Ready",type=string,JSONPath=`.status.display.readyBundleDeployments`
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
@@ -118,7 +119,7 @@ type HelmOpSpec struct {
 
 // HelmOpStatus is what the controller observed.
 type HelmOpStatus struct {
-	// Conditions: Accepted, Polled, Ready, Reconciling, Stalled.
+	// Conditions: Accepted, Polled, NewerVersionAvailable, Ready, Reconciling, Stalled.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -131,6 +132,14 @@ type HelmOpStatus struct {
 	// Version is the exact chart version resolved and written to the Bundle.
 	// +optional
 	Version string `json:"version,omitempty"`
+
+	// LatestAvailableVersion is the newest stable (non-prerelease) version the repository
+	// offered when the HelmOp was last resolved, whether or not the version constraint allows it.
+	// Empty until a resolution lists the repository's versions (an exact OCI version is looked up
+	// by its tag alone, without listing) and for chart archive URLs.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	LatestAvailableVersion string `json:"latestAvailableVersion,omitempty"`
 
 	// LastPollingTime is the start of the last polling attempt, successful or not.
 	// +optional

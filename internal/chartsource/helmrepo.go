@@ -236,7 +236,7 @@ func (r *Resolver) resolveHelm(ctx context.Context, ref Ref, auth Auth) (*Resolu
 		return nil, repoURL, choiceError(err, ref.Chart, redact.URL(repoURL))
 	}
 	c := choice.Chosen
-	res := &Resolution{Kind: KindHelmRepo, Version: c.Version, Created: c.Created, Rejected: choice.Rejected}
+	res := &Resolution{Kind: KindHelmRepo, Version: c.Version, Created: c.Created, Rejected: choice.Rejected, Latest: choice.Latest}
 	if c.Digest != "" {
 		res.Digest = c.Digest
 		if !strings.Contains(c.Digest, ":") {

@@ -215,7 +215,7 @@ func (r *Resolver) resolveOCI(ctx context.Context, ref Ref, a Auth) (*Resolution
 	if err != nil {
 		return nil, ociError(err, "resolving "+where+":"+tag, repoName)
 	}
-	return &Resolution{Kind: KindOCI, Version: choice.Chosen.Version, Digest: desc.Digest.String(), URL: where + ":" + tag, Rejected: choice.Rejected}, nil
+	return &Resolution{Kind: KindOCI, Version: choice.Chosen.Version, Digest: desc.Digest.String(), URL: where + ":" + tag, Rejected: choice.Rejected, Latest: choice.Latest}, nil
 }
 
 // fetchOCI resolves ref and pulls the chart layer of the chosen tag.

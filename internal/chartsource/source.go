@@ -156,6 +156,9 @@ type Resolution struct {
 	Created time.Time `json:"created,omitzero"`
 	// Rejected lists the versions newer than Version and why each was not chosen, newest first.
 	Rejected []chartversion.Rejection `json:"rejected,omitempty"`
+	// Latest is the newest stable version the repository offers, whatever the constraint; empty
+	// when the versions were not listed (an exact OCI version is resolved by its tag alone).
+	Latest string `json:"latest,omitempty"`
 }
 
 // resolveError adds the chart and repository to a version-choice error.

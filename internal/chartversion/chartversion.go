@@ -36,6 +36,9 @@ type Rejection struct {
 type Result struct {
 	Chosen   Candidate
 	Rejected []Rejection
+	// Latest is the newest stable (non-prerelease) semantic version among all candidates,
+	// whatever the constraint; empty when there is none.
+	Latest string
 }
 
 // InvalidConstraintError is a version that is neither a published version nor a valid
@@ -126,14 +129,21 @@ func Choose(candidates []Candidate, constraint string) (Result, error) {
 		all = append(all, parsed{c, v})
 	}
 	slices.SortStableFunc(all, newerFirst)
+	latest := ""
+	for _, p := range all {
+		if p.v.Prerelease() == "" {
+			latest = p.c.Version
+			break
+		}
+	}
 
 	if constraint != "" && constraint != "*" {
 		if i := exactMatch(all, constraint); i >= 0 {
-			return Result{Chosen: all[i].c, Rejected: rejectNewer(all[:i], unparsed, nil, "")}, nil
+			return Result{Chosen: all[i].c, Rejected: rejectNewer(all[:i], unparsed, nil, ""), Latest: latest}, nil
 		}
 		for _, c := range unparsed {
 			if c.Version == constraint {
-				return Result{Chosen: c, Rejected: []Rejection{}}, nil
+				return Result{Chosen: c, Rejected: []Rejection{}, Latest: latest}, nil
 			}
 		}
 	}
@@ -154,7 +164,7 @@ func Choose(candidates []Candidate, constraint string) (Result, error) {
 		} else if !check.Check(p.v) {
 			continue
 		}
-		return Result{Chosen: p.c, Rejected: rejectNewer(all[:i], unparsed, check, constraint)}, nil
+		return Result{Chosen: p.c, Rejected: rejectNewer(all[:i], unparsed, check, constraint), Latest: latest}, nil
 	}
 	if constraint == "" {
 		constraint = "*"

@@ -133,3 +133,24 @@ func TestIsStatic(t *testing.T) {
 		}
 	}
 }
+
+func TestChooseReportsTheLatestStableVersion(t *testing.T) {
+	for _, tc := range []struct {
+		candidates []Candidate
+		constraint string
+		chosen     string
+		latest     string
+	}{
+		{cands("1.3.0", "1.3.9", "1.4.2"), "~1.3", "1.3.9", "1.4.2"},
+		{cands("1.3.9", "1.4.2", "1.5.0-rc.1"), "~1.3", "1.3.9", "1.4.2"},
+		{cands("1.3.9", "1.4.2"), "", "1.4.2", "1.4.2"},
+		{cands("1.3.9", "1.4.2"), "1.3.9", "1.3.9", "1.4.2"},
+		{cands("1.0.0-rc.1", "1.0.0-rc.2"), ">= 1.0.0-0", "1.0.0-rc.2", ""},
+		{cands("1.0.0", "latest"), "latest", "latest", "1.0.0"},
+	} {
+		res, err := Choose(tc.candidates, tc.constraint)
+		if err != nil || res.Chosen.Version != tc.chosen || res.Latest != tc.latest {
+			t.Errorf("Choose(%v, %q) = %q latest %q, %v; want %q latest %q", tc.candidates, tc.constraint, res.Chosen.Version, res.Latest, err, tc.chosen, tc.latest)
+		}
+	}
+}
