@@ -159,7 +159,11 @@ func runController(ctx context.Context, f *controllerFlags) error {
 		return err
 	}
 	if f.webhookAddr != "0" {
-		if _, err := notify.Setup(mgr, notify.Options{Addr: f.webhookAddr, Secret: webhookSecretKey(f.webhookSecret), ShardID: f.shardID}); err != nil {
+		secret, err := webhookSecretKey(f.webhookSecret)
+		if err != nil {
+			return err
+		}
+		if _, err := notify.Setup(mgr, notify.Options{Addr: f.webhookAddr, Secret: secret, ShardID: f.shardID}); err != nil {
 			return err
 		}
 	}
@@ -223,13 +227,16 @@ func setupRegistration(mgr ctrl.Manager, cfg *rest.Config, f *controllerFlags) e
 }
 
 // webhookSecretKey reads --webhook-secret: NAMESPACE/NAME, or NAME in the controller's namespace.
-func webhookSecretKey(v string) client.ObjectKey {
-	if ns, name, ok := strings.Cut(v, "/"); ok {
-		return client.ObjectKey{Namespace: ns, Name: name}
+func webhookSecretKey(v string) (client.ObjectKey, error) {
+	ns, name, ok := strings.Cut(strings.TrimSpace(v), "/")
+	if !ok {
+		ns, name = os.Getenv("POD_NAMESPACE"), ns
+		if ns == "" {
+			ns = "kube-system"
+		}
 	}
-	ns := os.Getenv("POD_NAMESPACE")
-	if ns == "" {
-		ns = "kube-system"
+	if ns == "" || name == "" || strings.Contains(name, "/") {
+		return client.ObjectKey{}, fmt.Errorf("--webhook-secret %q: give NAME or NAMESPACE/NAME of the Secret with the notification token, or turn the endpoint off with --webhook-bind-address=0", v)
 	}
-	return client.ObjectKey{Namespace: ns, Name: v}
+	return client.ObjectKey{Namespace: ns, Name: name}, nil
 }
