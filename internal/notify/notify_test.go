@@ -52,9 +52,11 @@ func TestRegistryPushUpdatesHelmOp(t *testing.T) {
 	t.Logf("push of alpine 0.2.0 to the Bundle: %v (the push itself included)", time.Since(start))
 	g.Expect(reg.Requests("/v2/charts/alpine/tags/list")).To(BeNumerically(">", tags), "the tag list was read again")
 
-	get(g, op)
-	g.Expect(op.Status.Version).To(Equal("0.2.0"))
-	g.Expect(op.Annotations).To(HaveKey(v1alpha1.ReconcileRequestedAnnotation))
+	g.Eventually(func(g Gomega) {
+		get(g, op)
+		g.Expect(op.Status.Version).To(Equal("0.2.0"))
+		g.Expect(op.Status.LastHandledReconcileAt).To(Equal(op.Annotations[v1alpha1.ReconcileRequestedAnnotation]))
+	}, timeout, interval).Should(Succeed())
 }
 
 // TestGenericNotificationUpdatesHelmOp is a CI pipeline that publishes to a Helm HTTP
