@@ -141,6 +141,7 @@ type facts struct {
 	version       string // exact version on the Bundle
 	bundle        *v1alpha1.Bundle
 	notApplicable []string // fields set that only apply to bundles built from git
+	latestFacts
 }
 
 // scope is one reconcile of one HelmOp: its inputs, what the steps found, and the facts.
@@ -300,10 +301,18 @@ func (r *Reconciler) readBundle(ctx context.Context, s *scope) (ctrl.Result, err
 // and when only a poll failed, the Bundle is written from the last resolution.
 func (r *Reconciler) resolve(ctx context.Context, s *scope) (ctrl.Result, error) {
 	op := s.op
+	if s.kind == chartsource.KindTarball {
+		s.latestKnown = true // a chart archive offers no other version
+	}
 	refs := versionRefs(op, s.kind)
 	credentials := credentialsHash(op, s.secretRV)
 	unknown := !s.last.covers(refs)
 	requested := reconcileRequested(op)
+	if value := op.Annotations[v1alpha1.ReconcileRequestedAnnotation]; requested && s.last.Requested == value {
+		// The Bundle was written by the resolution that handled this request: the HelmOp was
+		// read from a cache older than that reconcile's status.
+		op.Status.LastHandledReconcileAt, requested = value, false
+	}
 	due := s.polling && pollDue(op, s.now)
 	s.next = s.last
 	if !unknown && !requested && !due && s.last.Credentials == credentials {
@@ -338,7 +347,14 @@ func (r *Reconciler) resolve(ctx context.Context, s *scope) (ctrl.Result, error)
 		pollsTotal.WithLabelValues("success").Inc()
 	}
 	next.Credentials = credentials
+	next.Requested = s.last.Requested
+	if requested {
+		next.Requested = op.Annotations[v1alpha1.ReconcileRequestedAnnotation]
+	}
 	s.next, s.res = next, res
+	if res != nil {
+		s.latestKnown, s.latest = true, res.Latest
+	}
 	return ctrl.Result{}, nil
 }
 

@@ -41,6 +41,7 @@ func computeStatus(op *v1alpha1.HelmOp, f *facts, err error, now time.Time) {
 	setAcceptedCondition(c, f, err)
 	noteNotApplicable(c, f)
 	setPolledCondition(c, f)
+	setLatestVersion(c, f)
 	setReadyCondition(c, f, err)
 	setStalledCondition(c, f)
 	setReconcilingCondition(c, err)

@@ -22,6 +22,10 @@ type resolved struct {
 	Credentials string `json:"credentials"`
 	// Versions maps refKey(ref) to the exact version chosen.
 	Versions map[string]string `json:"versions,omitempty"`
+	// Requested is the reconcile-requested-at value the last requested resolution handled, so
+	// that a reconcile reading the HelmOp from a cache older than that reconcile's status
+	// patch does not handle (and revalidate) it twice.
+	Requested string `json:"requested,omitempty"`
 }
 
 // lastResolved reads the resolution a Bundle was written from; a Bundle without one (or with

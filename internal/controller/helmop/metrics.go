@@ -39,7 +39,7 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(desiredReadyClusters, readyClusters, pollsTotal, reconcileDuration)
+	metrics.Registry.MustRegister(desiredReadyClusters, readyClusters, pollsTotal, reconcileDuration, newerVersionAvailable)
 	for state := range resourceStates {
 		g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "fleet_helmop_resources_" + state, Help: "BundleDeployments of the HelmOp in state " + state + ".",
@@ -58,12 +58,14 @@ func recordMetrics(op *v1alpha1.HelmOp) {
 	for state, count := range resourceStates {
 		resources[state].With(l).Set(float64(count(op.Status.Summary)))
 	}
+	recordLatestMetric(op)
 }
 
 func deleteMetrics(namespace, name string) {
 	l := prometheus.Labels{"name": name, "namespace": namespace}
 	desiredReadyClusters.DeletePartialMatch(l)
 	readyClusters.DeletePartialMatch(l)
+	newerVersionAvailable.DeletePartialMatch(l)
 	for _, g := range resources {
 		g.DeletePartialMatch(l)
 	}
