@@ -94,14 +94,14 @@ func (o *getOptions) list(ctx context.Context, c client.Reader, w io.Writer, now
 		return printObject(w, o.output, ops)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	header := "NAME\tCHART\tVERSION\tCLUSTERS READY\tLAST POLL\tSTATUS"
+	header := "NAME\tCHART\tVERSION\tNEWER\tCLUSTERS READY\tLAST POLL\tSTATUS"
 	if o.allNamespaces {
 		header = "NAMESPACE\t" + header
 	}
 	fmt.Fprintln(tw, header)
 	for i := range ops.Items {
 		h := &ops.Items[i]
-		row := []string{h.Name, chartOf(h), versionOf(h), fmt.Sprintf("%d/%d", h.Status.ReadyClusters, h.Status.DesiredReadyClusters),
+		row := []string{h.Name, chartOf(h), versionOf(h), newerOf(h), fmt.Sprintf("%d/%d", h.Status.ReadyClusters, h.Status.DesiredReadyClusters),
 			lastPoll(h, now), statusOf(h)}
 		if o.allNamespaces {
 			row = append([]string{h.Namespace}, row...)
@@ -214,6 +214,14 @@ func versionOf(h *v1alpha1.HelmOp) string {
 		return resolved
 	}
 	return constraint + " → " + resolved
+}
+
+// newerOf is the newest stable version of the repository when the constraint keeps it out.
+func newerOf(h *v1alpha1.HelmOp) string {
+	if !meta.IsStatusConditionTrue(h.Status.Conditions, v1alpha1.NewerVersionAvailableCondition) {
+		return "-"
+	}
+	return orDash(h.Status.LatestAvailableVersion)
 }
 
 func lastPoll(h *v1alpha1.HelmOp, now time.Time) string {

@@ -46,10 +46,12 @@ func TestGetShowsHelmOpsAndTheirDeployments(t *testing.T) {
 	}
 	g.Expect(c.Create(ctx, op)).To(Succeed())
 	op.Status.Version = "1.4.2"
+	op.Status.LatestAvailableVersion = "2.0.1"
 	op.Status.ReadyClusters, op.Status.DesiredReadyClusters = 1, 2
 	op.Status.LastPollingTime = &metav1.Time{Time: time.Now().Add(-90 * time.Second)}
 	op.Status.Conditions = []metav1.Condition{
 		{Type: v1alpha1.AcceptedCondition, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonSucceeded, LastTransitionTime: metav1.Now()},
+		{Type: v1alpha1.NewerVersionAvailableCondition, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonOutsideConstraint, Message: "2.0.1 is available; the constraint 1.x keeps 1.4.2", LastTransitionTime: metav1.Now()},
 		{Type: v1alpha1.ReadyCondition, Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonClustersNotReady, Message: "not ready on 1 of 2 clusters: prod", LastTransitionTime: metav1.Now()},
 	}
 	g.Expect(c.Status().Update(ctx, op)).To(Succeed())
@@ -80,8 +82,8 @@ func TestGetShowsHelmOpsAndTheirDeployments(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	g.Expect(lines).To(HaveLen(2))
-	g.Expect(lines[0]).To(MatchRegexp(`^NAME\s+CHART\s+VERSION\s+CLUSTERS READY\s+LAST POLL\s+STATUS$`))
-	g.Expect(lines[1]).To(MatchRegexp(`^web\s+https://charts.example/nginx\s+1\.x → 1\.4\.2\s+1/2\s+1m ago\s+ClustersNotReady: not ready on 1 of 2 clusters: prod$`))
+	g.Expect(lines[0]).To(MatchRegexp(`^NAME\s+CHART\s+VERSION\s+NEWER\s+CLUSTERS READY\s+LAST POLL\s+STATUS$`))
+	g.Expect(lines[1]).To(MatchRegexp(`^web\s+https://charts.example/nginx\s+1\.x → 1\.4\.2\s+2\.0\.1\s+1/2\s+1m ago\s+ClustersNotReady: not ready on 1 of 2 clusters: prod$`))
 
 	out, err = runCLI("get", "helmops", "--kubeconfig", cp.KubeconfigPath, "-A")
 	g.Expect(err).NotTo(HaveOccurred())

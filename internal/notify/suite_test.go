@@ -55,7 +55,8 @@ func run(m *testing.M) int {
 	}
 	var server *notify.Server
 	stop, err := cp.StartManager(ctx, ctrl.Options{}, func(mgr ctrl.Manager) error {
-		resolver := chartsource.NewResolver(chartsource.Options{MinRevalidate: time.Second})
+		// The test's repositories listen on loopback, which the controller refuses by default.
+		resolver := chartsource.NewResolver(chartsource.Options{Network: chartsource.NetworkPolicy{AllowLoopback: true}, MinRevalidate: time.Second})
 		if err := (&helmop.Reconciler{Client: mgr.GetClient(), Resolver: resolver}).SetupWithManager(mgr); err != nil {
 			return err
 		}
