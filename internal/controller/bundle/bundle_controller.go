@@ -473,7 +473,7 @@ func (r *Reconciler) readSecret(ctx context.Context, s *scope) (ctrl.Result, err
 	switch {
 	case apierrors.IsNotFound(err):
 		s.secretReason = v1alpha1.ReasonSecretNotFound
-		s.secretErr = fmt.Errorf("secret %q named by helmSecretName does not exist in namespace %q: create it and the deployments follow", name, b.Namespace)
+		s.secretErr = fmt.Errorf("secret %q named by helmSecretName does not exist in namespace %q: its copies in the cluster namespaces are removed, so deployments that download the chart again fail until it is created; create it and the deployments follow", name, b.Namespace)
 	case err != nil:
 		return ctrl.Result{}, fmt.Errorf("reading secret %s/%s named by helmSecretName: %w", b.Namespace, name, err)
 	case chartsource.CheckSecret(secret) != nil:
@@ -547,8 +547,14 @@ func (r *Reconciler) applyPlacement(ctx context.Context, s *scope, p targeting.P
 	}
 	if s.secretErr != nil && (s.secretReason == v1alpha1.ReasonSecretNotFound || s.secretReason == ReasonSecretRefused) {
 		// Without credentials the agents cannot download the chart: write nothing new,
-		// report what exists.
+		// report what exists. Copies follow their source: a deleted or refused source's copies
+		// go too.
 		s.entries = append(s.entries, Entry{Name: p.Cluster.Name, BundleDeployment: current, PendingMessage: s.secretErr.Error()})
+		if n := chartSecretName(current); n != "" && n == secretName(s.b) {
+			if err := r.releaseCopy(ctx, current.Namespace, n, current.UID); err != nil {
+				return ctrl.Result{}, err
+			}
+		}
 		return ctrl.Result{}, nil
 	}
 	if msg, held := s.held(ns); held {

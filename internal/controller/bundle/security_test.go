@@ -106,3 +106,26 @@ func TestATargetOnAnotherHostGetsNoCredentials(t *testing.T) {
 	}, timeout, interval).Should(Succeed())
 	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: nss["dev-1"], Name: "bound"}, &corev1.Secret{})).NotTo(Succeed())
 }
+
+// TestDeletingTheSourceSecretRemovesItsCopies: copies never outlive their source.
+func TestDeletingTheSourceSecretRemovesItsCopies(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := workspace(t)
+	nss := threeClusters(t, ns)
+	src := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "going", Namespace: ns}, StringData: map[string]string{"username": "u", "password": "p"}}
+	g.Expect(k8s.Create(ctx, src)).To(Succeed())
+	b := newBundle(t, ns, "going", withSecret("going"), withTargets(v1alpha1.BundleTarget{Name: "prod", ClusterSelector: sel("env", "prod")}))
+	key := client.ObjectKey{Namespace: nss["prod-1"], Name: "going"}
+	g.Eventually(func() error { return k8s.Get(ctx, key, &corev1.Secret{}) }, timeout, interval).Should(Succeed())
+
+	g.Expect(k8s.Delete(ctx, src)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(ctx, key, &corev1.Secret{})).NotTo(Succeed())
+		c := meta.FindStatusCondition(getBundle(g, b).Status.Conditions, v1alpha1.TargetedCondition)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Reason).To(Equal(v1alpha1.ReasonSecretNotFound))
+		g.Expect(c.Message).To(ContainSubstring("copies in the cluster namespaces are removed"))
+		g.Expect(keys(deployments(g, b))).To(ConsistOf("prod-1"), "the deployment stays")
+	}, timeout, interval).Should(Succeed())
+}
