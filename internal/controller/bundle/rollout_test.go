@@ -429,6 +429,10 @@ func TestRolloutHaltsAtTheProgressDeadline(t *testing.T) {
 		}
 		g.Expect(moved).To(HaveLen(3))
 	}, timeout, interval).Should(Succeed())
+	// The status is patched at the end of the reconcile that wrote the deployments.
+	g.Eventually(func(g Gomega) {
+		g.Expect(getBundle(g, b).Condition(v1alpha1.ReadyCondition).Reason).To(Equal(v1alpha1.ReasonRollingOut))
+	}, timeout, interval).Should(Succeed())
 	g.Consistently(func(g Gomega) {
 		g.Expect(getBundle(g, b).Condition(v1alpha1.ReadyCondition).Reason).To(Equal(v1alpha1.ReasonRollingOut))
 	}, time.Second, interval).Should(Succeed(), "within the deadline the rollout only waits")
