@@ -45,9 +45,11 @@ const (
 	// built from git; they are accepted and ignored.
 	ReasonFieldsNotApplicable = "FieldsNotApplicable"
 	// ReasonOutsideConstraint (NewerVersionAvailable) says the constraint excludes the newer version.
-	ReasonOutsideConstraint     = "OutsideConstraint"
-	ReasonProgressing           = "Progressing"
-	ReasonInvalidSpec           = "InvalidSpec"
+	ReasonOutsideConstraint = "OutsideConstraint"
+	ReasonProgressing       = "Progressing"
+	ReasonInvalidSpec       = "InvalidSpec"
+	// ReasonInvalidValues: the values templates of a HelmOp fail for some cluster.
+	ReasonInvalidValues         = "InvalidValues"
 	ReasonInvalidConstraint     = "InvalidConstraint"
 	ReasonNoMatchingVersion     = "NoMatchingVersion"
 	ReasonSecretNotFound        = "SecretNotFound"

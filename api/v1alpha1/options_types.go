@@ -40,9 +40,9 @@ type HelmOptions struct {
 	// +nullable
 	Values *GenericMap `json:"values,omitempty"`
 
-	// TemplateValues maps a top-level values key to a Go template (the same data and functions
-	// as ${ } templates in values, without the ${ } delimiters) whose output is parsed as YAML,
-	// so a template can produce lists and maps. A key here replaces the same key of values.
+	// TemplateValues maps a top-level values key to a ${ } template (the same data and
+	// functions as templates in values) whose output is read as YAML, so a template can produce
+	// lists and maps. A key here replaces the same key of values. Ignored with disablePreProcess.
 	// +optional
 	// +nullable
 	TemplateValues map[string]string `json:"templateValues,omitempty"`
@@ -473,7 +473,7 @@ type BundleTarget struct {
 	// +optional
 	DeleteCRDResources bool `json:"deleteCRDResources,omitempty"`
 
-	// DownstreamResources, when set, replaces the HelmOp's list for the matched clusters.
+	// DownstreamResources are added to the HelmOp's list for the matched clusters.
 	// +optional
 	DownstreamResources []DownstreamResource `json:"downstreamResources,omitempty"`
 

@@ -8,23 +8,34 @@
 //   - clusterSelector: {} matches every cluster;
 //   - the group criteria are met by one group the cluster belongs to: that group must have the
 //     name clusterGroup (when set) and labels matching clusterGroupSelector (when set);
-//   - the first matching target wins; when it says doNotDeploy the cluster is excluded;
-//   - the matching target's options override the Bundle's: helm values are deep-merged, other
-//     fields replace the Bundle's when set.
+//   - clusterName also matches a cluster whose label management.cattle.io/cluster-display-name
+//     has that value;
+//   - targetCustomizationMode FirstMatch (the default): the first matching target wins, and when
+//     it says doNotDeploy the cluster is excluded; AllMatches: the options of every matching
+//     target are merged in order, and the cluster is excluded when any of them says doNotDeploy;
+//   - when targetRestrictions are set, a cluster must also match one of them;
+//   - the matching targets' options override the Bundle's (see MergeOptions), then the values
+//     are computed for the cluster (package valuestemplate).
 package targeting
 
 import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/helmops/helmops/api/v1alpha1"
+	"github.com/helmops/helmops/internal/valuestemplate"
 )
+
+// DisplayNameLabel holds the name a cluster is shown under; clusterName matches it too.
+const DisplayNameLabel = "management.cattle.io/cluster-display-name"
 
 // Placement is one targeted cluster: the target that matched it and the options it runs.
 type Placement struct {
@@ -32,8 +43,12 @@ type Placement struct {
 	Cluster *v1alpha1.Cluster
 	// TargetName is the name of the matching target (target000, … when unnamed).
 	TargetName string
-	// Options are the Bundle's options merged with the matching target's.
+	// Options are the Bundle's options merged with the matching targets', with the values
+	// computed for the cluster.
 	Options v1alpha1.BundleDeploymentOptions
+	// Err is set when the options cannot be computed for this cluster (a values template
+	// fails); Options are then unusable and the cluster's deployment must be left as it is.
+	Err error
 }
 
 // InvalidTargetError is a target that cannot be evaluated, such as a malformed label selector.
@@ -150,11 +165,23 @@ func (m *Matcher) Match(c *v1alpha1.Cluster) int {
 	return -1
 }
 
+// MatchAll returns the indexes of every target matching the cluster, in order.
+func (m *Matcher) MatchAll(c *v1alpha1.Cluster) []int {
+	set := labels.Set(c.Labels)
+	var out []int
+	for i := range m.targets {
+		if m.targets[i].matches(c.Name, set, m.groups) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
 func (t *matcher) matches(clusterName string, clusterLabels labels.Set, groups []group) bool {
 	if !t.hasCriterion {
 		return false
 	}
-	if t.target.ClusterName != "" && t.target.ClusterName != clusterName {
+	if t.target.ClusterName != "" && t.target.ClusterName != clusterName && t.target.ClusterName != clusterLabels[DisplayNameLabel] {
 		return false
 	}
 	if t.clusterSel != nil && !t.clusterSel.Matches(clusterLabels) {
@@ -178,43 +205,125 @@ func (t *matcher) matches(clusterName string, clusterLabels labels.Set, groups [
 	return false
 }
 
-// Place returns one placement per cluster the Bundle deploys to, sorted by cluster name. Clusters
-// matched first by a doNotDeploy target, and clusters no target matches, get none.
+// InvalidModeError is a targetCustomizationMode that is neither FirstMatch nor AllMatches.
+type InvalidModeError struct{ Mode string }
+
+func (e *InvalidModeError) Error() string {
+	return fmt.Sprintf("spec.targetCustomizationMode: unknown mode %q: use FirstMatch (the default) or AllMatches", e.Mode)
+}
+
+// Place returns one placement per cluster the Bundle deploys to, sorted by cluster name.
+// Clusters excluded by doNotDeploy or by targetRestrictions, and clusters no target matches, get
+// none. A cluster whose values cannot be computed gets a placement with Err set.
 func Place(bundle *v1alpha1.Bundle, clusters []v1alpha1.Cluster, groups []v1alpha1.ClusterGroup) ([]Placement, error) {
+	mode := bundle.Spec.TargetCustomizationMode
+	if mode != "" && mode != v1alpha1.FirstMatch && mode != v1alpha1.AllMatches {
+		return nil, &InvalidModeError{Mode: string(mode)}
+	}
 	m, err := NewMatcher(bundle.Spec.Targets, groups)
 	if err != nil {
+		return nil, err
+	}
+	restrictions, err := NewMatcher(restrictionTargets(bundle.Spec.TargetRestrictions), groups)
+	if err != nil {
+		var it *InvalidTargetError
+		if errors.As(err, &it) {
+			return nil, fmt.Errorf("spec.targetRestrictions[%d]: invalid %s: %w", it.Index, it.Field, it.Err)
+		}
 		return nil, err
 	}
 	var out []Placement
 	for i := range clusters {
 		c := &clusters[i]
-		idx := m.Match(c)
-		if idx < 0 || m.targets[idx].target.DoNotDeploy {
+		var matched []int
+		if mode == v1alpha1.AllMatches {
+			matched = m.MatchAll(c)
+		} else if idx := m.Match(c); idx >= 0 {
+			matched = []int{idx}
+		}
+		if len(matched) == 0 || len(bundle.Spec.TargetRestrictions) > 0 && restrictions.Match(c) < 0 {
 			continue
 		}
-		t := m.targets[idx].target
-		out = append(out, Placement{
-			Cluster:    c,
-			TargetName: m.targets[idx].name,
-			Options:    MergeOptions(bundle.Spec.BundleDeploymentOptions, t),
-		})
+		opts := bundle.Spec.BundleDeploymentOptions
+		excluded := false
+		for _, idx := range matched {
+			excluded = excluded || m.targets[idx].target.DoNotDeploy
+			opts = MergeOptions(opts, m.targets[idx].target)
+		}
+		if excluded {
+			continue
+		}
+		p := Placement{Cluster: c, TargetName: m.targets[matched[0]].name, Options: opts}
+		if h, err := valuestemplate.Process(opts.Helm, c); err != nil {
+			p.Err = err
+		} else {
+			p.Options.Helm = h
+		}
+		out = append(out, p)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Cluster.Name < out[j].Cluster.Name })
 	return out, nil
 }
 
-// MergeOptions returns the Bundle's options with the target's overrides applied. Helm values are
-// deep-merged (the target's win; maps merge, anything else is replaced); namespace,
-// defaultNamespace and every helm field the target sets replace the Bundle's. The result shares
-// no memory with its inputs.
+func restrictionTargets(rs []v1alpha1.BundleTargetRestriction) []v1alpha1.BundleTarget {
+	out := make([]v1alpha1.BundleTarget, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, v1alpha1.BundleTarget{Name: r.Name, ClusterName: r.ClusterName, ClusterSelector: r.ClusterSelector,
+			ClusterGroup: r.ClusterGroup, ClusterGroupSelector: r.ClusterGroupSelector})
+	}
+	return out
+}
+
+// MergeOptions returns the options with the target's overrides applied, as Fleet merges them:
+//   - namespace, defaultNamespace, serviceAccount, createNamespace, correctDrift and every helm
+//     field the target sets replace the base's (forceSyncGeneration when above 0);
+//   - helm values are deep-merged (the target's win; maps merge, anything else is replaced);
+//     templateValues, namespaceLabels and namespaceAnnotations are merged key by key;
+//   - helm.valuesFrom, diff.comparePatches, ignore.conditions and downstreamResources are
+//     appended, leaving out entries the base already has;
+//   - the booleans (keepResources, deleteNamespace, deleteCRDResources and the helm flags) are
+//     true when either says so.
+//
+// The result shares no memory with its inputs.
 func MergeOptions(base v1alpha1.BundleDeploymentOptions, t v1alpha1.BundleTarget) v1alpha1.BundleDeploymentOptions {
 	out := *base.DeepCopy()
+	t = *t.DeepCopy()
 	if t.Namespace != "" {
 		out.Namespace = t.Namespace
 	}
 	if t.DefaultNamespace != "" {
 		out.DefaultNamespace = t.DefaultNamespace
 	}
+	if t.ServiceAccount != "" {
+		out.ServiceAccount = t.ServiceAccount
+	}
+	if t.CreateNamespace != nil {
+		out.CreateNamespace = t.CreateNamespace
+	}
+	if t.CorrectDrift != nil {
+		out.CorrectDrift = t.CorrectDrift
+	}
+	if t.ForceSyncGeneration > 0 {
+		out.ForceSyncGeneration = t.ForceSyncGeneration
+	}
+	out.KeepResources = out.KeepResources || t.KeepResources
+	out.DeleteNamespace = out.DeleteNamespace || t.DeleteNamespace
+	out.DeleteCRDResources = out.DeleteCRDResources || t.DeleteCRDResources
+	out.NamespaceLabels = mergeStrings(out.NamespaceLabels, t.NamespaceLabels)
+	out.NamespaceAnnotations = mergeStrings(out.NamespaceAnnotations, t.NamespaceAnnotations)
+	if t.Diff != nil {
+		if out.Diff == nil {
+			out.Diff = &v1alpha1.DiffOptions{}
+		}
+		out.Diff.ComparePatches = appendUnique(out.Diff.ComparePatches, t.Diff.ComparePatches)
+	}
+	if t.Ignore != nil {
+		if out.Ignore == nil {
+			out.Ignore = &v1alpha1.IgnoreOptions{}
+		}
+		out.Ignore.Conditions = appendUnique(out.Ignore.Conditions, t.Ignore.Conditions)
+	}
+	out.DownstreamResources = appendUnique(out.DownstreamResources, t.DownstreamResources)
 	if t.Helm == nil {
 		return out
 	}
@@ -242,9 +351,8 @@ func MergeOptions(base v1alpha1.BundleDeploymentOptions, t v1alpha1.BundleTarget
 		}
 		h.Values = &v1alpha1.GenericMap{Data: MergeValues(baseValues, o.Values.Data)}
 	}
-	if len(o.ValuesFrom) > 0 {
-		h.ValuesFrom = o.ValuesFrom
-	}
+	h.TemplateValues = mergeStrings(h.TemplateValues, o.TemplateValues)
+	h.ValuesFrom = appendUnique(h.ValuesFrom, o.ValuesFrom)
 	if o.TimeoutSeconds != 0 {
 		h.TimeoutSeconds = o.TimeoutSeconds
 	}
@@ -257,7 +365,40 @@ func MergeOptions(base v1alpha1.BundleDeploymentOptions, t v1alpha1.BundleTarget
 	h.Atomic = h.Atomic || o.Atomic
 	h.SkipSchemaValidation = h.SkipSchemaValidation || o.SkipSchemaValidation
 	h.DisableDependencyUpdate = h.DisableDependencyUpdate || o.DisableDependencyUpdate
+	h.DisablePreProcess = h.DisablePreProcess || o.DisablePreProcess
+	h.DisableDNS = h.DisableDNS || o.DisableDNS
 	return out
+}
+
+func mergeStrings(base, override map[string]string) map[string]string {
+	if len(override) == 0 {
+		return base
+	}
+	out := make(map[string]string, len(base)+len(override))
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range override {
+		out[k] = v
+	}
+	return out
+}
+
+// appendUnique appends the entries of more that base does not hold already.
+func appendUnique[T any](base, more []T) []T {
+	for _, m := range more {
+		found := false
+		for _, b := range base {
+			if equality.Semantic.DeepEqual(b, m) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			base = append(base, m)
+		}
+	}
+	return base
 }
 
 // MergeValues deep-merges override into base and returns a new map: where both hold a map the
@@ -280,9 +421,11 @@ func MergeValues(base, override map[string]any) map[string]any {
 	return out
 }
 
-// deploymentInputs is everything that must cause a redeploy when it changes. Options the agent
-// reads at other times (correctDrift, keepResources, deleteNamespace) and paused are left out, so
-// toggling them does not upgrade the release.
+// deploymentInputs is everything that must cause a redeploy when it changes; raising
+// forceSyncGeneration is how a user asks for one. Options the agent reads at other times
+// (correctDrift, diff, keepResources, deleteNamespace, deleteCRDResources, downstreamResources)
+// and paused are left out, so toggling them does not upgrade the release. Values are the ones
+// computed for the cluster, so a change of a cluster label a template reads redeploys there.
 type deploymentInputs struct {
 	Repo                    string                      `json:"repo"`
 	Chart                   string                      `json:"chart"`
@@ -303,6 +446,12 @@ type deploymentInputs struct {
 	ServiceAccount          string                      `json:"serviceAccount"`
 	CreateNamespace         bool                        `json:"createNamespace"`
 	HelmChartOptions        *v1alpha1.BundleHelmOptions `json:"helmChartOptions"`
+	// Added later: omitted when empty, so deployments that do not use them keep their ID.
+	DisableDNS           bool                    `json:"disableDNS,omitempty"`
+	ForceSyncGeneration  int64                   `json:"forceSyncGeneration,omitempty"`
+	NamespaceLabels      map[string]string       `json:"namespaceLabels,omitempty"`
+	NamespaceAnnotations map[string]string       `json:"namespaceAnnotations,omitempty"`
+	Ignore               *v1alpha1.IgnoreOptions `json:"ignore,omitempty"`
 }
 
 // DeploymentID is a stable hash of the merged options and the chart access options: the same
@@ -319,6 +468,8 @@ func DeploymentID(opts v1alpha1.BundleDeploymentOptions, chartOpts *v1alpha1.Bun
 		Namespace:               opts.Namespace, DefaultNamespace: opts.DefaultNamespace,
 		ServiceAccount: opts.ServiceAccount, CreateNamespace: opts.CreatesNamespace(),
 		HelmChartOptions: chartOpts,
+		DisableDNS:       h.DisableDNS, ForceSyncGeneration: opts.ForceSyncGeneration,
+		NamespaceLabels: opts.NamespaceLabels, NamespaceAnnotations: opts.NamespaceAnnotations, Ignore: opts.Ignore,
 	}
 	if h.Values != nil {
 		in.Values = h.Values.Data

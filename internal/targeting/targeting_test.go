@@ -269,6 +269,18 @@ func TestDeploymentID(t *testing.T) {
 		{"helm flag", opts(func(o *v1alpha1.BundleDeploymentOptions) { o.Helm.Atomic = true }), &v1alpha1.BundleHelmOptions{SecretName: "s"}, false},
 		{"insecure flag", opts(nil), &v1alpha1.BundleHelmOptions{SecretName: "s", InsecureSkipTLSVerify: true}, false},
 		{"no chart options", opts(nil), nil, false},
+		{"diff does not redeploy", opts(func(o *v1alpha1.BundleDeploymentOptions) {
+			o.Diff = &v1alpha1.DiffOptions{ComparePatches: []v1alpha1.ComparePatch{{Kind: "ConfigMap"}}}
+			o.DeleteCRDResources = true
+			o.DownstreamResources = []v1alpha1.DownstreamResource{{Kind: "Secret", Name: "s"}}
+		}), &v1alpha1.BundleHelmOptions{SecretName: "s"}, true},
+		{"forceSyncGeneration raised", opts(func(o *v1alpha1.BundleDeploymentOptions) { o.ForceSyncGeneration = 1 }), &v1alpha1.BundleHelmOptions{SecretName: "s"}, false},
+		{"disableDNS", opts(func(o *v1alpha1.BundleDeploymentOptions) { o.Helm.DisableDNS = true }), &v1alpha1.BundleHelmOptions{SecretName: "s"}, false},
+		{"namespaceLabels", opts(func(o *v1alpha1.BundleDeploymentOptions) { o.NamespaceLabels = map[string]string{"a": "b"} }), &v1alpha1.BundleHelmOptions{SecretName: "s"}, false},
+		{"namespaceAnnotations", opts(func(o *v1alpha1.BundleDeploymentOptions) { o.NamespaceAnnotations = map[string]string{"a": "b"} }), &v1alpha1.BundleHelmOptions{SecretName: "s"}, false},
+		{"ignore", opts(func(o *v1alpha1.BundleDeploymentOptions) {
+			o.Ignore = &v1alpha1.IgnoreOptions{Conditions: []map[string]string{{"type": "Ready"}}}
+		}), &v1alpha1.BundleHelmOptions{SecretName: "s"}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -312,4 +324,144 @@ func TestInGroup(t *testing.T) {
 			NewWithT(t).Expect(InGroup(g, c)).To(Equal(tt.want))
 		})
 	}
+}
+
+func TestPlaceModesRestrictionsAndDisplayName(t *testing.T) {
+	vals := func(k, v string) *v1alpha1.HelmOptions {
+		return &v1alpha1.HelmOptions{Values: values(map[string]any{k: v})}
+	}
+	named := append([]v1alpha1.Cluster{}, clusters...)
+	named = append(named, cluster("c-7f3a", map[string]string{DisplayNameLabel: "shop", "env": "prod"}))
+	targets := []v1alpha1.BundleTarget{
+		{Name: "all", ClusterSelector: &metav1.LabelSelector{}, Helm: vals("a", "all"), NamespaceLabels: map[string]string{"t": "all"}},
+		{Name: "eu", ClusterSelector: labelsSel("region", "eu"), Helm: vals("b", "eu"), NamespaceLabels: map[string]string{"t": "eu", "eu": "y"}},
+		{Name: "shop", ClusterName: "shop", Helm: vals("a", "shop")},
+		{Name: "no-us", ClusterSelector: labelsSel("region", "us"), DoNotDeploy: true},
+	}
+	type got struct {
+		target string
+		values map[string]any
+		labels map[string]string
+	}
+	tests := []struct {
+		name         string
+		mode         v1alpha1.TargetCustomizationMode
+		restrictions []v1alpha1.BundleTargetRestriction
+		want         map[string]got
+	}{
+		{"FirstMatch (empty) takes the first target's options", "", nil, map[string]got{
+			"dev-1":  {"all", map[string]any{"a": "all"}, map[string]string{"t": "all"}},
+			"dev-2":  {"all", map[string]any{"a": "all"}, map[string]string{"t": "all"}},
+			"prod-1": {"all", map[string]any{"a": "all"}, map[string]string{"t": "all"}},
+			"bare":   {"all", map[string]any{"a": "all"}, map[string]string{"t": "all"}},
+			"c-7f3a": {"all", map[string]any{"a": "all"}, map[string]string{"t": "all"}},
+		}},
+		{"AllMatches merges in order; any doNotDeploy excludes; clusterName matches the display name", v1alpha1.AllMatches, nil, map[string]got{
+			"dev-1":  {"all", map[string]any{"a": "all", "b": "eu"}, map[string]string{"t": "eu", "eu": "y"}},
+			"prod-1": {"all", map[string]any{"a": "all", "b": "eu"}, map[string]string{"t": "eu", "eu": "y"}},
+			"bare":   {"all", map[string]any{"a": "all"}, map[string]string{"t": "all"}},
+			"c-7f3a": {"all", map[string]any{"a": "shop"}, map[string]string{"t": "all"}},
+		}},
+		{"targetRestrictions keep only the clusters one of them matches", v1alpha1.FirstMatch,
+			[]v1alpha1.BundleTargetRestriction{{ClusterGroup: "eu"}, {ClusterName: "bare"}}, map[string]got{
+				"dev-1":  {"all", map[string]any{"a": "all"}, map[string]string{"t": "all"}},
+				"prod-1": {"all", map[string]any{"a": "all"}, map[string]string{"t": "all"}},
+				"bare":   {"all", map[string]any{"a": "all"}, map[string]string{"t": "all"}},
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			b := &v1alpha1.Bundle{Spec: v1alpha1.BundleSpec{Targets: targets, TargetCustomizationMode: tt.mode, TargetRestrictions: tt.restrictions}}
+			placements, err := Place(b, named, groups)
+			g.Expect(err).NotTo(HaveOccurred())
+			m := map[string]got{}
+			for _, p := range placements {
+				g.Expect(p.Err).NotTo(HaveOccurred())
+				m[p.Cluster.Name] = got{p.TargetName, p.Options.Helm.Values.Data, p.Options.NamespaceLabels}
+			}
+			g.Expect(m).To(Equal(tt.want))
+		})
+	}
+}
+
+func TestPlaceRejectsAnUnknownMode(t *testing.T) {
+	g := NewWithT(t)
+	b := &v1alpha1.Bundle{Spec: v1alpha1.BundleSpec{Targets: []v1alpha1.BundleTarget{{ClusterName: "dev-1"}}, TargetCustomizationMode: "Sometimes"}}
+	_, err := Place(b, clusters, groups)
+	var me *InvalidModeError
+	g.Expect(errors.As(err, &me)).To(BeTrue())
+	g.Expect(err.Error()).To(ContainSubstring("spec.targetCustomizationMode"))
+	g.Expect(err.Error()).To(ContainSubstring("FirstMatch"))
+}
+
+// A values template that fails for one cluster makes that cluster's placement carry the error;
+// the other clusters are placed with their values computed.
+func TestPlaceComputesValuesPerCluster(t *testing.T) {
+	g := NewWithT(t)
+	b := &v1alpha1.Bundle{Spec: v1alpha1.BundleSpec{
+		BundleDeploymentOptions: v1alpha1.BundleDeploymentOptions{Helm: &v1alpha1.HelmOptions{
+			Values: values(map[string]any{"name": "${ .ClusterName }", "region": "${ .ClusterLabels.region }"})}},
+		Targets: []v1alpha1.BundleTarget{{ClusterSelector: &metav1.LabelSelector{}}},
+	}}
+	placements, err := Place(b, clusters, groups)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(placements).To(HaveLen(4))
+	for _, p := range placements {
+		if p.Cluster.Name == "bare" {
+			g.Expect(p.Err).To(MatchError(ContainSubstring("cluster bare: helm.values.region")))
+			continue
+		}
+		g.Expect(p.Err).NotTo(HaveOccurred())
+		g.Expect(p.Options.Helm.Values.Data).To(HaveKeyWithValue("name", p.Cluster.Name))
+		g.Expect(p.Options.Helm.Values.Data).To(HaveKeyWithValue("region", p.Cluster.Labels["region"]))
+	}
+	g.Expect(b.Spec.Helm.Values.Data).To(HaveKeyWithValue("name", "${ .ClusterName }"), "the Bundle is not modified")
+}
+
+func TestMergeOptionsFleetOptions(t *testing.T) {
+	g := NewWithT(t)
+	yes := true
+	no := false
+	base := v1alpha1.BundleDeploymentOptions{
+		ServiceAccount: "base-sa", CreateNamespace: &yes, ForceSyncGeneration: 2,
+		NamespaceLabels:      map[string]string{"a": "1", "b": "1"},
+		NamespaceAnnotations: map[string]string{"x": "1"},
+		Diff:                 &v1alpha1.DiffOptions{ComparePatches: []v1alpha1.ComparePatch{{Kind: "ConfigMap", Name: "a"}}},
+		Ignore:               &v1alpha1.IgnoreOptions{Conditions: []map[string]string{{"type": "Ready"}}},
+		DownstreamResources:  []v1alpha1.DownstreamResource{{Kind: "Secret", Name: "s"}},
+		Helm: &v1alpha1.HelmOptions{TemplateValues: map[string]string{"k": "base", "j": "base"},
+			ValuesFrom: []v1alpha1.ValuesFrom{{SecretKeyRef: &v1alpha1.SecretKeySelector{Name: "v"}}}},
+	}
+	target := v1alpha1.BundleTarget{
+		ServiceAccount: "t-sa", CreateNamespace: &no, ForceSyncGeneration: 5,
+		KeepResources: true, DeleteNamespace: true, DeleteCRDResources: true,
+		CorrectDrift:         &v1alpha1.CorrectDrift{Enabled: true},
+		NamespaceLabels:      map[string]string{"b": "2"},
+		NamespaceAnnotations: map[string]string{"y": "2"},
+		Diff:                 &v1alpha1.DiffOptions{ComparePatches: []v1alpha1.ComparePatch{{Kind: "ConfigMap", Name: "a"}, {Kind: "Secret"}}},
+		Ignore:               &v1alpha1.IgnoreOptions{Conditions: []map[string]string{{"type": "Ready"}, {"type": "Progressing"}}},
+		DownstreamResources:  []v1alpha1.DownstreamResource{{Kind: "Secret", Name: "s"}, {Kind: "ConfigMap", Name: "c"}},
+		Helm: &v1alpha1.HelmOptions{TemplateValues: map[string]string{"k": "t"}, DisableDNS: true, DisablePreProcess: true,
+			ValuesFrom: []v1alpha1.ValuesFrom{{SecretKeyRef: &v1alpha1.SecretKeySelector{Name: "v"}}, {ConfigMapKeyRef: &v1alpha1.ConfigMapKeySelector{Name: "w"}}}},
+	}
+	before := base.DeepCopy()
+	o := MergeOptions(base, target)
+	g.Expect(&base).To(Equal(before), "the base is not modified")
+	g.Expect(o.ServiceAccount).To(Equal("t-sa"))
+	g.Expect(*o.CreateNamespace).To(BeFalse())
+	g.Expect(o.ForceSyncGeneration).To(Equal(int64(5)))
+	g.Expect(o.KeepResources && o.DeleteNamespace && o.DeleteCRDResources).To(BeTrue())
+	g.Expect(o.CorrectDrift.Enabled).To(BeTrue())
+	g.Expect(o.NamespaceLabels).To(Equal(map[string]string{"a": "1", "b": "2"}))
+	g.Expect(o.NamespaceAnnotations).To(Equal(map[string]string{"x": "1", "y": "2"}))
+	g.Expect(o.Diff.ComparePatches).To(Equal([]v1alpha1.ComparePatch{{Kind: "ConfigMap", Name: "a"}, {Kind: "Secret"}}))
+	g.Expect(o.Ignore.Conditions).To(Equal([]map[string]string{{"type": "Ready"}, {"type": "Progressing"}}))
+	g.Expect(o.DownstreamResources).To(Equal([]v1alpha1.DownstreamResource{{Kind: "Secret", Name: "s"}, {Kind: "ConfigMap", Name: "c"}}))
+	g.Expect(o.Helm.TemplateValues).To(Equal(map[string]string{"k": "t", "j": "base"}))
+	g.Expect(o.Helm.ValuesFrom).To(HaveLen(2))
+	g.Expect(o.Helm.DisableDNS && o.Helm.DisablePreProcess).To(BeTrue())
+
+	// A target that sets nothing keeps everything, and a zero forceSyncGeneration does not lower it.
+	g.Expect(MergeOptions(base, v1alpha1.BundleTarget{})).To(Equal(base))
 }

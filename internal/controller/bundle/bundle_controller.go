@@ -167,8 +167,8 @@ func bundleChanged() predicate.Predicate {
 	}}
 }
 
-// clusterChanged admits what changes targeting (labels, spec, the cluster namespace, deletion),
-// not the agent's heartbeats.
+// clusterChanged admits what changes targeting or values (labels, annotations, spec, the cluster
+// namespace, deletion), not the agent's heartbeats.
 func clusterChanged() predicate.Predicate {
 	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
 		o, ok1 := e.ObjectOld.(*v1alpha1.Cluster)
@@ -176,7 +176,7 @@ func clusterChanged() predicate.Predicate {
 		if !ok1 || !ok2 {
 			return true
 		}
-		return o.Generation != n.Generation || !maps.Equal(o.Labels, n.Labels) ||
+		return o.Generation != n.Generation || !maps.Equal(o.Labels, n.Labels) || !maps.Equal(o.Annotations, n.Annotations) ||
 			o.Status.Namespace != n.Status.Namespace ||
 			o.DeletionTimestamp.IsZero() != n.DeletionTimestamp.IsZero()
 	}}
@@ -544,6 +544,13 @@ func (r *Reconciler) applyPlacement(ctx context.Context, s *scope, p targeting.P
 		if i, ok := s.rollout.index[ns]; ok {
 			s.rollout.entry[i] = len(s.entries) // every path below adds exactly one entry
 		}
+	}
+	if p.Err != nil {
+		// The values cannot be computed for this cluster: its deployment stays as it is
+		// until the HelmOp or the Cluster changes.
+		s.valuesErrs = append(s.valuesErrs, p.Err)
+		s.entries = append(s.entries, Entry{Name: p.Cluster.Name, BundleDeployment: current, PendingMessage: p.Err.Error()})
+		return ctrl.Result{}, nil
 	}
 	if s.secretErr != nil && (s.secretReason == v1alpha1.ReasonSecretNotFound || s.secretReason == ReasonSecretRefused) {
 		// Without credentials the agents cannot download the chart: write nothing new,

@@ -151,6 +151,8 @@ func NotReadyMessage(s v1alpha1.BundleSummary) string {
 type facts struct {
 	// targetErr is set when the targets cannot be evaluated (a bad selector).
 	targetErr error
+	// valuesErrs are the clusters whose values templates failed, naming the value.
+	valuesErrs []error
 	// secretErr is set when the repository secret cannot be read or copied.
 	secretErr    error
 	secretReason string
@@ -178,6 +180,8 @@ func setTargetedCondition(b *v1alpha1.Bundle, f *facts) {
 		setCondition(b, v1alpha1.TargetedCondition, false, v1alpha1.ReasonInvalidSpec, f.targetErr.Error(), f.now)
 	case f.secretErr != nil:
 		setCondition(b, v1alpha1.TargetedCondition, false, f.secretReason, f.secretErr.Error(), f.now)
+	case len(f.valuesErrs) > 0:
+		setCondition(b, v1alpha1.TargetedCondition, false, v1alpha1.ReasonInvalidValues, valuesMessage(f.valuesErrs), f.now)
 	case len(f.entries) == 0:
 		setCondition(b, v1alpha1.TargetedCondition, true, v1alpha1.ReasonNoTargets,
 			fmt.Sprintf("no cluster in namespace %s matches the targets", b.Namespace), f.now)
@@ -220,6 +224,8 @@ func setReadyCondition(b *v1alpha1.Bundle, f *facts) {
 		setCondition(b, v1alpha1.ReadyCondition, false, v1alpha1.ReasonInvalidSpec, f.targetErr.Error(), f.now)
 	case f.secretErr != nil:
 		setCondition(b, v1alpha1.ReadyCondition, false, f.secretReason, f.secretErr.Error(), f.now)
+	case len(f.valuesErrs) > 0:
+		setCondition(b, v1alpha1.ReadyCondition, false, v1alpha1.ReasonInvalidValues, valuesMessage(f.valuesErrs), f.now)
 	case s.DesiredReady == 0:
 		setCondition(b, v1alpha1.ReadyCondition, false, v1alpha1.ReasonNoTargets,
 			fmt.Sprintf("no cluster in namespace %s matches the targets", b.Namespace), f.now)
@@ -239,6 +245,15 @@ func setReadyCondition(b *v1alpha1.Bundle, f *facts) {
 		setCondition(b, v1alpha1.ReadyCondition, true, v1alpha1.ReasonSucceeded,
 			fmt.Sprintf("%d/%d clusters ready", s.Ready, s.DesiredReady), f.now)
 	}
+}
+
+// valuesMessage names every cluster whose values could not be computed and the value at fault.
+func valuesMessage(errs []error) string {
+	parts := make([]string, 0, len(errs))
+	for _, e := range errs {
+		parts = append(parts, e.Error())
+	}
+	return "values templates failed, those clusters keep their current deployment until the HelmOp or the Cluster is fixed: " + strings.Join(parts, "; ")
 }
 
 // setStatus computes the whole status from the facts and the error the reconcile ended with. A
