@@ -19,6 +19,7 @@ import (
 	rcommon "helm.sh/helm/v4/pkg/release/common"
 	release "helm.sh/helm/v4/pkg/release/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/workqueue"
@@ -281,6 +282,10 @@ func (r *Reconciler) pass(ctx context.Context, s *scope, hc *helmaction.Client, 
 	switch d.Action {
 	case releasestate.None:
 		s.deployed = true
+		if err := r.ensureNamespaceMetadata(ctx, bd, s.ns); err != nil {
+			s.deployErr, s.deployReason = err, v1alpha1.ReasonInstallFailed
+			return ctrl.Result{}, true, err
+		}
 		return ctrl.Result{RequeueAfter: r.monitorInterval(&s.facts)}, true, nil
 	case releasestate.Wait:
 		s.waiting = d.Reason
@@ -345,6 +350,43 @@ func (r *Reconciler) act(ctx context.Context, s *scope, hc *helmaction.Client, d
 	return nil
 }
 
+// ensureNamespaceMetadata adds namespaceLabels and namespaceAnnotations to the release namespace;
+// labels and annotations it already has and that are not named stay.
+func (r *Reconciler) ensureNamespaceMetadata(ctx context.Context, bd *v1alpha1.BundleDeployment, ns string) error {
+	opts := bd.Spec.Options
+	if len(opts.NamespaceLabels) == 0 && len(opts.NamespaceAnnotations) == 0 {
+		return nil
+	}
+	n := &corev1.Namespace{}
+	if err := r.Downstream.Get(ctx, client.ObjectKey{Name: ns}, n); err != nil {
+		return fmt.Errorf("reading release namespace %s to set namespaceLabels and namespaceAnnotations: %w", ns, err)
+	}
+	before := n.DeepCopy()
+	n.Labels = withEntries(n.Labels, opts.NamespaceLabels)
+	n.Annotations = withEntries(n.Annotations, opts.NamespaceAnnotations)
+	if equality.Semantic.DeepEqual(before.ObjectMeta, n.ObjectMeta) {
+		return nil
+	}
+	ctrl.LoggerFrom(ctx).Info("Setting labels and annotations of the release namespace", "namespace", ns)
+	if err := r.Downstream.Patch(ctx, n, client.MergeFrom(before)); err != nil {
+		return fmt.Errorf("setting namespaceLabels and namespaceAnnotations on release namespace %s: %w", ns, err)
+	}
+	return nil
+}
+
+func withEntries(m, add map[string]string) map[string]string {
+	if len(add) == 0 {
+		return m
+	}
+	if m == nil {
+		m = map[string]string{}
+	}
+	for k, v := range add {
+		m[k] = v
+	}
+	return m
+}
+
 func newest(hist []*release.Release) *release.Release {
 	if len(hist) == 0 {
 		return nil
@@ -402,6 +444,7 @@ func (r *Reconciler) helmOptions(bd *v1alpha1.BundleDeployment) helmaction.Optio
 		TakeOwnership:        h.TakeOwnership,
 		MaxHistory:           h.MaxHistory,
 		SkipSchemaValidation: h.SkipSchemaValidation,
+		EnableDNS:            !h.DisableDNS,
 		Description:          "deploymentID " + bd.Spec.DeploymentID,
 	}
 	if h.TimeoutSeconds > 0 || h.WaitForJobs || h.Atomic {

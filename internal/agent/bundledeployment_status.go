@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/helmops/helmops/api/v1alpha1"
 	"github.com/helmops/helmops/internal/deploystate"
 	"github.com/helmops/helmops/internal/lifecycle"
@@ -110,16 +113,24 @@ func setSummary(bd *v1alpha1.BundleDeployment, f *facts) {
 	bd.Status.Ready = f.deployed && f.monitored && len(f.nonReady) == 0 && len(f.modified) == 0 && f.downloadErr == nil && f.deployErr == nil
 	bd.Status.NonModified = f.monitored && len(f.modified) == 0
 	d := &bd.Status.Display
-	d.Deployed = "No"
-	if f.deployed {
-		d.Deployed = "Yes"
-	}
-	d.Monitored = "No"
-	if f.monitored {
-		d.Monitored = "Yes"
-	}
+	// As Fleet writes them: the condition's status, or "Error: <message>" when it failed.
+	d.Deployed = displayOf(bd, v1alpha1.DeployedCondition, f.downloadErr != nil || f.deployErr != nil)
+	d.Monitored = displayOf(bd, v1alpha1.MonitoredCondition, f.monitorErr != nil)
 	state, _ := deploystate.Of(bd)
 	d.State = string(state)
+}
+
+// displayOf is a condition as Fleet's display shows it: "True", "False", "Unknown", or
+// "Error: <message>" when failed.
+func displayOf(bd *v1alpha1.BundleDeployment, conditionType string, failed bool) string {
+	c := meta.FindStatusCondition(bd.Status.Conditions, conditionType)
+	switch {
+	case c == nil:
+		return string(metav1.ConditionUnknown)
+	case failed:
+		return "Error: " + c.Message
+	}
+	return string(c.Status)
 }
 
 // setStatus computes the status from the facts and the error the reconcile ended with.

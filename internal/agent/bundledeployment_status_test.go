@@ -117,3 +117,26 @@ func TestSetStatus(t *testing.T) {
 		})
 	}
 }
+
+// display.deployed and display.monitored read as Fleet writes them.
+func TestDisplayAsFleetWritesIt(t *testing.T) {
+	for _, tc := range []struct {
+		name                string
+		f                   facts
+		deployed, monitored string
+	}{
+		{"deployed and monitored", facts{deployed: true, monitored: true}, "True", "True"},
+		{"upgrade failed", facts{deployErr: errors.New("boom"), deployReason: v1alpha1.ReasonUpgradeFailed, monitored: true}, "Error: boom", "True"},
+		{"monitoring failed", facts{deployed: true, monitorErr: errors.New("forbidden")}, "True", "Error: could not check the release's resources: forbidden"},
+		{"not deployed yet", facts{}, "False", "False"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			bd := &v1alpha1.BundleDeployment{}
+			f := tc.f
+			setStatus(bd, &f, nil)
+			g.Expect(bd.Status.Display.Deployed).To(Equal(tc.deployed))
+			g.Expect(bd.Status.Display.Monitored).To(Equal(tc.monitored))
+		})
+	}
+}

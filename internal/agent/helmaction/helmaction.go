@@ -101,7 +101,9 @@ type Options struct {
 	TakeOwnership        bool
 	MaxHistory           int
 	SkipSchemaValidation bool
-	Description          string
+	// EnableDNS lets the chart's templates look names up (getHostByName).
+	EnableDNS   bool
+	Description string
 }
 
 // Install installs a new release.
@@ -121,6 +123,7 @@ func (c *Client) Install(ctx context.Context, name, namespace string, ch *chart.
 	in.ForceConflicts = o.ForceConflicts
 	in.TakeOwnership = o.TakeOwnership
 	in.SkipSchemaValidation = o.SkipSchemaValidation
+	in.EnableDNS = o.EnableDNS
 	in.Description = o.Description
 	r, err := in.RunWithContext(ctx, ch, values)
 	return asRelease(r), err
@@ -143,6 +146,7 @@ func (c *Client) Upgrade(ctx context.Context, name, namespace string, ch *chart.
 	up.TakeOwnership = o.TakeOwnership
 	up.MaxHistory = o.MaxHistory
 	up.SkipSchemaValidation = o.SkipSchemaValidation
+	up.EnableDNS = o.EnableDNS
 	up.Description = o.Description
 	r, err := up.RunWithContext(ctx, name, ch, values)
 	return asRelease(r), err

@@ -1,0 +1,165 @@
+package e2e
+
+import (
+	"context"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/helmops/helmops/api/v1alpha1"
+	"github.com/helmops/helmops/internal/targeting"
+	"github.com/helmops/helmops/internal/testenv"
+)
+
+// optionsChart shows in its ConfigMap every key of .Values.data, .Values.hosts (the output of a
+// templateValues entry) and what a DNS lookup of localhost gives (empty when DNS is disabled).
+const optionsChart = `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ .Release.Name }}-config
+data:
+  chartVersion: {{ .Chart.Version | quote }}
+  hosts: {{ toJson .Values.hosts | quote }}
+  dns: {{ getHostByName "localhost" | quote }}
+{{- range $k, $v := .Values.data }}
+  {{ $k }}: {{ $v | quote }}
+{{- end }}
+`
+
+// patchCluster changes a Cluster once its agent has registered it.
+func patchCluster(t *testing.T, name string, mutate func(*v1alpha1.Cluster)) {
+	t.Helper()
+	ctx := context.Background()
+	NewWithT(t).Eventually(func(g Gomega) {
+		c := &v1alpha1.Cluster{}
+		g.Expect(mgmt().Get(ctx, client.ObjectKey{Namespace: "fleet-default", Name: name}, c)).To(Succeed())
+		before := c.DeepCopy()
+		if c.Labels == nil {
+			c.Labels = map[string]string{}
+		}
+		mutate(c)
+		g.Expect(mgmt().Patch(ctx, c, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))).To(Succeed())
+	}, timeout, interval).Should(Succeed())
+}
+
+func releaseRevision(g Gomega, cluster, name string) int {
+	c := &v1alpha1.Cluster{}
+	g.Expect(mgmt().Get(context.Background(), client.ObjectKey{Namespace: "fleet-default", Name: cluster}, c)).To(Succeed())
+	bd := &v1alpha1.BundleDeployment{}
+	g.Expect(mgmt().Get(context.Background(), client.ObjectKey{Namespace: c.Status.Namespace, Name: name}, bd)).To(Succeed())
+	g.Expect(bd.Status.Release).NotTo(BeNil())
+	return bd.Status.Release.Revision
+}
+
+// Fleet's per-cluster options, end to end: values templates over the cluster's name, labels,
+// annotations and templateValues, global.fleet.clusterLabels, helm.templateValues,
+// disablePreProcess, disableDNS, AllMatches merging the options of every matching target,
+// clusterName matching the display-name label, namespaceLabels/namespaceAnnotations on the
+// release namespace, and forceSyncGeneration redeploying. A HelmOp whose template reads a
+// missing label says so, naming the cluster and the value, and disturbs nothing else.
+func TestFleetOptionsReachEachCluster(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	g.Expect(env.Repo.Publish("fleetopts", "1.0.0", testenv.WithTemplate("configmap.yaml", optionsChart))).To(Succeed())
+	patchCluster(t, "dev", func(c *v1alpha1.Cluster) {
+		c.Labels[targeting.DisplayNameLabel] = "dev-display"
+		if c.Annotations == nil {
+			c.Annotations = map[string]string{}
+		}
+		c.Annotations["owner"] = "team-a"
+		c.Spec.TemplateValues = &v1alpha1.GenericMap{Data: map[string]any{"tier": "gold"}}
+	})
+
+	h := helmOp("fleetopts", "fleet-default", v1alpha1.HelmOptions{Repo: env.State.RepoURL, Chart: "fleetopts", Version: "1.0.0",
+		Values: &v1alpha1.GenericMap{Data: map[string]any{"data": map[string]any{
+			"cluster": "${ .ClusterName }",
+			"env":     "global.fleet.clusterLabels.env",
+			"tier":    `${ get .ClusterValues "tier" | default "none" }`,
+			"owner":   `${ get .ClusterAnnotations "owner" | default "nobody" }`,
+		}}},
+		TemplateValues: map[string]string{"hosts": `${ list .ClusterName "x" | toJson }`},
+	}, func(h *v1alpha1.HelmOp) {
+		h.Spec.Namespace = "fleetopts"
+		h.Spec.TargetCustomizationMode = v1alpha1.AllMatches
+		h.Spec.Targets = []v1alpha1.BundleTarget{
+			{Name: "all", ClusterSelector: &metav1.LabelSelector{}, NamespaceLabels: map[string]string{"team": "a"}},
+			{Name: "dev-by-display-name", ClusterName: "dev-display", NamespaceAnnotations: map[string]string{"note": "dev"},
+				Helm: &v1alpha1.HelmOptions{DisableDNS: true, Values: &v1alpha1.GenericMap{Data: map[string]any{"data": map[string]any{"extra": "dev-only"}}}}},
+			{Name: "prod-raw", ClusterName: "prod", Helm: &v1alpha1.HelmOptions{DisablePreProcess: true}},
+		}
+	})
+	g.Expect(mgmt().Create(ctx, h)).To(Succeed())
+
+	bad := helmOp("badtemplate", "fleet-default", v1alpha1.HelmOptions{Repo: env.State.RepoURL, Chart: "fleetopts", Version: "1.0.0",
+		Values: &v1alpha1.GenericMap{Data: map[string]any{"data": map[string]any{"region": "${ .ClusterLabels.region }"}}}},
+		func(h *v1alpha1.HelmOp) {
+			h.Spec.Namespace = "badtemplate"
+			h.Spec.Targets = []v1alpha1.BundleTarget{{ClusterName: "dev"}}
+		})
+	g.Expect(mgmt().Create(ctx, bad)).To(Succeed())
+
+	g.Eventually(func(g Gomega) {
+		dev := configMap(g, env.Downstreams["dev"], "fleetopts", "fleetopts").Data
+		g.Expect(dev).To(HaveKeyWithValue("cluster", "dev"))
+		g.Expect(dev).To(HaveKeyWithValue("env", "dev"))
+		g.Expect(dev).To(HaveKeyWithValue("tier", "gold"))
+		g.Expect(dev).To(HaveKeyWithValue("owner", "team-a"))
+		g.Expect(dev).To(HaveKeyWithValue("extra", "dev-only"), "the second matching target's values, merged")
+		g.Expect(dev).To(HaveKeyWithValue("hosts", `["dev","x"]`))
+		g.Expect(dev).To(HaveKeyWithValue("dns", ""), "disableDNS from the second target")
+
+		prod := configMap(g, env.Downstreams["prod"], "fleetopts", "fleetopts").Data
+		g.Expect(prod).To(HaveKeyWithValue("cluster", "${ .ClusterName }"), "disablePreProcess leaves templates alone")
+		g.Expect(prod).To(HaveKeyWithValue("env", "prod"), "cluster labels are still filled in")
+		g.Expect(prod).To(HaveKeyWithValue("hosts", "null"), "no templateValues without preprocessing")
+		g.Expect(prod).NotTo(HaveKey("extra"))
+		g.Expect(prod["dns"]).NotTo(BeEmpty(), "DNS is enabled by default")
+
+		for name, annotated := range map[string]bool{"dev": true, "prod": false} {
+			ns := &corev1.Namespace{}
+			g.Expect(env.Downstreams[name].Client.Get(ctx, client.ObjectKey{Name: "fleetopts"}, ns)).To(Succeed())
+			g.Expect(ns.Labels).To(HaveKeyWithValue("team", "a"), name)
+			if annotated {
+				g.Expect(ns.Annotations).To(HaveKeyWithValue("note", "dev"), name)
+			} else {
+				g.Expect(ns.Annotations).NotTo(HaveKey("note"), name)
+			}
+		}
+		expectReady(g, client.ObjectKeyFromObject(h))
+	}, timeout, interval).Should(Succeed())
+
+	// The bad template is reported on the HelmOp, naming the cluster and the value; the other
+	// HelmOp's releases are untouched.
+	g.Eventually(func(g Gomega) {
+		got := &v1alpha1.HelmOp{}
+		g.Expect(mgmt().Get(ctx, client.ObjectKeyFromObject(bad), got)).To(Succeed())
+		ready := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ReadyCondition)
+		g.Expect(ready).NotTo(BeNil())
+		g.Expect(ready.Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(ready.Reason).To(Equal(v1alpha1.ReasonInvalidValues))
+		g.Expect(ready.Message).To(ContainSubstring("cluster dev: helm.values.data.region"))
+		g.Expect(ready.Message).To(ContainSubstring(`map has no entry for key "region"`))
+	}, timeout, interval).Should(Succeed())
+	expectReady(g, client.ObjectKeyFromObject(h))
+
+	// Raising forceSyncGeneration redeploys on every cluster, with nothing else changed.
+	before := map[string]int{}
+	for _, name := range []string{"dev", "prod"} {
+		before[name] = releaseRevision(g, name, "fleetopts")
+	}
+	got := &v1alpha1.HelmOp{}
+	g.Expect(mgmt().Get(ctx, client.ObjectKeyFromObject(h), got)).To(Succeed())
+	patch := client.MergeFrom(got.DeepCopy())
+	got.Spec.ForceSyncGeneration = 1
+	g.Expect(mgmt().Patch(ctx, got, patch)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		for _, name := range []string{"dev", "prod"} {
+			g.Expect(releaseRevision(g, name, "fleetopts")).To(BeNumerically(">", before[name]), name)
+		}
+		expectReady(g, client.ObjectKeyFromObject(h))
+	}, timeout, interval).Should(Succeed())
+}
