@@ -114,6 +114,18 @@ type BundleStatus struct {
 	// PartitionStatus lists the rollout partitions in order.
 	// +optional
 	PartitionStatus []PartitionStatus `json:"partitions,omitempty"`
+
+	// ResourceCounts counts the resources of the release over all targeted clusters, by state.
+	// +optional
+	ResourceCounts ResourceCounts `json:"resourceCounts,omitempty"`
+
+	// PerClusterResourceCounts counts the resources by state per cluster ("<workspace>/<cluster>").
+	// +optional
+	PerClusterResourceCounts map[string]*ResourceCounts `json:"perClusterResourceCounts,omitempty"`
+
+	// Resources lists the resources of the release with the clusters they are in each state on.
+	// +optional
+	Resources []Resource `json:"resources,omitempty"`
 }
 
 // PartitionStatus is the state of one rollout partition.

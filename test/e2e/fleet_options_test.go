@@ -129,7 +129,17 @@ func TestFleetOptionsReachEachCluster(t *testing.T) {
 				g.Expect(ns.Annotations).NotTo(HaveKey("note"), name)
 			}
 		}
-		expectReady(g, client.ObjectKeyFromObject(h))
+		// Status where Fleet users read it: one ConfigMap per cluster.
+		got := expectReady(g, client.ObjectKeyFromObject(h))
+		g.Expect(got.Status.ResourceCounts).To(Equal(v1alpha1.ResourceCounts{Ready: 2, DesiredReady: 2}))
+		g.Expect(got.Status.PerClusterResourceCounts).To(HaveKeyWithValue("fleet-default/dev", &v1alpha1.ResourceCounts{Ready: 1, DesiredReady: 1}))
+		g.Expect(got.Status.PerClusterResourceCounts).To(HaveKeyWithValue("fleet-default/prod", &v1alpha1.ResourceCounts{Ready: 1, DesiredReady: 1}))
+		g.Expect(got.Status.Resources).To(HaveLen(1))
+		g.Expect(got.Status.Resources[0].ID).To(Equal("fleetopts/fleetopts-config"))
+		g.Expect(got.Status.Resources[0].PerClusterState.Ready).To(ConsistOf("fleet-default/dev", "fleet-default/prod"))
+		devCluster := &v1alpha1.Cluster{}
+		g.Expect(mgmt().Get(ctx, client.ObjectKey{Namespace: "fleet-default", Name: "dev"}, devCluster)).To(Succeed())
+		g.Expect(devCluster.Status.ResourceCounts.DesiredReady).To(BeNumerically(">=", 1))
 	}, timeout, interval).Should(Succeed())
 
 	// The bad template is reported on the HelmOp, naming the cluster and the value; the other

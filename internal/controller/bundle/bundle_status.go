@@ -13,6 +13,7 @@ import (
 	"github.com/helmops/helmops/internal/deploystate"
 	"github.com/helmops/helmops/internal/lifecycle"
 	"github.com/helmops/helmops/internal/redact"
+	"github.com/helmops/helmops/internal/resourcecounts"
 )
 
 // maxNonReady is how many non-ready deployments a summary lists.
@@ -193,6 +194,12 @@ func setTargetedCondition(b *v1alpha1.Bundle, f *facts) {
 
 // setSummary writes the counts and the display from the entries.
 func setSummary(b *v1alpha1.Bundle, f *facts) {
+	bds := make([]*v1alpha1.BundleDeployment, 0, len(f.entries))
+	for _, e := range f.entries {
+		bds = append(bds, e.BundleDeployment)
+	}
+	rc := resourcecounts.Roll(bds)
+	b.Status.ResourceCounts, b.Status.PerClusterResourceCounts, b.Status.Resources = rc.Counts, rc.PerCluster, rc.Resources
 	s := Summarize(f.entries)
 	b.Status.Summary = s
 	b.Status.ReadyClusters = s.Ready

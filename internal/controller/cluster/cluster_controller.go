@@ -336,7 +336,7 @@ func groupInputsChanged() predicate.Predicate {
 			return true
 		}
 		oc, nc := meta.FindStatusCondition(o.Status.Conditions, v1alpha1.ReadyCondition), meta.FindStatusCondition(n.Status.Conditions, v1alpha1.ReadyCondition)
-		return !maps.Equal(o.Labels, n.Labels) || !equality.Semantic.DeepEqual(o.Status.Summary, n.Status.Summary) ||
+		return !maps.Equal(o.Labels, n.Labels) || !equality.Semantic.DeepEqual(o.Status.Summary, n.Status.Summary) || o.Status.ResourceCounts != n.Status.ResourceCounts ||
 			!equality.Semantic.DeepEqual(condKey(oc), condKey(nc)) ||
 			o.DeletionTimestamp.IsZero() != n.DeletionTimestamp.IsZero()
 	}}

@@ -13,6 +13,7 @@ import (
 	"github.com/helmops/helmops/internal/controller/bundle"
 	"github.com/helmops/helmops/internal/deploystate"
 	"github.com/helmops/helmops/internal/lifecycle"
+	"github.com/helmops/helmops/internal/resourcecounts"
 )
 
 // facts are what the Cluster reconcile observed; the status is computed from them alone.
@@ -67,13 +68,16 @@ func setReadyCondition(c *v1alpha1.Cluster, f *facts) {
 	}
 }
 
-// setSummary counts the cluster's BundleDeployments: summary, readyHelmOps and
-// desiredReadyHelmOps (those labelled with fleet.cattle.io/fleet-helm-name), display.
+// setSummary counts the cluster's BundleDeployments (summary, readyHelmOps and
+// desiredReadyHelmOps: those labelled with fleet.cattle.io/fleet-helm-name) and their resources
+// (resourceCounts), and writes the display.
 func setSummary(c *v1alpha1.Cluster, f *facts) {
 	entries := make([]bundle.Entry, 0, len(f.deployments))
 	ready, desired := 0, 0
+	c.Status.ResourceCounts = v1alpha1.ResourceCounts{}
 	for i := range f.deployments {
 		bd := &f.deployments[i]
+		resourcecounts.Add(&c.Status.ResourceCounts, resourcecounts.Of(bd))
 		name := bd.Labels[v1alpha1.BundleNamespaceLabel] + "/" + bd.Labels[v1alpha1.BundleNameLabel]
 		if bd.Labels[v1alpha1.BundleNameLabel] == "" {
 			name = bd.Name
@@ -145,8 +149,10 @@ func setGroupStatus(g *v1alpha1.ClusterGroup, members []v1alpha1.Cluster, select
 	var notReady []string
 	var reasons []string
 	sum := v1alpha1.BundleSummary{}
+	g.Status.ResourceCounts = v1alpha1.ResourceCounts{}
 	for i := range members {
 		c := &members[i]
+		resourcecounts.Add(&g.Status.ResourceCounts, c.Status.ResourceCounts)
 		if why := clusterNotReady(c); why != "" {
 			notReady = append(notReady, c.Name)
 			if len(reasons) < maxNonReadyClusters {

@@ -37,6 +37,9 @@ func computeStatus(op *v1alpha1.HelmOp, f *facts, err error, now time.Time) {
 		op.Status.Summary = b.Summary
 		op.Status.Display = b.Display
 		op.Status.Display.ReadyBundleDeployments = fmt.Sprintf("%d/%d", b.Summary.Ready, b.Summary.DesiredReady)
+		op.Status.ResourceCounts = b.ResourceCounts
+		op.Status.PerClusterResourceCounts = b.PerClusterResourceCounts
+		op.Status.Resources = b.Resources
 	}
 	setAcceptedCondition(c, f, err)
 	noteNotApplicable(c, f)
