@@ -410,7 +410,7 @@ func (r *Reconciler) monitor(ctx context.Context, bd *v1alpha1.BundleDeployment,
 		f.monitored, f.monitorErr = false, err
 		return false
 	}
-	o, err := observe(ctx, r.Downstream, objs)
+	o, err := observe(ctx, r.Downstream, objs, bd.Spec.Options)
 	bd.Status.Resources = o.resources
 	if err != nil {
 		f.monitored, f.monitorErr = false, err

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/helmops/helmops/api/v1alpha1"
+	"github.com/helmops/helmops/internal/driftfilter"
 )
 
 // manifestObjects parses a release manifest into objects, with the release namespace filled in
@@ -66,8 +67,17 @@ type observation struct {
 }
 
 // observe reads every resource of the manifest from the downstream cluster, computes its
-// kstatus and compares it with the manifest.
-func observe(ctx context.Context, c client.Reader, objs []*unstructured.Unstructured) (observation, error) {
+// kstatus and compares it with the manifest. diff.comparePatches leave resources or fields out
+// of the comparison, ignore.conditions leave conditions out of the kstatus.
+func observe(ctx context.Context, c client.Reader, objs []*unstructured.Unstructured, opts v1alpha1.BundleDeploymentOptions) (observation, error) {
+	var patches []v1alpha1.ComparePatch
+	if opts.Diff != nil {
+		patches = opts.Diff.ComparePatches
+	}
+	var ignoreConditions []map[string]string
+	if opts.Ignore != nil {
+		ignoreConditions = opts.Ignore.Conditions
+	}
 	var o observation
 	for _, want := range objs {
 		gvk := want.GroupVersionKind()
@@ -76,18 +86,22 @@ func observe(ctx context.Context, c client.Reader, objs []*unstructured.Unstruct
 		live := &unstructured.Unstructured{}
 		live.SetGroupVersionKind(gvk)
 		err := c.Get(ctx, client.ObjectKey{Namespace: want.GetNamespace(), Name: want.GetName()}, live)
-		if apierrors.IsNotFound(err) {
+		w, l, ignored := driftfilter.ForDrift(patches, want, live)
+		if apierrors.IsNotFound(err) && !ignored {
 			o.modified = append(o.modified, v1alpha1.ModifiedStatus{Kind: id.Kind, APIVersion: id.APIVersion, Namespace: id.Namespace, Name: id.Name, Missing: true})
 			continue
+		}
+		if apierrors.IsNotFound(err) {
+			continue // left out of the comparison by an "ignore" compare patch
 		}
 		if err != nil {
 			return o, fmt.Errorf("reading %s: %w", resourceID(id.Kind, id.Namespace, id.Name), err)
 		}
-		if paths := drift(want, live); len(paths) > 0 {
+		if paths := drift(w, l); !ignored && len(paths) > 0 {
 			o.modified = append(o.modified, v1alpha1.ModifiedStatus{Kind: id.Kind, APIVersion: id.APIVersion, Namespace: id.Namespace, Name: id.Name,
 				Patch: "changed: " + strings.Join(paths, ", ")})
 		}
-		res, err := status.Compute(live)
+		res, err := status.Compute(driftfilter.ForReadiness(ignoreConditions, live))
 		if err != nil {
 			o.nonReady = append(o.nonReady, v1alpha1.NonReadyStatus{Kind: id.Kind, APIVersion: id.APIVersion, Namespace: id.Namespace, Name: id.Name,
 				Summary: v1alpha1.NonReadySummary{State: string(status.UnknownStatus), Error: true, Message: []string{err.Error()}}})
