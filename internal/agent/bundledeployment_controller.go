@@ -445,6 +445,7 @@ func (r *Reconciler) helmOptions(bd *v1alpha1.BundleDeployment) helmaction.Optio
 		MaxHistory:           h.MaxHistory,
 		SkipSchemaValidation: h.SkipSchemaValidation,
 		EnableDNS:            !h.DisableDNS,
+		KeepCRDs:             !bd.Spec.Options.DeleteCRDResources,
 		Description:          "deploymentID " + bd.Spec.DeploymentID,
 	}
 	if h.TimeoutSeconds > 0 || h.WaitForJobs || h.Atomic {

@@ -2,12 +2,16 @@ package e2e
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/helmops/helmops/api/v1alpha1"
@@ -172,4 +176,63 @@ func TestFleetOptionsReachEachCluster(t *testing.T) {
 		}
 		expectReady(g, client.ObjectKeyFromObject(h))
 	}, timeout, interval).Should(Succeed())
+}
+
+const crdChart = `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: {{ .Values.plural }}.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {kind: {{ .Values.kind }}, listKind: {{ .Values.kind }}List, plural: {{ .Values.plural }}, singular: {{ .Values.kind | lower }}}
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+`
+
+// The CRDs of a chart's templates stay when the release is uninstalled, as in Fleet, unless
+// deleteCRDResources is set.
+func TestDeleteCRDResources(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	g.Expect(env.Repo.Publish("crdchart", "1.0.0", testenv.WithTemplate("crd.yaml", crdChart))).To(Succeed())
+	ops := map[string]*v1alpha1.HelmOp{}
+	for name, del := range map[string]bool{"keeps": false, "drops": true} {
+		ops[name] = helmOp("crd-"+name, "fleet-default", v1alpha1.HelmOptions{Repo: env.State.RepoURL, Chart: "crdchart", Version: "1.0.0",
+			Values: &v1alpha1.GenericMap{Data: map[string]any{"plural": name, "kind": strings.ToUpper(name[:1]) + name[1:]}}},
+			func(h *v1alpha1.HelmOp) {
+				h.Spec.Namespace = "crd-" + name
+				h.Spec.DeleteCRDResources = del
+				h.Spec.Targets = []v1alpha1.BundleTarget{{ClusterName: "dev"}}
+			})
+		g.Expect(mgmt().Create(ctx, ops[name])).To(Succeed())
+	}
+	crd := func(name string) error {
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(schema.GroupVersionKind{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition"})
+		return env.Downstreams["dev"].Client.Get(ctx, client.ObjectKey{Name: name + ".example.com"}, u)
+	}
+	g.Eventually(func(g Gomega) {
+		for name, op := range ops {
+			expectReady(g, client.ObjectKeyFromObject(op))
+			g.Expect(crd(name)).To(Succeed())
+		}
+	}, timeout, interval).Should(Succeed())
+
+	for _, op := range ops {
+		g.Expect(mgmt().Delete(ctx, op)).To(Succeed())
+	}
+	g.Eventually(func(g Gomega) {
+		for name := range ops {
+			// Helm's release records are gone: both releases were uninstalled.
+			records := &corev1.SecretList{}
+			g.Expect(env.Downstreams["dev"].Client.List(ctx, records, client.InNamespace("crd-"+name), client.MatchingLabels{"owner": "helm"})).To(Succeed())
+			g.Expect(records.Items).To(BeEmpty(), name)
+		}
+		g.Expect(apierrors.IsNotFound(crd("drops"))).To(BeTrue(), "deleteCRDResources: the CRD goes with the release")
+	}, timeout, interval).Should(Succeed())
+	g.Expect(crd("keeps")).To(Succeed(), "the CRD is kept by default")
 }

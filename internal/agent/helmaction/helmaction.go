@@ -102,7 +102,9 @@ type Options struct {
 	MaxHistory           int
 	SkipSchemaValidation bool
 	// EnableDNS lets the chart's templates look names up (getHostByName).
-	EnableDNS   bool
+	EnableDNS bool
+	// KeepCRDs marks the CRDs of the templates to be kept on uninstall (see KeepCRDs).
+	KeepCRDs    bool
 	Description string
 }
 
@@ -124,6 +126,9 @@ func (c *Client) Install(ctx context.Context, name, namespace string, ch *chart.
 	in.TakeOwnership = o.TakeOwnership
 	in.SkipSchemaValidation = o.SkipSchemaValidation
 	in.EnableDNS = o.EnableDNS
+	if o.KeepCRDs {
+		in.PostRenderer = KeepCRDs{}
+	}
 	in.Description = o.Description
 	r, err := in.RunWithContext(ctx, ch, values)
 	return asRelease(r), err
@@ -147,6 +152,9 @@ func (c *Client) Upgrade(ctx context.Context, name, namespace string, ch *chart.
 	up.MaxHistory = o.MaxHistory
 	up.SkipSchemaValidation = o.SkipSchemaValidation
 	up.EnableDNS = o.EnableDNS
+	if o.KeepCRDs {
+		up.PostRenderer = KeepCRDs{}
+	}
 	up.Description = o.Description
 	r, err := up.RunWithContext(ctx, name, ch, values)
 	return asRelease(r), err
