@@ -141,6 +141,7 @@ type facts struct {
 	version       string // exact version on the Bundle
 	bundle        *v1alpha1.Bundle
 	notApplicable []string // fields set that only apply to bundles built from git
+	notHonoured   []string // fields set that helmops does not act on yet
 	latestFacts
 }
 
@@ -222,7 +223,8 @@ func (r *Reconciler) delete(ctx context.Context, op *v1alpha1.HelmOp) error {
 func (r *Reconciler) validate(_ context.Context, s *scope) (ctrl.Result, error) {
 	op := s.op
 	s.notApplicable = fleetcompat.NotApplicable(&op.Spec)
-	if msg := fleetcompat.Message(s.notApplicable); msg != "" && !acceptedSays(op, msg) {
+	s.notHonoured = fleetcompat.NotHonoured(&op.Spec)
+	if msg := fleetcompat.Message(s.notApplicable, s.notHonoured...); msg != "" && !acceptedSays(op, msg) {
 		r.Recorder.Event(op, corev1.EventTypeWarning, v1alpha1.ReasonFieldsNotApplicable, "Fields "+msg)
 	}
 	helm := op.Spec.HelmOrEmpty()

@@ -27,7 +27,7 @@ func TestGitOnlyFieldsAreReportedAndFleetOptionsReachTheBundle(t *testing.T) {
 	op.Spec.DependsOn = []v1alpha1.BundleRef{{Name: "base"}}
 	op.Spec.RolloutStrategy = &v1alpha1.RolloutStrategy{Partitions: []v1alpha1.Partition{{Name: "p1", ClusterName: "dev"}}}
 	op.Spec.Targets = []v1alpha1.BundleTarget{{ClusterName: "dev", NamespaceLabels: map[string]string{"a": "b"},
-		Kustomize: &v1alpha1.KustomizeOptions{Dir: "k"}}}
+		Kustomize: &v1alpha1.KustomizeOptions{Dir: "k"}, DownstreamResources: []v1alpha1.DownstreamResource{{Kind: "Secret", Name: "x"}}}}
 	g.Expect(k8s.Create(ctx, op)).To(Succeed())
 
 	b := &v1alpha1.Bundle{ObjectMeta: metav1.ObjectMeta{Name: "gitfields", Namespace: ns}}
@@ -37,6 +37,7 @@ func TestGitOnlyFieldsAreReportedAndFleetOptionsReachTheBundle(t *testing.T) {
 		g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
 		g.Expect(c.Message).To(ContainSubstring("not applicable to a HelmOp and ignored"))
 		g.Expect(c.Message).To(ContainSubstring("spec.helm.valuesFiles, spec.targets[0].kustomize, spec.yaml"))
+		g.Expect(c.Message).To(ContainSubstring("accepted but not acted on yet by helmops: spec.targets[0].downstreamResources"))
 		get(g, b)
 		g.Expect(b.Spec.TargetCustomizationMode).To(Equal(v1alpha1.AllMatches))
 		g.Expect(b.Spec.DependsOn).To(Equal(op.Spec.DependsOn))
@@ -58,12 +59,13 @@ func TestGitOnlyFieldsAreReportedAndFleetOptionsReachTheBundle(t *testing.T) {
 	// Once the fields are gone, so is the note.
 	g.Eventually(func(g Gomega) {
 		get(g, op)
-		op.Spec.Helm.ValuesFiles, op.Spec.YAML, op.Spec.Targets[0].Kustomize = nil, nil, nil
+		op.Spec.Helm.ValuesFiles, op.Spec.YAML, op.Spec.Targets[0].Kustomize, op.Spec.Targets[0].DownstreamResources = nil, nil, nil, nil
 		g.Expect(k8s.Update(ctx, op)).To(Succeed()) // retried: the controller writes the status meanwhile
 	}, timeout, interval).Should(Succeed())
 	g.Eventually(func(g Gomega) {
 		get(g, op)
 		g.Expect(op.Status.ObservedGeneration).To(Equal(op.Generation))
 		g.Expect(condition(op, v1alpha1.AcceptedCondition).Message).NotTo(ContainSubstring("not applicable"))
+		g.Expect(condition(op, v1alpha1.AcceptedCondition).Message).NotTo(ContainSubstring("not acted on"))
 	}, timeout, interval).Should(Succeed())
 }
