@@ -24,6 +24,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/helmops/helmops/api/v1alpha1"
+	"github.com/helmops/helmops/charts"
 	"github.com/helmops/helmops/internal/chartsource"
 	"github.com/helmops/helmops/internal/controller/bundle"
 	"github.com/helmops/helmops/internal/controller/cluster"
@@ -32,6 +33,7 @@ import (
 	"github.com/helmops/helmops/internal/controller/shard"
 	"github.com/helmops/helmops/internal/notify"
 	"github.com/helmops/helmops/internal/scheme"
+	"github.com/helmops/helmops/internal/version"
 )
 
 type controllerFlags struct {
@@ -56,6 +58,7 @@ type controllerFlags struct {
 	apiServerCA    string
 	webhookAddr    string
 	webhookSecret  string
+	agentImage     string
 }
 
 func newControllerCommand() *cobra.Command {
@@ -91,6 +94,7 @@ func newControllerCommand() *cobra.Command {
 	f.network.register(fl)
 	fl.StringVar(&f.webhookAddr, "webhook-bind-address", ":8082", `address of the notification endpoint that registries and CI call when they publish a chart (see docs/notifications.md); "0" turns it off`)
 	fl.StringVar(&f.webhookSecret, "webhook-secret", "helmops-webhook", `Secret with the notification endpoint's token (key "token"): NAME in the controller's namespace ($POD_NAMESPACE, else kube-system) or NAMESPACE/NAME`)
+	fl.StringVar(&f.agentImage, "agent-image", "ghcr.io/helmops/helmops:"+version.Get().Version, "image of the agents the controller installs into clusters with spec.kubeConfigSecret")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "debug logs")
 	return cmd
 }
@@ -223,7 +227,19 @@ func setupRegistration(mgr ctrl.Manager, cfg *rest.Config, f *controllerFlags) e
 	if err := (&registration.TokenReconciler{Client: mgr.GetClient(), Direct: direct, Tokens: tokens, Server: server}).SetupWithManager(mgr); err != nil {
 		return err
 	}
-	return (&registration.Reconciler{Client: mgr.GetClient(), Direct: direct, Tokens: tokens, Server: server}).SetupWithManager(mgr)
+	if err := (&registration.Reconciler{Client: mgr.GetClient(), Direct: direct, Tokens: tokens, Server: server}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	ch, err := charts.AgentChart()
+	if err != nil {
+		return err
+	}
+	repo, tag, ok := strings.Cut(f.agentImage, ":")
+	if !ok || repo == "" || tag == "" || strings.Contains(tag, "/") {
+		return fmt.Errorf("--agent-image %q: write it as repository:tag", f.agentImage)
+	}
+	return (&registration.AgentDeployer{Client: mgr.GetClient(), Direct: direct, Tokens: tokens, Server: server, Chart: ch,
+		Image: registration.AgentImage{Repository: repo, Tag: tag}}).SetupWithManager(mgr)
 }
 
 // webhookSecretKey reads --webhook-secret: NAMESPACE/NAME, or NAME in the controller's namespace.

@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/helmops/helmops/api/v1alpha1"
+	"github.com/helmops/helmops/charts"
 	"github.com/helmops/helmops/internal/agent"
 	"github.com/helmops/helmops/internal/controller/cluster"
 	"github.com/helmops/helmops/internal/controller/registration"
@@ -86,7 +87,15 @@ func run(m *testing.M) int {
 		if err := (&registration.TokenReconciler{Client: mgr.GetClient(), Direct: direct, Tokens: tokens, Server: server}).SetupWithManager(mgr); err != nil {
 			return err
 		}
-		return (&registration.Reconciler{Client: mgr.GetClient(), Direct: direct, Tokens: tokens, Server: server}).SetupWithManager(mgr)
+		if err := (&registration.Reconciler{Client: mgr.GetClient(), Direct: direct, Tokens: tokens, Server: server}).SetupWithManager(mgr); err != nil {
+			return err
+		}
+		ch, err := charts.AgentChart()
+		if err != nil {
+			return err
+		}
+		return (&registration.AgentDeployer{Client: mgr.GetClient(), Direct: direct, Tokens: tokens, Server: server, Chart: ch,
+			Image: registration.AgentImage{Repository: "example.com/helmops", Tag: "test"}}).SetupWithManager(mgr)
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
