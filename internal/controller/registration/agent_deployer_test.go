@@ -17,6 +17,7 @@ import (
 
 	"github.com/helmops/helmops/api/v1alpha1"
 	"github.com/helmops/helmops/internal/agent"
+	"github.com/helmops/helmops/internal/chartsource"
 	"github.com/helmops/helmops/internal/controller/registration"
 )
 
@@ -61,10 +62,15 @@ func TestAClusterWithAKubeconfigGetsItsAgentAndLosesItOnDeletion(t *testing.T) {
 	go func() {
 		done <- agent.Run(agentCtx, agent.Options{
 			Upstream: upCfg, Downstream: down.Config, ClusterName: "prod", Workspace: ws,
-			HeartbeatInterval: time.Second, Fetcher: agent.ResolverFetcher{}, MetricsBindAddress: "0",
+			HeartbeatInterval: time.Second, Fetcher: agent.ResolverFetcher{Resolver: chartsource.NewResolver(chartsource.Options{})}, MetricsBindAddress: "0",
 		})
 	}()
 	g.Eventually(func() metav1.ConditionStatus {
+		select {
+		case err := <-done:
+			t.Fatalf("the agent stopped: %v", err)
+		default:
+		}
 		_ = upstream.Client.Get(ctx, client.ObjectKeyFromObject(c), c)
 		if cond := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ReadyCondition); cond != nil {
 			return cond.Status
