@@ -37,26 +37,28 @@ type ClusterSpec struct {
 	// +nullable
 	TemplateValues *GenericMap `json:"templateValues,omitempty"`
 
-	// ClientID identifies the cluster's agent at registration in Fleet. Accepted and not
-	// applicable: helmops agents register by their own token.
+	// ClientID identifies the downstream cluster across registrations: a ClusterRegistration with
+	// this client ID (made by an agent with a ClusterRegistrationToken) re-registers this Cluster.
+	// Set by registration; unique across workspaces.
 	// +optional
 	// +nullable
 	ClientID string `json:"clientID,omitempty"`
 
-	// KubeConfigSecret names a Secret with a kubeconfig through which Fleet installs its agent.
-	// Accepted and not applicable: helmops does not install agents.
+	// KubeConfigSecret names a Secret of the Cluster's namespace holding a kubeconfig of the
+	// downstream cluster (key "value", or "kubeconfig"): the controller installs the agent there and
+	// uninstalls it when the Cluster is deleted.
 	// +optional
 	// +nullable
 	KubeConfigSecret string `json:"kubeConfigSecret,omitempty"`
 
-	// KubeConfigSecretNamespace is the namespace of kubeConfigSecret. Accepted and not
-	// applicable.
+	// KubeConfigSecretNamespace is the namespace of kubeConfigSecret. Only the Cluster's own
+	// namespace (or empty) is accepted: a Cluster never reads another namespace's secrets.
 	// +optional
 	// +nullable
 	KubeConfigSecretNamespace string `json:"kubeConfigSecretNamespace,omitempty"`
 
-	// RedeployAgentGeneration asks Fleet to redeploy its agent when raised. Accepted and not
-	// applicable.
+	// RedeployAgentGeneration reinstalls the agent of a Cluster with kubeConfigSecret when it
+	// differs from status.agentDeployedGeneration. Defaults to 0.
 	// +optional
 	RedeployAgentGeneration int64 `json:"redeployAgentGeneration,omitempty"`
 
@@ -66,7 +68,8 @@ type ClusterSpec struct {
 	// +nullable
 	AgentEnvVars []corev1.EnvVar `json:"agentEnvVars,omitempty"`
 
-	// AgentNamespace is the namespace Fleet deploys its agent to. Accepted and not applicable.
+	// AgentNamespace is the downstream namespace the controller installs the agent into (with
+	// kubeConfigSecret); default helmops-system.
 	// +optional
 	// +nullable
 	AgentNamespace string `json:"agentNamespace,omitempty"`
