@@ -19,7 +19,6 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/helmops/helmops/api/v1alpha1"
@@ -232,21 +231,10 @@ func (r *Reconciler) grant(ctx context.Context, reg *v1alpha1.ClusterRegistratio
 	}); err != nil {
 		return fmt.Errorf("writing the agent credential of Cluster %s: %w", klog.KObj(c), err)
 	}
-	reader := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: reg.Namespace, Name: secret}}
-	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: reg.Namespace, Name: secret}}
-	for _, o := range []client.Object{reader, binding} {
-		if _, err := controllerutil.CreateOrUpdate(ctx, r.Direct, o, func() error {
-			switch o := o.(type) {
-			case *rbacv1.Role:
-				o.Rules = []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{secret}, Verbs: []string{"get"}}}
-			case *rbacv1.RoleBinding:
-				o.RoleRef = rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: secret}
-				o.Subjects = []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: reg.Namespace, Name: TokenServiceAccount(reg.Labels[v1alpha1.RegistrationTokenLabel])}}
-			}
-			return controllerutil.SetOwnerReference(reg, o, r.Direct.Scheme())
-		}); err != nil {
-			return fmt.Errorf("letting registration %s read its credential: %w", klog.KObj(reg), err)
-		}
+	readSecret := []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{secret}, Verbs: []string{"get"}}}
+	registrant := rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Namespace: reg.Namespace, Name: TokenServiceAccount(reg.Labels[v1alpha1.RegistrationTokenLabel])}
+	if err := ensureRole(ctx, r.Direct, reg, reg.Namespace, secret, readSecret, registrant); err != nil {
+		return fmt.Errorf("letting registration %s read its credential: %w", klog.KObj(reg), err)
 	}
 	return nil
 }

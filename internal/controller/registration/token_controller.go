@@ -166,18 +166,31 @@ func (r *TokenReconciler) withdraw(ctx context.Context, t *v1alpha1.ClusterRegis
 // ensureAccount creates a ServiceAccount with a Role of the given rules in namespace, all owned
 // by owner; an existing Role is brought back to the rules.
 func ensureAccount(ctx context.Context, c client.Client, owner client.Object, namespace, name string, rules []rbacv1.PolicyRule) error {
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}
+	if _, err := controllerutil.CreateOrUpdate(ctx, c, sa, func() error {
+		sa.Labels = map[string]string{v1alpha1.ManagedLabel: "true"}
+		return controllerutil.SetOwnerReference(owner, sa, c.Scheme())
+	}); err != nil {
+		return fmt.Errorf("writing ServiceAccount %s/%s: %w", namespace, name, err)
+	}
+	return ensureRole(ctx, c, owner, namespace, name, rules, rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: namespace})
+}
+
+// ensureRole writes a Role of the given rules and a RoleBinding of it to subject, both named
+// name and owned by owner.
+func ensureRole(ctx context.Context, c client.Client, owner client.Object, namespace, name string, rules []rbacv1.PolicyRule, subject rbacv1.Subject) error {
 	labels := map[string]string{v1alpha1.ManagedLabel: "true"}
-	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, Labels: labels}}
-	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, Labels: labels}}
-	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, Labels: labels}}
-	for _, o := range []client.Object{sa, role, binding} {
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}
+	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}
+	for _, o := range []client.Object{role, binding} {
 		if _, err := controllerutil.CreateOrUpdate(ctx, c, o, func() error {
+			o.SetLabels(labels)
 			switch o := o.(type) {
 			case *rbacv1.Role:
 				o.Rules = rules
 			case *rbacv1.RoleBinding:
 				o.RoleRef = rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name}
-				o.Subjects = []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: namespace}}
+				o.Subjects = []rbacv1.Subject{subject}
 			}
 			return controllerutil.SetOwnerReference(owner, o, c.Scheme())
 		}); err != nil {
