@@ -124,15 +124,9 @@ func Snapshot(c client.Client, obj client.Object) *StatusPatch {
 // fields that changed, so fields another writer owns are kept) when it differs from the
 // snapshot. It returns reconcileErr joined with the patch's error; an object already gone is not
 // an error.
-//
-// The patch is guarded by the snapshot's resourceVersion. A status is computed from what the
-// snapshot held (a condition derived from another status field, say), and the informer cache can
-// be a write behind: a patch computed from a stale snapshot would replace the conditions list and
-// silently drop what the newer write had added. With the guard the API refuses it with a
-// conflict, and the retry computes from the object as it is.
 func (p *StatusPatch) Status(ctx context.Context, obj client.Object, reconcileErr error, compute func(error)) error {
 	compute(reconcileErr)
-	patch := client.MergeFromWithOptions(p.before, client.MergeFromWithOptimisticLock{})
+	patch := client.MergeFrom(p.before)
 	changed, err := statusChanged(patch, obj)
 	if err != nil || !changed {
 		return errors.Join(reconcileErr, err)
