@@ -113,11 +113,24 @@ func RemoveFinalizer(ctx context.Context, c client.Client, obj client.Object, fi
 type StatusPatch struct {
 	c      client.Client
 	before client.Object
+	lock   bool
 }
 
 // Snapshot copies obj as it is now; take it before any step changes the status.
 func Snapshot(c client.Client, obj client.Object) *StatusPatch {
 	return &StatusPatch{c: c, before: obj.DeepCopyObject().(client.Object)}
+}
+
+// SnapshotOwned is Snapshot for a status that only this reconciler writes. Its patch carries
+// the snapshot's resourceVersion: a merge patch replaces whole lists (the conditions), so a
+// reconcile that read a stale cache would otherwise drop what a newer write of its own added.
+// It gets a conflict instead and is retried on a fresher copy. Statuses that other writers share
+// (a Cluster's, which agents heartbeat into) keep Snapshot: there a lock would conflict on every
+// heartbeat, and the fields each writer owns are disjoint.
+func SnapshotOwned(c client.Client, obj client.Object) *StatusPatch {
+	p := Snapshot(c, obj)
+	p.lock = true
+	return p
 }
 
 // Status calls compute with the reconcile's error, then patches the status (a merge patch of the
@@ -127,6 +140,9 @@ func Snapshot(c client.Client, obj client.Object) *StatusPatch {
 func (p *StatusPatch) Status(ctx context.Context, obj client.Object, reconcileErr error, compute func(error)) error {
 	compute(reconcileErr)
 	patch := client.MergeFrom(p.before)
+	if p.lock {
+		patch = client.MergeFromWithOptions(p.before, client.MergeFromWithOptimisticLock{})
+	}
 	changed, err := statusChanged(patch, obj)
 	if err != nil || !changed {
 		return errors.Join(reconcileErr, err)

@@ -183,7 +183,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 		return ctrl.Result{}, err
 	}
 
-	patch := lifecycle.Snapshot(r.Client, op)
+	patch := lifecycle.SnapshotOwned(r.Client, op)
 	s := &scope{op: op, now: r.Clock.Now()}
 	defer func() {
 		retErr = patch.Status(ctx, op, retErr, func(err error) {
