@@ -66,10 +66,8 @@ func sizeHint(r io.Reader) int64 {
 // ParseBytes is Parse over an index already in memory. The entries it returns share no memory
 // with data.
 func ParseBytes(data []byte, chart string) (Entries, error) {
-	if out, ok := scan(data, chart); ok {
-		return out, nil
-	}
-	return parseFull(data, chart)
+	e, _, err := ParseBytesExplained(data, chart)
+	return e, err
 }
 
 // FullParseTooLargeError is an index the fast scanner cannot read (flow style, anchors and
@@ -87,7 +85,8 @@ func (e *FullParseTooLargeError) Error() string {
 // maxFull bytes that needs the full YAML decode (maxFull <= 0: no limit). JSON documents are
 // decoded without that limit: their decode holds about one copy of the document.
 func ParseBytesMax(data []byte, chart string, maxFull int64) (Entries, error) {
-	if out, ok := scan(data, chart); ok {
+	out, refusal := scan(data, chart)
+	if refusal == "" {
 		return out, nil
 	}
 	if maxFull > 0 && int64(len(data)) > maxFull && !json.Valid(data) {
@@ -95,6 +94,43 @@ func ParseBytesMax(data []byte, chart string, maxFull int64) (Entries, error) {
 	}
 	return parseFull(data, chart)
 }
+
+// ParseBytesExplained is ParseBytes, and says why the fast path left the index to the full parse
+// ("" when it took it), so that callers can count fallbacks.
+func ParseBytesExplained(data []byte, chart string) (Entries, Refusal, error) {
+	out, refusal := scan(data, chart)
+	if refusal == "" {
+		return out, "", nil
+	}
+	out, err := parseFull(data, chart)
+	return out, refusal, err
+}
+
+// Refusal names why the fast path left an index to the full parse. The set is small and fixed,
+// fit for a metric label.
+type Refusal string
+
+// The reasons the fast path refuses an index.
+const (
+	RefuseLineBreaks       Refusal = "line_breaks"        // CR, tab or a Unicode line break somewhere
+	RefuseTopLevel         Refusal = "top_level"          // JSON, document markers, directives, odd top-level keys
+	RefuseNoAPIVersion     Refusal = "no_api_version"     // no apiVersion (the full parse says so)
+	RefuseFlowStyle        Refusal = "flow_style"         // flow collections or inline values of collections
+	RefuseUnclosedQuote    Refusal = "unclosed_quote"     // a quoted scalar that never ends
+	RefuseDocumentMarker   Refusal = "document_marker"    // "---" or "..." inside a quoted scalar
+	RefuseStructure        Refusal = "structure"          // indentation or nesting the scanner does not follow
+	RefuseChartKey         Refusal = "chart_key"          // a chart name that is quoted, complex or has an inline value
+	RefuseEntryKey         Refusal = "entry_key"          // an entry key that is quoted, complex, a merge key or not ASCII
+	RefuseDuplicateKey     Refusal = "duplicate_key"      // a chart or entry key written twice
+	RefuseCaseFoldedKey    Refusal = "case_folded_key"    // "Version:" and the like, which Helm's JSON decoding matches
+	RefuseAnchorAliasTag   Refusal = "anchor_alias_tag"   // anchors, aliases, tags, complex keys
+	RefuseNullItem         Refusal = "null_item"          // a null sequence item in a field Helm validates
+	RefuseDependencyAlias  Refusal = "dependency_alias"   // a dependency alias, which Helm validates
+	RefuseURLs             Refusal = "urls"               // urls written other than as one item per line
+	RefuseValue            Refusal = "value"              // a value of a field read that YAML rejects or only the full parse reads
+	RefuseYAML11Scalar     Refusal = "yaml11_scalar"      // a plain scalar YAML 1.1 reads as a number, boolean, null or time
+	RefuseWrappedReadField Refusal = "wrapped_read_field" // a plain scalar of a field read, wrapped over lines
+)
 
 // fullEntry holds the fields of a chart version that decide whether Helm keeps it and what a
 // version choice needs.

@@ -99,7 +99,8 @@ func differ(t testing.TB, data []byte, chart string) (diff string, fast bool) {
 		return "", false // not a valid index
 	}
 	want = normalize(want)
-	fastGot, fast := scan(data, chart)
+	fastGot, refusal := scan(data, chart)
+	fast = refusal == ""
 	full, fullErr := parseFull(data, chart)
 	got, err := ParseBytes(data, chart)
 	switch {
@@ -196,24 +197,28 @@ func TestParseAgreesWithHelm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	helmWritten := helmWrittenIndex(t, func(i int) string { return awkward[i%len(awkward)] }, false)
 	fixtures := map[string]struct {
 		data string
 		fast bool
 	}{
-		"helm style":             {helmStyle, true},
-		"generated":              {string(generated), true},
-		"indented sequences":     {strings.ReplaceAll(helmStyle, "\n  - ", "\n    - "), false},
-		"json":                   {`{"apiVersion":"v1","entries":{"alpine":[{"apiVersion":"v2","name":"alpine","version":"0.2.0","urls":["a.tgz"],"created":"2025-01-02T03:04:05Z"}]}}`, false},
-		"flow style entry":       {"apiVersion: v1\nentries:\n  alpine: [{apiVersion: v2, name: alpine, version: 0.3.0}]\n", false},
-		"anchors and aliases":    {"apiVersion: v1\nentries:\n  alpine:\n  - &e\n    apiVersion: v2\n    name: alpine\n    version: 0.1.0\n  nginx:\n  - *e\n", false},
-		"quoted chart key":       {"apiVersion: v1\nentries:\n  \"alpine\":\n  - apiVersion: v2\n    name: alpine\n    version: 0.4.0\n", false},
-		"comments":               {"# repo\napiVersion: v1\nentries:\n  # charts\n  alpine:\n  - apiVersion: v2 # api\n    name: alpine\n    version: 0.5.0\n", true},
-		"crlf":                   {strings.ReplaceAll(helmStyle, "\n", "\r\n"), false},
-		"single quotes":          {"apiVersion: v1\nentries:\n  alpine:\n  - apiVersion: v2\n    name: alpine\n    version: '0.6.0'\n    created: '2025-01-02T03:04:05Z'\n", true},
-		"keys in odd order":      {"entries:\n  alpine:\n  - version: 0.7.0\n    name: alpine\n    apiVersion: v2\napiVersion: v1\n", true},
-		"empty entries":          {"apiVersion: v1\nentries: {}\n", false},
-		"chart with no versions": {"apiVersion: v1\nentries:\n  alpine: []\n", false},
-		"comments as values":     {"apiVersion: v1\nentries:\n  alpine:\n  - name: alpine\n    version: #1.0.0\n  - name: alpine\n    version: 1.0.1\n    digest: # none\n", true},
+		"helm style":                       {helmStyle, true},
+		"written by helm, awkward strings": {string(helmWritten), true},
+		"wrapped plain scalars":            {"apiVersion: v1\nentries:\n  alpine:\n  - description: Build great things at any scale! As the leading *open source\n      - automation server, alias: no 'quote\n      \"either\n    name: alpine\n    keywords:\n    - a keyword wrapped\n      ? over lines & more\n    version: 1.0.0\n", true},
+		"wrapped quoted scalars":           {"apiVersion: v1\nentries:\n  other:\n  - description: 'a\n  alpine:\n  - it''s\n\n    #\n'\n    name: other\n    version: 1.0.0\n  alpine:\n  - name: \"alp\\\n      ine\"\n    version: '1.0.0\n      -rc.1'\n    digest: \"a\\tb\\u00e9\n\n      c\"\n    urls:\n    - 'a\n      b.tgz'\n", true},
+		"generated":                        {string(generated), true},
+		"indented sequences":               {strings.ReplaceAll(helmStyle, "\n  - ", "\n    - "), false},
+		"json":                             {`{"apiVersion":"v1","entries":{"alpine":[{"apiVersion":"v2","name":"alpine","version":"0.2.0","urls":["a.tgz"],"created":"2025-01-02T03:04:05Z"}]}}`, false},
+		"flow style entry":                 {"apiVersion: v1\nentries:\n  alpine: [{apiVersion: v2, name: alpine, version: 0.3.0}]\n", false},
+		"anchors and aliases":              {"apiVersion: v1\nentries:\n  alpine:\n  - &e\n    apiVersion: v2\n    name: alpine\n    version: 0.1.0\n  nginx:\n  - *e\n", false},
+		"quoted chart key":                 {"apiVersion: v1\nentries:\n  \"alpine\":\n  - apiVersion: v2\n    name: alpine\n    version: 0.4.0\n", false},
+		"comments":                         {"# repo\napiVersion: v1\nentries:\n  # charts\n  alpine:\n  - apiVersion: v2 # api\n    name: alpine\n    version: 0.5.0\n", true},
+		"crlf":                             {strings.ReplaceAll(helmStyle, "\n", "\r\n"), false},
+		"single quotes":                    {"apiVersion: v1\nentries:\n  alpine:\n  - apiVersion: v2\n    name: alpine\n    version: '0.6.0'\n    created: '2025-01-02T03:04:05Z'\n", true},
+		"keys in odd order":                {"entries:\n  alpine:\n  - version: 0.7.0\n    name: alpine\n    apiVersion: v2\napiVersion: v1\n", true},
+		"empty entries":                    {"apiVersion: v1\nentries: {}\n", false},
+		"chart with no versions":           {"apiVersion: v1\nentries:\n  alpine: []\n", false},
+		"comments as values":               {"apiVersion: v1\nentries:\n  alpine:\n  - name: alpine\n    version: #1.0.0\n  - name: alpine\n    version: 1.0.1\n    digest: # none\n", true},
 		"block scalars that look like other things": {"apiVersion: v1\nentries:\n  other:\n  - name: other\n    version: 1.0.0\n    annotations:\n      schema: |-\n        {\"a\": \"b\",\n          \"alpine\": [\n  alpine:\n  - name: alpine\n    version: 0.9.8\n    annotations:\n      notes: >+ # folded\n        - *not an alias\n        alias: none\n        - \n    keywords:\n    - |\n      multi\n    - plain\n    urls:\n    - a.tgz\n", true},
 		"comment after urls key":                    {"apiVersion: v1\nentries:\n  alpine:\n  - name: alpine\n    version: 0.9.7\n    urls: # mirrors\n    - a.tgz\n", true},
 		"v prefix and build metadata":               {"apiVersion: v1\nentries:\n  alpine:\n  - apiVersion: v2\n    name: alpine\n    version: v0.3.0\n  - apiVersion: v2\n    name: alpine\n    version: 0.2.0+up1.0\n", true},
@@ -329,6 +334,13 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, []byte(helmStyle))
 	f.Add([]byte("helmops index fuzzing seed with some bytes"), []byte("apiVersion: v1\nentries:\n  a:\n  - version: 1.0.0\n    name: a\n    apiVersion: v2\n"))
 	f.Add([]byte{3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3, 2, 3, 8, 4, 6, 2, 6, 4, 3, 3, 8, 3, 2, 7, 9, 5}, []byte(`{"apiVersion":"v1","entries":{"alpine":[{"name":"alpine","version":"1.0.0"}]}}`))
+	// Indexes written by Helm's own writer from awkward strings: wrapped plain and quoted scalars,
+	// escapes and block scalars of every kind.
+	for shift := 0; shift < len(awkward); shift += 5 {
+		if data := helmWrittenIndex(f, func(i int) string { return awkward[(i*7+shift)%len(awkward)] }, shift%2 == 1); data != nil {
+			f.Add([]byte{byte(shift), 1, 2, 3}, data)
+		}
+	}
 	f.Fuzz(func(t *testing.T, program, raw []byte) {
 		if len(program) > 4096 || len(raw) > 1<<16 {
 			return
@@ -391,7 +403,7 @@ func TestScanSkipsOtherChartsWithoutAllocating(t *testing.T) {
 	data, err := Generate(GenerateOptions{Charts: 10, Versions: 20, Seed: 3})
 	g.Expect(err).NotTo(HaveOccurred())
 	allocs := testing.AllocsPerRun(5, func() {
-		if e, ok := scan(data, "no-such-chart"); !ok || e.Found {
+		if e, r := scan(data, "no-such-chart"); r != "" || e.Found {
 			t.Fatal("the fast path did not take the generated index")
 		}
 	})

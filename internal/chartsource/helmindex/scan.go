@@ -4,23 +4,27 @@ import (
 	"bytes"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/helmops/helmops/internal/chartversion"
 )
 
 // scan is the fast path: a line scanner over the block-style YAML that Helm writes. It skips the
-// other charts without allocating (block scalar content is skipped whatever it contains) and
-// decodes only what a version choice needs from the chart asked for: version, created, digest,
-// urls and deprecated, plus name and type and the null items and aliases that decide whether
-// Helm's validation keeps an entry. It reports ok=false for anything it does not handle exactly
-// (JSON, flow style, anchors and aliases, tags, multi-line or escaped scalars, plain scalars YAML
-// 1.1 reads as numbers, booleans or null, keys that Helm's JSON decoding matches regardless of
-// case, CRLF, tabs, duplicate keys), and the caller then parses the whole document instead:
-// never a silently wrong answer.
-func scan(data []byte, chart string) (Entries, bool) {
-	if bytes.IndexByte(data, '\r') >= 0 || bytes.IndexByte(data, '\t') >= 0 {
-		return Entries{}, false
+// other charts without allocating (block scalars, plain scalars wrapped over several lines and
+// quoted scalars wrapped over several lines are skipped whatever they contain) and decodes only
+// what a version choice needs from the chart asked for: version, created, digest, urls and
+// deprecated, plus name and type and the null items and aliases that decide whether Helm's
+// validation keeps an entry. Quoted values of those fields are decoded as YAML does, folded lines
+// and escapes included. It refuses anything it does not handle exactly (JSON, flow style, anchors
+// and aliases, tags, plain scalars YAML 1.1 reads as numbers, booleans or null, block scalars or
+// wrapped plain scalars in the fields it reads, keys that Helm's JSON decoding matches
+// regardless of case, CR, tabs and Unicode line breaks, duplicate keys, dependency aliases) and
+// says why; the caller then parses the whole document instead: never a silently wrong answer.
+func scan(data []byte, chart string) (Entries, Refusal) {
+	if bytes.IndexByte(data, '\r') >= 0 || bytes.IndexByte(data, '\t') >= 0 || unicodeBreak(data) {
+		return Entries{}, RefuseLineBreaks
 	}
+	doc := data
 	var (
 		out         Entries
 		sawAPI      bool
@@ -36,18 +40,22 @@ func scan(data []byte, chart string) (Entries, bool) {
 		inURLs      bool
 		keysSeen    map[string]bool
 		foundCharts int
-		blockIndent = -1 // lines indented more than this are the content of a block scalar
-		curName     string
-		curType     string
+		// Lines indented more than skipIndent continue the scalar of the line before: the content
+		// of a block scalar ("description: |") or the rest of a wrapped plain scalar.
+		skipIndent = -1
+		skipRead   bool // that scalar is one the fast path reads: its continuation is refused
+		curName    string
+		curType    string
 	)
 	flush := func() {
 		// Helm drops entries without a valid name, version or type (see helmKeeps).
 		if cur != nil && curHasVer && validName(curName) && validType(curType) {
 			out.Candidates = append(out.Candidates, *cur)
 		}
-		cur, curHasVer, inURLs, keysSeen, curName, curType, urlIndent = nil, false, false, nil, "", "", -1
+		cur, curHasVer, inURLs, keysSeen, curName, curType, urlIndent, readScalar = nil, false, false, nil, "", "", -1, false
 	}
 	for len(data) > 0 {
+		start := len(doc) - len(data)
 		var line []byte
 		if i := bytes.IndexByte(data, '\n'); i >= 0 {
 			line, data = data[:i], data[i+1:]
@@ -62,16 +70,52 @@ func scan(data []byte, chart string) (Entries, bool) {
 		if len(body) == 0 || body[0] == '#' {
 			continue
 		}
-		if blockIndent >= 0 && indent > blockIndent {
-			continue // the content of a block scalar ("description: |"), whatever it looks like
+		if skipIndent >= 0 && indent > skipIndent {
+			if skipRead {
+				return Entries{}, RefuseWrappedReadField // a plain scalar we read continues on this line
+			}
+			continue
 		}
-		blockIndent = -1
+		skipIndent, skipRead = -1, false
+		// A quoted scalar that does not end on its line: the logical line runs to the line where
+		// it ends, whatever the lines in between look like.
+		for extended := 0; ; extended++ {
+			q := openQuote(body)
+			if q == -1 {
+				break
+			}
+			if q == -2 || extended > 8 {
+				return Entries{}, RefuseFlowStyle
+			}
+			from := start + indent + q
+			end := quotedEnd(doc[from:])
+			if end < 0 {
+				return Entries{}, RefuseUnclosedQuote
+			}
+			end += from
+			if documentMarker(doc[from:end]) {
+				return Entries{}, RefuseDocumentMarker
+			}
+			lineEnd := len(doc)
+			if i := bytes.IndexByte(doc[end:], '\n'); i >= 0 {
+				lineEnd = end + i
+			}
+			body = doc[start+indent : lineEnd]
+			if lineEnd < len(doc) {
+				data = doc[lineEnd+1:]
+			} else {
+				data = nil
+			}
+		}
+		multiLine := bytes.IndexByte(body, '\n') >= 0
 		if c := blockScalarColumn(body); c >= 0 {
-			blockIndent = indent + c
+			skipIndent = indent + c
+		} else if c := plainValueColumn(body); c >= 0 {
+			skipIndent = indent + c
 		}
 		if indent == 0 {
-			if !closedOnLine(body) || !plainKey(body) {
-				return Entries{}, false
+			if multiLine || !closedOnLine(body) || !plainKey(body) {
+				return Entries{}, RefuseTopLevel
 			}
 			if inChart {
 				flush()
@@ -81,18 +125,18 @@ func scan(data []byte, chart string) (Entries, bool) {
 			switch {
 			case hasKey(body, "entries"):
 				if len(bytes.TrimSpace(body[len("entries:"):])) != 0 {
-					return Entries{}, false // flow style or inline value
+					return Entries{}, RefuseFlowStyle // flow style or inline value
 				}
 				inEntries = true
 			case hasKey(body, "apiVersion"):
-				if v, ok := scalarBytes(body[len("apiVersion:"):]); !ok || len(v) == 0 {
-					return Entries{}, false
+				if v, _, ok := scalarSpan(body[len("apiVersion:"):]); !ok || len(v) == 0 {
+					return Entries{}, RefuseTopLevel
 				}
 				sawAPI = true
 			case body[0] == '{' || body[0] == '[' || body[0] == '-' || body[0] == '%' || body[0] == '"' || body[0] == '\'' || body[0] == '?' || body[0] == '&' || body[0] == '!' || body[0] == '.':
-				return Entries{}, false
+				return Entries{}, RefuseTopLevel
 			case foldsTo(body, "entries") || foldsTo(body, "apiVersion"):
-				return Entries{}, false // Helm's JSON decoding matches keys regardless of case
+				return Entries{}, RefuseCaseFoldedKey // Helm's JSON decoding matches keys regardless of case
 			}
 			continue
 		}
@@ -100,15 +144,15 @@ func scan(data []byte, chart string) (Entries, bool) {
 			continue
 		}
 		if !closedOnLine(body) {
-			return Entries{}, false // a quoted scalar or flow collection continues on the next line
+			return Entries{}, RefuseFlowStyle // a flow collection may continue on the next line
 		}
 		if chartIndent < 0 {
 			chartIndent = indent
 		}
 		if indent < chartIndent {
-			return Entries{}, false
+			return Entries{}, RefuseStructure
 		}
-		isItem := body[0] == '-' && (len(body) == 1 || body[1] == ' ')
+		isItem := body[0] == '-' && (len(body) == 1 || body[1] == ' ' || body[1] == '\n')
 		if indent == chartIndent && !isItem {
 			if inChart {
 				flush()
@@ -116,21 +160,21 @@ func scan(data []byte, chart string) (Entries, bool) {
 			}
 			// A chart name key: plain "name:" only; anything else might hide our chart.
 			c := body[0]
-			if c == '"' || c == '\'' || c == '?' || c == '{' || c == '[' || c == '&' || c == '*' || c == '!' || c == '-' {
-				return Entries{}, false
+			if multiLine || c == '"' || c == '\'' || c == '?' || c == '{' || c == '[' || c == '&' || c == '*' || c == '!' || c == '-' {
+				return Entries{}, RefuseChartKey
 			}
 			colon := bytes.IndexByte(body, ':')
 			if colon <= 0 || !plainKey(body) {
-				return Entries{}, false
+				return Entries{}, RefuseChartKey
 			}
 			rest := bytes.TrimSpace(body[colon+1:])
 			if len(rest) != 0 && rest[0] != '#' {
-				return Entries{}, false // inline value such as [] or an anchor
+				return Entries{}, RefuseChartKey // inline value such as [] or an anchor
 			}
 			if string(body[:colon]) == chart {
 				foundCharts++
 				if foundCharts > 1 {
-					return Entries{}, false
+					return Entries{}, RefuseDuplicateKey
 				}
 				out.Found = true
 				inChart = true
@@ -141,6 +185,8 @@ func scan(data []byte, chart string) (Entries, bool) {
 		if !inChart {
 			continue
 		}
+		prevRead := readScalar
+		readScalar = false
 		// Inside our chart: a sequence of mappings.
 		if isItem && (seqIndent < 0 || indent == seqIndent) {
 			if seqIndent < 0 {
@@ -159,35 +205,39 @@ func scan(data []byte, chart string) (Entries, bool) {
 				itemIndent = -1 // the keys start on the next line
 				continue
 			}
+			if body[0] == '\n' {
+				return Entries{}, RefuseStructure
+			}
 			itemIndent = indent + 1 + spaces
 			indent, isItem = itemIndent, body[0] == '-' && (len(body) == 1 || body[1] == ' ')
 		}
 		if cur == nil || indent <= seqIndent {
-			return Entries{}, false
+			return Entries{}, RefuseStructure
 		}
 		if itemIndent < 0 {
 			itemIndent = indent
 		}
-		if readScalar && indent > itemIndent {
-			return Entries{}, false // a plain scalar we read continues on this line
+		if prevRead && indent > itemIndent {
+			return Entries{}, RefuseWrappedReadField // a scalar we read continues on this line
 		}
 		if inURLs && indent > itemIndent || inURLs && isItem && indent == itemIndent {
 			// The urls sequence: every item on one line, all at one column.
 			if !isItem || (urlIndent >= 0 && indent != urlIndent) {
-				return Entries{}, false
+				return Entries{}, RefuseURLs
 			}
 			urlIndent = indent
-			u, ok := scalar(body[1:])
-			if !ok || nullItem(body[1:]) || looksNonString(u) || u == "" || u[0] == '-' {
-				return Entries{}, false
+			u, quoted, ok := scalar(body[1:])
+			if !ok || nullItem(body[1:]) || !quoted && looksNonString(u) || u == "" || u[0] == '-' && !quoted {
+				return Entries{}, RefuseURLs
 			}
 			cur.URLs = append(cur.URLs, u)
+			skipRead = skipIndent >= 0
 			continue
 		}
 		if isItem && indent >= itemIndent {
 			// An item of a sequence we do not need, written at its key's column or deeper.
-			if nullItem(body[1:]) || bytes.IndexByte(body, '!') >= 0 || bytes.IndexByte(body, '*') >= 0 || bytes.Contains(body, []byte("alias")) {
-				return Entries{}, false
+			if r := riskyNode(body); r != "" {
+				return Entries{}, r
 			}
 			continue
 		}
@@ -195,35 +245,32 @@ func scan(data []byte, chart string) (Entries, bool) {
 			// A nested value of a field we do not need, unless it can change what Helm keeps: a
 			// null item (in maintainers or dependencies), a dependency alias, an alias, a merge
 			// key or a tag.
-			if bytes.IndexByte(body, '*') >= 0 || bytes.IndexByte(body, '!') >= 0 || bytes.Contains(body, []byte("<<")) || bytes.Contains(body, []byte("alias")) {
-				return Entries{}, false
-			}
-			if body[0] == '-' && nullItem(body[1:]) {
-				return Entries{}, false
+			if r := riskyNode(body); r != "" {
+				return Entries{}, r
 			}
 			continue
 		}
 		if indent < itemIndent {
-			return Entries{}, false
+			return Entries{}, RefuseStructure
 		}
-		inURLs, readScalar = false, false
+		inURLs = false
 		colon := bytes.IndexByte(body, ':')
 		if colon <= 0 || body[0] == '"' || body[0] == '\'' || body[0] == '?' || body[0] == '<' || body[0] == '&' || body[0] == '*' {
-			return Entries{}, false
+			return Entries{}, RefuseEntryKey
 		}
 		if !plainKey(body) {
-			return Entries{}, false
+			return Entries{}, RefuseEntryKey
 		}
 		key := string(body[:colon])
 		if keysSeen[key] {
-			return Entries{}, false
+			return Entries{}, RefuseDuplicateKey
 		}
 		switch key {
 		case "version", "created", "digest", "name", "type", "deprecated", "urls", "maintainers", "dependencies", "apiVersion":
 		default:
 			for _, k := range helmKeys {
 				if foldsTo(body, k) {
-					return Entries{}, false // "Version:" is version to Helm's JSON decoding
+					return Entries{}, RefuseCaseFoldedKey // "Version:" is version to Helm's JSON decoding
 				}
 			}
 		}
@@ -231,61 +278,61 @@ func scan(data []byte, chart string) (Entries, bool) {
 		val := body[colon+1:]
 		trimmed := bytes.TrimSpace(val)
 		if len(trimmed) > 0 && (trimmed[0] == '&' || trimmed[0] == '*' || trimmed[0] == '!') {
-			return Entries{}, false
+			return Entries{}, RefuseAnchorAliasTag
 		}
 		switch key {
 		case "version", "created", "digest", "name", "type", "deprecated":
-			readScalar = true
+			readScalar, skipRead = true, skipIndent >= 0
 		}
 		switch key {
 		case "version":
-			v, ok := scalar(val)
-			if !ok || looksNonString(v) {
-				return Entries{}, false
+			v, quoted, ok := scalar(val)
+			if !ok || !quoted && looksNonString(v) {
+				return Entries{}, refusedValue(ok)
 			}
 			cur.Version, curHasVer = v, v != ""
 		case "created":
-			v, ok := scalar(val)
+			v, _, ok := scalar(val)
 			if !ok {
-				return Entries{}, false
+				return Entries{}, refusedValue(ok)
 			}
 			if v != "" {
 				// As encoding/json decodes a time, which is what Helm's loader ends up doing.
 				if err := cur.Created.UnmarshalText([]byte(v)); err != nil {
-					return Entries{}, false
+					return Entries{}, RefuseValue
 				}
 			}
 		case "digest":
-			v, ok := scalar(val)
-			if !ok || looksNonString(v) {
-				return Entries{}, false
+			v, quoted, ok := scalar(val)
+			if !ok || !quoted && looksNonString(v) {
+				return Entries{}, refusedValue(ok)
 			}
 			cur.Digest = v
 		case "name":
-			v, ok := scalar(val)
-			if !ok || !printableASCII(v) || looksNonString(v) {
-				return Entries{}, false
+			v, quoted, ok := scalar(val)
+			if !ok || !printableASCII(v) || !quoted && looksNonString(v) {
+				return Entries{}, refusedValue(ok)
 			}
 			curName = v
 		case "type":
-			v, ok := scalar(val)
-			if !ok || looksNonString(v) {
-				return Entries{}, false
+			v, quoted, ok := scalar(val)
+			if !ok || !quoted && looksNonString(v) {
+				return Entries{}, refusedValue(ok)
 			}
 			curType = v
 		case "maintainers", "dependencies":
 			if len(trimmed) != 0 && trimmed[0] != '#' {
-				return Entries{}, false // inline value: leave it to the full parse
+				return Entries{}, RefuseFlowStyle // inline value: leave it to the full parse
 			}
 		case "deprecated":
-			v, ok := scalar(val)
-			if !ok || (v != "true" && v != "false") {
-				return Entries{}, false
+			v, quoted, ok := scalar(val)
+			if !ok || quoted || (v != "true" && v != "false") {
+				return Entries{}, refusedValue(ok)
 			}
 			cur.Deprecated = v == "true"
 		case "urls":
 			if len(trimmed) != 0 && trimmed[0] != '#' {
-				return Entries{}, false
+				return Entries{}, RefuseURLs
 			}
 			inURLs, urlIndent = true, -1
 		}
@@ -294,9 +341,9 @@ func scan(data []byte, chart string) (Entries, bool) {
 		flush()
 	}
 	if !sawAPI {
-		return Entries{}, false
+		return Entries{}, RefuseNoAPIVersion
 	}
-	return out, true
+	return out, ""
 }
 
 // helmKeys are the keys of an entry whose values decide what Helm keeps or what we read.
@@ -384,43 +431,157 @@ func hasKey(body []byte, key string) bool {
 	return len(body) > len(key) && string(body[:len(key)]) == key && body[len(key)] == ':'
 }
 
-// scalar decodes a single-line scalar that follows "key:" — plain, or quoted without escapes.
-func scalar(val []byte) (string, bool) {
-	v, ok := scalarBytes(val)
-	if !ok || len(v) == 0 {
-		return "", ok
+// scalar decodes the scalar that follows "key:" or "-": null (nothing or a comment), plain on
+// one line, or quoted on one or more lines, which it decodes as YAML does (folded line breaks,
+// ” in single quotes, escapes in double quotes). quoted says which: only a plain scalar can be
+// read by YAML as something else than a string.
+func scalar(val []byte) (s string, quoted, ok bool) {
+	raw, quoted, ok := scalarSpan(val)
+	if !ok || len(raw) == 0 {
+		return "", quoted, ok
 	}
-	return string(v), true
+	if !quoted || bytes.IndexByte(raw, '\n') < 0 && bytes.IndexByte(raw, '\'') < 0 && bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw), quoted, true
+	}
+	q := bytes.TrimLeft(val, " ")[0]
+	return decodeQuoted(raw, q == '\'')
 }
 
-// scalarBytes is scalar without the copy: the value's bytes within val.
-func scalarBytes(val []byte) ([]byte, bool) {
-	v := bytes.TrimSpace(val)
+// scalarSpan finds the scalar that follows "key:" or "-" without decoding it: the plain scalar, or
+// what is between the quotes.
+func scalarSpan(val []byte) (raw []byte, quoted, ok bool) {
+	v := bytes.TrimLeft(val, " ")
 	if len(v) == 0 || v[0] == '#' {
-		return nil, true // null
+		return nil, false, true // null
 	}
 	switch v[0] {
-	case '"':
-		if len(v) < 2 || v[len(v)-1] != '"' || bytes.IndexByte(v[1:len(v)-1], '"') >= 0 || bytes.IndexByte(v, '\\') >= 0 {
-			return nil, false
+	case '"', '\'':
+		end := quotedEnd(v)
+		if end < 0 {
+			return nil, true, false
 		}
-		return v[1 : len(v)-1], true
-	case '\'':
-		if len(v) < 2 || v[len(v)-1] != '\'' || bytes.IndexByte(v[1:len(v)-1], '\'') >= 0 {
-			return nil, false
+		if rest := bytes.TrimLeft(v[end:], " "); len(rest) != 0 && (rest[0] != '#' || len(rest) == len(v[end:])) {
+			return nil, true, false // text after the closing quote, or a comment without a space before it
 		}
-		return v[1 : len(v)-1], true
+		return v[1 : end-1], true, true
 	case '|', '>', '&', '*', '!', '{', '[', '@', '`', '%', '?', ',', ']', '}':
-		return nil, false
+		return nil, false, false
 	}
-	if bytes.Contains(v, []byte(" #")) || bytes.Contains(v, []byte(": ")) || v[0] == '-' && (len(v) == 1 || v[1] == ' ') {
-		return nil, false
+	v = bytes.TrimRight(v, " ")
+	if bytes.IndexByte(v, '\n') >= 0 || bytes.Contains(v, []byte(" #")) || bytes.Contains(v, []byte(": ")) || v[len(v)-1] == ':' || v[0] == '-' && (len(v) == 1 || v[1] == ' ') {
+		return nil, false, false
 	}
 	switch string(v) {
 	case "~", "null", "Null", "NULL":
-		return nil, false
+		return nil, false, false
 	}
-	return v, true
+	return v, false, true
+}
+
+// decodeQuoted decodes the text between the quotes of a quoted scalar as YAML's scanner does: a
+// line break and the spaces around it fold into one space, each further empty line into a line
+// feed; in single quotes ” is one quote; in double quotes backslash escapes, an escaped line
+// break joining the lines without a space. ok is false for what YAML rejects (an unknown escape)
+// and for escapes whose result JSON would change (invalid UTF-8).
+func decodeQuoted(raw []byte, single bool) (string, bool, bool) {
+	var (
+		s, whitespace, trailingBreaks []byte
+		leadingBreak                  bool
+	)
+	i := 0
+	for {
+		leadingBlanks := false
+		for i < len(raw) && raw[i] != ' ' && raw[i] != '\n' {
+			c := raw[i]
+			switch {
+			case single && c == '\'' && i+1 < len(raw) && raw[i+1] == '\'':
+				s = append(s, '\'')
+				i += 2
+			case !single && c == '\\' && i+1 < len(raw) && raw[i+1] == '\n':
+				i += 2
+				leadingBlanks = true
+			case !single && c == '\\':
+				if i+1 >= len(raw) {
+					return "", true, false
+				}
+				var ok bool
+				if s, i, ok = unescape(s, raw, i+1); !ok {
+					return "", true, false
+				}
+			default:
+				s = append(s, c)
+				i++
+			}
+			if leadingBlanks {
+				break
+			}
+		}
+		if i >= len(raw) && !leadingBlanks {
+			break
+		}
+		for i < len(raw) && (raw[i] == ' ' || raw[i] == '\n') {
+			if raw[i] == ' ' {
+				if !leadingBlanks {
+					whitespace = append(whitespace, ' ')
+				}
+			} else if !leadingBlanks {
+				whitespace = whitespace[:0]
+				leadingBreak, leadingBlanks = true, true
+			} else {
+				trailingBreaks = append(trailingBreaks, '\n')
+			}
+			i++
+		}
+		if leadingBlanks {
+			if leadingBreak && len(trailingBreaks) == 0 {
+				s = append(s, ' ')
+			} else {
+				s = append(s, trailingBreaks...)
+			}
+			leadingBreak, trailingBreaks = false, trailingBreaks[:0]
+		} else {
+			s = append(s, whitespace...)
+			whitespace = whitespace[:0]
+		}
+		if i >= len(raw) {
+			break
+		}
+	}
+	if !utf8.Valid(s) {
+		return "", true, false
+	}
+	return string(s), true, true
+}
+
+// unescape appends the character of the escape sequence at raw[i:] (just after the backslash) to
+// s, and returns the offset after it.
+func unescape(s, raw []byte, i int) ([]byte, int, bool) {
+	simple := map[byte]string{'0': "\x00", 'a': "\a", 'b': "\b", 't': "\t", 'n': "\n", 'v': "\v", 'f': "\f", 'r': "\r", 'e': "\x1b", ' ': " ", '"': "\"", '\'': "'", '\\': "\\", 'N': "\u0085", '_': "\u00a0", 'L': "\u2028", 'P': "\u2029"}
+	c := raw[i]
+	if r, ok := simple[c]; ok {
+		return append(s, r...), i + 1, true
+	}
+	n := map[byte]int{'x': 2, 'u': 4, 'U': 8}[c]
+	if n == 0 || i+1+n > len(raw) {
+		return s, i, false
+	}
+	v, err := strconv.ParseUint(string(raw[i+1:i+1+n]), 16, 32)
+	if err != nil || v >= 0xD800 && v <= 0xDFFF || v > 0x10FFFF {
+		return s, i, false
+	}
+	if v < 0x80 {
+		return append(s, byte(v)), i + 1 + n, true
+	}
+	return utf8.AppendRune(s, rune(v)), i + 1 + n, true
+}
+
+// refusedValue is the refusal for a value the fast path reads and could not: one YAML itself
+// would reject, or one only the full parse reads exactly.
+func refusedValue(ok bool) Refusal {
+	if !ok {
+		return RefuseValue
+	}
+	return RefuseYAML11Scalar
 }
 
 // looksNonString reports plain scalars that YAML 1.1 (which Helm's loader speaks) reads as
@@ -477,10 +638,18 @@ func nullItem(rest []byte) bool {
 }
 
 // closedOnLine reports whether a line of block YAML leaves no quoted scalar or flow collection
-// open: such values may continue on lines that look like keys of their own.
+// open, and has nothing odd after a quoted scalar.
 func closedOnLine(body []byte) bool {
+	return openQuote(body) == -1
+}
+
+// openQuote looks at the nodes of a line of block YAML (sequence dashes, a key, its value) and
+// returns the offset of a quoted scalar that does not end on the line; -1 when none is open; -2
+// for what the fast path leaves to the full parse: a flow collection, or text after a closing
+// quote.
+func openQuote(body []byte) int {
 	if bytes.IndexByte(body, '"') < 0 && bytes.IndexByte(body, '\'') < 0 && bytes.IndexByte(body, '[') < 0 && bytes.IndexByte(body, '{') < 0 {
-		return true
+		return -1
 	}
 	v := body
 	for {
@@ -488,22 +657,22 @@ func closedOnLine(body []byte) bool {
 			v = bytes.TrimLeft(v[1:], " ")
 		}
 		if len(v) == 0 {
-			return true
+			return -1
 		}
 		switch v[0] {
 		case '[', '{':
-			return false // flow collections: the full parse decides
+			return -2 // flow collections: the full parse decides
 		case '"', '\'':
 			end := quotedEnd(v)
 			if end < 0 {
-				return false
+				return len(body) - len(v)
 			}
 			rest := bytes.TrimLeft(v[end:], " ")
-			if len(rest) == 0 || rest[0] == '#' {
-				return true
+			if len(rest) == 0 || rest[0] == '#' && len(rest) < len(v[end:]) {
+				return -1
 			}
 			if rest[0] != ':' {
-				return false
+				return -2
 			}
 			v = bytes.TrimLeft(rest[1:], " ")
 			continue
@@ -511,13 +680,162 @@ func closedOnLine(body []byte) bool {
 		// A plain key or scalar: look at the value after the first ": ".
 		i := bytes.Index(v, []byte(": "))
 		if i < 0 {
-			return true
+			return -1
 		}
 		v = bytes.TrimLeft(v[i+2:], " ")
 		if len(v) == 0 || (v[0] != '"' && v[0] != '\'' && v[0] != '[' && v[0] != '{' && v[0] != '-') {
+			return -1
+		}
+	}
+}
+
+// documentMarker reports whether a quoted scalar spanning lines has a line starting with a
+// document marker, which ends the scalar to YAML's scanner with an error.
+func documentMarker(span []byte) bool {
+	for {
+		i := bytes.IndexByte(span, '\n')
+		if i < 0 {
+			return false
+		}
+		span = span[i+1:]
+		if len(span) >= 3 && (string(span[:3]) == "---" || string(span[:3]) == "...") {
 			return true
 		}
 	}
+}
+
+// unicodeBreak reports whether data holds a character YAML reads as a line break besides the line
+// feed (NEL, LS, PS): the fast path splits lines at line feeds only.
+func unicodeBreak(data []byte) bool {
+	for i := bytes.IndexByte(data, 0xC2); i >= 0; {
+		if i+1 < len(data) && data[i+1] == 0x85 {
+			return true
+		}
+		j := bytes.IndexByte(data[i+1:], 0xC2)
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return bytes.Contains(data, []byte("\u2028")) || bytes.Contains(data, []byte("\u2029"))
+}
+
+// plainValueColumn returns, for a line whose last node is a plain scalar ("key: some words",
+// "- some words", "- key: words"), the column (within body) of the node that owns it: YAML
+// continues the scalar on every following line indented more than that. Otherwise -1.
+func plainValueColumn(body []byte) int {
+	col := 0
+	for col < len(body) && body[col] == '-' && (col+1 == len(body) || body[col+1] == ' ') {
+		next := col + 1
+		for next < len(body) && body[next] == ' ' {
+			next++
+		}
+		if next == len(body) || body[next] == '#' {
+			return -1
+		}
+		if plainStart(body[next:]) && bytes.Index(body[next:], []byte(": ")) < 0 && body[len(body)-1] != ':' {
+			return col // "- words": the scalar belongs to the sequence item
+		}
+		col = next
+	}
+	rest := body[col:]
+	var value []byte
+	switch {
+	case len(rest) > 0 && (rest[0] == '"' || rest[0] == '\''):
+		end := quotedEnd(rest)
+		if end < 0 {
+			return -1
+		}
+		after := bytes.TrimLeft(rest[end:], " ")
+		if len(after) < 2 || after[0] != ':' || after[1] != ' ' {
+			return -1
+		}
+		value = bytes.TrimLeft(after[1:], " ")
+	default:
+		i := bytes.Index(rest, []byte(": "))
+		if i < 0 {
+			if plainStart(rest) && rest[len(rest)-1] != ':' {
+				return col // a plain scalar alone on its line, continuing one above: already owned
+			}
+			return -1
+		}
+		value = bytes.TrimLeft(rest[i+2:], " ")
+	}
+	if !plainStart(value) {
+		return -1
+	}
+	return col
+}
+
+// plainStart reports whether v starts a plain scalar.
+func plainStart(v []byte) bool {
+	if len(v) == 0 {
+		return false
+	}
+	switch v[0] {
+	case '"', '\'', '|', '>', '#', '[', '{', '&', '*', '!', '%', '@', '`', ']', '}', ',':
+		return false
+	case '-', '?', ':':
+		return len(v) > 1 && v[1] != ' '
+	}
+	return true
+}
+
+// riskyNode says why a line of a field the fast path skips might change what Helm keeps or reads,
+// or "" when it cannot: a null sequence item (in maintainers or dependencies Helm drops the
+// entry), a dependency alias (Helm validates it), an alias, anchor or tag, a merge key, a complex
+// key. Quoted and plain scalar content is not looked into.
+func riskyNode(body []byte) Refusal {
+	v := body
+	for len(v) > 0 && v[0] == '-' && (len(v) == 1 || v[1] == ' ') {
+		if nullItem(v[1:]) {
+			return RefuseNullItem
+		}
+		v = bytes.TrimLeft(v[1:], " ")
+	}
+	if len(v) == 0 {
+		return RefuseNullItem
+	}
+	var value []byte
+	switch v[0] {
+	case '*', '&', '!', '?', '<', '[', '{', '%', '@', '`':
+		return RefuseAnchorAliasTag
+	case '"', '\'':
+		end := quotedEnd(v)
+		if end < 0 {
+			return RefuseUnclosedQuote
+		}
+		after := bytes.TrimLeft(v[end:], " ")
+		if len(after) == 0 || after[0] == '#' {
+			return ""
+		}
+		if after[0] != ':' {
+			return RefuseStructure
+		}
+		if strings.EqualFold(string(v[1:end-1]), "alias") {
+			return RefuseDependencyAlias
+		}
+		value = after[1:]
+	default:
+		i := bytes.Index(v, []byte(": "))
+		switch {
+		case i >= 0:
+			value = v[i+1:]
+		case v[len(v)-1] == ':':
+			i, value = len(v)-1, nil
+		default:
+			return "" // a plain scalar
+		}
+		key := v[:i]
+		if strings.EqualFold(string(bytes.TrimRight(key, " ")), "alias") {
+			return RefuseDependencyAlias
+		}
+	}
+	value = bytes.TrimLeft(value, " ")
+	if len(value) > 0 && (value[0] == '*' || value[0] == '&' || value[0] == '!') {
+		return RefuseAnchorAliasTag
+	}
+	return ""
 }
 
 // quotedEnd returns the offset just past the quoted scalar v starts with, or -1 when it does not
