@@ -298,3 +298,33 @@ func TestWithRevalidateBypassesTheFreshnessWindow(t *testing.T) {
 	g.Expect(res.Version).To(Equal("0.2.0"))
 	g.Expect(repo.Requests("/index.yaml")).To(Equal(2))
 }
+
+// An index the fast path leaves to the full parse is counted by reason; one it reads is not.
+func TestFullParsesAreCountedByReason(t *testing.T) {
+	g := NewWithT(t)
+	bodies := map[string]string{
+		"/json/index.yaml": `{"apiVersion":"v1","entries":{"alpine":[{"apiVersion":"v2","name":"alpine","version":"0.1.0","urls":["alpine-0.1.0.tgz"]}]}}`,
+		"/yaml/index.yaml": "apiVersion: v1\nentries:\n  alpine:\n  - apiVersion: v2\n    description: 'a description Helm wrapped\n      over two lines'\n    name: alpine\n    urls:\n    - alpine-0.1.0.tgz\n    version: 0.1.0\n",
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		w.Write([]byte(bodies[req.URL.Path]))
+	}))
+	defer srv.Close()
+	r := NewResolver(Options{})
+	count := func() (json, total float64) {
+		return testutil.ToFloat64(indexFullParses.WithLabelValues("flow_style")), float64(testutil.CollectAndCount(indexFullParses))
+	}
+	jsonBefore, _ := count()
+	res, err := r.Resolve(context.Background(), Ref{Repo: srv.URL + "/json", Chart: "alpine"}, Auth{})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.Version).To(Equal("0.1.0"))
+	jsonAfter, series := count()
+	g.Expect(jsonAfter - jsonBefore).To(Equal(1.0))
+
+	res, err = r.Resolve(context.Background(), Ref{Repo: srv.URL + "/yaml", Chart: "alpine"}, Auth{})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.Version).To(Equal("0.1.0"))
+	last, seriesAfter := count()
+	g.Expect(last).To(Equal(jsonAfter))
+	g.Expect(seriesAfter).To(Equal(series), "the wrapped description is read by the fast path")
+}

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
+
 	"github.com/helmops/helmops/internal/chartsource/helmindex"
 	"github.com/helmops/helmops/internal/chartversion"
 	"github.com/helmops/helmops/internal/redact"
@@ -224,7 +226,7 @@ func (r *Resolver) resolveHelm(ctx context.Context, ref Ref, auth Auth) (*Resolu
 	if err != nil {
 		return nil, repoURL, err
 	}
-	entries, err := r.chartEntries(e, ref.Chart)
+	entries, err := r.chartEntries(ctx, e, repoURL, ref.Chart)
 	if err != nil {
 		return nil, repoURL, fmt.Errorf("reading the index of %s: %w", redact.URL(repoURL), err)
 	}
@@ -253,8 +255,10 @@ func (r *Resolver) resolveHelm(ctx context.Context, ref Ref, auth Auth) (*Resolu
 	return res, repoURL, nil
 }
 
-// chartEntries parses e for one chart, once per body.
-func (r *Resolver) chartEntries(e *indexEntry, chart string) (helmindex.Entries, error) {
+// chartEntries parses e for one chart, once per body. When the fast path leaves the index to the
+// full parse, it counts why and says so in a debug log: the full parse of a large index costs
+// hundreds of milliseconds and megabytes.
+func (r *Resolver) chartEntries(ctx context.Context, e *indexEntry, repoURL, chart string) (helmindex.Entries, error) {
 	e.mu.Lock()
 	ce, ok := e.charts[chart]
 	if !ok {
@@ -264,7 +268,13 @@ func (r *Resolver) chartEntries(e *indexEntry, chart string) (helmindex.Entries,
 	e.mu.Unlock()
 	ce.once.Do(func() {
 		r.parses.Add(1)
-		ce.entries, ce.err = helmindex.ParseBytesMax(e.body, chart, r.opts.MaxFullParseBytes)
+		var refusal helmindex.Refusal
+		ce.entries, refusal, ce.err = helmindex.ParseBytesExplained(e.body, chart, r.opts.MaxFullParseBytes)
+		if refusal != "" {
+			indexFullParses.WithLabelValues(string(refusal)).Inc()
+			logr.FromContextOrDiscard(ctx).V(1).Info("Parsing the whole repository index: the fast path does not read it",
+				"repository", redact.URL(repoURL), "chart", chart, "reason", string(refusal), "bytes", len(e.body))
+		}
 		var n int64 = 64
 		for _, c := range ce.entries.Candidates {
 			n += int64(len(c.Version)+len(c.Digest)) + 96

@@ -10,6 +10,10 @@ var (
 		Name: "helmops_index_requests_total",
 		Help: "Helm repository index lookups by result: fetched (a body was downloaded), not_modified (the server answered 304), shared (joined a request already in flight), cached (validated within the minimum revalidation interval), error.",
 	}, []string{"result"})
+	indexFullParses = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "helmops_index_full_parses_total",
+		Help: "Helm repository indexes parsed in full because the fast path does not read them, by reason (a shape of YAML or JSON the fast path leaves to the full parse, see the helmindex package).",
+	}, []string{"reason"})
 	resolveDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "helmops_resolve_duration_seconds",
 		Help:    "Time to resolve a chart version, by source kind (helm, oci, tarball).",
@@ -18,5 +22,5 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(indexRequests, resolveDuration)
+	metrics.Registry.MustRegister(indexRequests, indexFullParses, resolveDuration)
 }

@@ -66,7 +66,7 @@ func sizeHint(r io.Reader) int64 {
 // ParseBytes is Parse over an index already in memory. The entries it returns share no memory
 // with data.
 func ParseBytes(data []byte, chart string) (Entries, error) {
-	e, _, err := ParseBytesExplained(data, chart)
+	e, _, err := ParseBytesExplained(data, chart, 0)
 	return e, err
 }
 
@@ -85,22 +85,19 @@ func (e *FullParseTooLargeError) Error() string {
 // maxFull bytes that needs the full YAML decode (maxFull <= 0: no limit). JSON documents are
 // decoded without that limit: their decode holds about one copy of the document.
 func ParseBytesMax(data []byte, chart string, maxFull int64) (Entries, error) {
-	out, refusal := scan(data, chart)
-	if refusal == "" {
-		return out, nil
-	}
-	if maxFull > 0 && int64(len(data)) > maxFull && !json.Valid(data) {
-		return Entries{}, &FullParseTooLargeError{Size: int64(len(data)), Max: maxFull}
-	}
-	return parseFull(data, chart)
+	out, _, err := ParseBytesExplained(data, chart, maxFull)
+	return out, err
 }
 
-// ParseBytesExplained is ParseBytes, and says why the fast path left the index to the full parse
-// ("" when it took it), so that callers can count fallbacks.
-func ParseBytesExplained(data []byte, chart string) (Entries, Refusal, error) {
+// ParseBytesExplained is ParseBytesMax, and says why the fast path left the index to the full
+// parse ("" when it took it), so that callers can count fallbacks.
+func ParseBytesExplained(data []byte, chart string, maxFull int64) (Entries, Refusal, error) {
 	out, refusal := scan(data, chart)
 	if refusal == "" {
 		return out, "", nil
+	}
+	if maxFull > 0 && int64(len(data)) > maxFull && !json.Valid(data) {
+		return Entries{}, refusal, &FullParseTooLargeError{Size: int64(len(data)), Max: maxFull}
 	}
 	out, err := parseFull(data, chart)
 	return out, refusal, err
@@ -115,7 +112,7 @@ const (
 	RefuseLineBreaks       Refusal = "line_breaks"        // CR, tab or a Unicode line break somewhere
 	RefuseTopLevel         Refusal = "top_level"          // JSON, document markers, directives, odd top-level keys
 	RefuseNoAPIVersion     Refusal = "no_api_version"     // no apiVersion (the full parse says so)
-	RefuseFlowStyle        Refusal = "flow_style"         // flow collections or inline values of collections
+	RefuseFlowStyle        Refusal = "flow_style"         // flow collections (JSON among them) or inline values of collections
 	RefuseUnclosedQuote    Refusal = "unclosed_quote"     // a quoted scalar that never ends
 	RefuseDocumentMarker   Refusal = "document_marker"    // "---" or "..." inside a quoted scalar
 	RefuseStructure        Refusal = "structure"          // indentation or nesting the scanner does not follow

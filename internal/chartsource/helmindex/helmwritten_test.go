@@ -16,7 +16,7 @@ import (
 
 // awkward are strings that make Helm's index writer (sigs.k8s.io/yaml over go.yaml.in/yaml/v2)
 // choose each of its scalar styles: plain, plain wrapped over lines, single-quoted (wrapped or
-// not, with ''), double-quoted with escapes (wrapped or not, with escaped line breaks), and
+// not, with ”), double-quoted with escapes (wrapped or not, with escaped line breaks), and
 // literal block scalars with each chomping and an indentation indicator.
 var awkward = []string{
 	"Jenkins - Build great things at any scale! As the leading open source automation server, Jenkins provides over 2000 plugins to support building, deploying and automating any project. ",
@@ -148,8 +148,8 @@ func TestHelmWrittenIndexes(t *testing.T) {
 	for _, shape := range []string{
 		"description: 'Jenkins - Build great things at any scale! As the leading open source\n", // wrapped single quotes
 		"'it''s a string", // '' in single quotes
-		"\n      \\ ", // a wrapped double-quoted scalar, the next line starting with an escaped space
-		"\\t",           // an escape
+		"\n      \\ ",     // a wrapped double-quoted scalar, the next line starting with an escaped space
+		"\\t",             // an escape
 		"description: a  double  spaced   long string with many     runs of spaces that\n", // wrapped plain
 		": |\n", ": |-\n", ": |+\n", ": |2\n", // literal block scalars
 	} {
