@@ -310,7 +310,7 @@ func TestFullParsesAreCountedByReason(t *testing.T) {
 		w.Write([]byte(bodies[req.URL.Path]))
 	}))
 	defer srv.Close()
-	r := NewResolver(Options{})
+	r := NewResolver(Options{Network: NetworkPolicy{AllowLoopback: true}})
 	count := func() (json, total float64) {
 		return testutil.ToFloat64(indexFullParses.WithLabelValues("flow_style")), float64(testutil.CollectAndCount(indexFullParses))
 	}
