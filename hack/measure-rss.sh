@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Whole-process time and peak RSS (/usr/bin/time -v) of:
+#   - helmops resolve on a generated 23 MB, 18,000-entry index served over loopback, and beside it
+#     in the same run Helm's SDK doing the same (HTTP getter, repo.LoadIndexFile, IndexFile.Get);
+#   - helmops version;
+#   - an idle helmops controller (against a local kube-apiserver, after IDLE seconds).
+# Usage: hack/measure-rss.sh [runs]   (RUNS defaults to 5; set BIN to use prebuilt binaries,
+# SKIP_CONTROLLER=1 to skip the controller, which needs bin/kube-apiserver and bin/etcd)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-5}
+IDLE=${IDLE:-20}
+OUT=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$OUT"' EXIT
+
+BIN=${BIN:-}
+if [[ -z "$BIN" ]]; then
+  BIN=$OUT/bin
+  CGO_ENABLED=0 go build -o "$BIN/helmops" ./cmd/helmops
+  CGO_ENABLED=0 go build -o "$BIN/resolvebench" ./hack/resolvebench
+fi
+
+# measure LABEL CMD...: one line with wall time and peak RSS
+measure() {
+  local label=$1; shift
+  /usr/bin/time -v "$@" >"$OUT/stdout" 2>"$OUT/time" || { cat "$OUT/stdout" "$OUT/time" >&2; return 1; }
+  local wall rss
+  wall=$(awk -F': ' '/Elapsed \(wall clock\)/{print $2}' "$OUT/time")
+  rss=$(awk -F': ' '/Maximum resident set size/{print $2}' "$OUT/time")
+  printf '%-34s wall %-8s peak RSS %6.1f MB\n' "$label" "$wall" "$(echo "$rss/1024" | bc -l)"
+}
+
+"$BIN/resolvebench" serve >"$OUT/serve" &
+for _ in $(seq 600); do [[ -s "$OUT/serve" ]] && break; sleep 0.2; done
+read -r URL SIZE <"$OUT/serve" || { echo "the index server did not start in 120 s" >&2; exit 1; }
+echo "index: $URL/index.yaml, $SIZE bytes; machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+"$BIN/helmops" resolve --repo "$URL" --chart chart-075 --version 1.x | head -3
+
+for i in $(seq "$RUNS"); do
+  measure "helmops resolve (run $i)" "$BIN/helmops" resolve --repo "$URL" --chart chart-075 --version 1.x
+  measure "helm LoadIndexFile+Get (run $i)" "$BIN/resolvebench" helm -repo "$URL" -chart chart-075 -version 1.x
+done
+for i in $(seq "$RUNS"); do
+  measure "helmops version (run $i)" "$BIN/helmops" version
+done
+
+if [[ -z "${SKIP_CONTROLLER:-}" ]]; then
+  "$BIN/resolvebench" controlplane -dir "$OUT/cp" >"$OUT/cp.out" 2>"$OUT/cp.err" &
+  for _ in $(seq 300); do [[ -s "$OUT/cp.out" ]] && break; sleep 0.5; done
+  [[ -s "$OUT/cp.out" ]] || { cat "$OUT/cp.err" >&2; exit 1; }
+  KUBECONFIG_FILE=$(cat "$OUT/cp.out")
+  /usr/bin/time -v "$BIN/helmops" controller --kubeconfig "$KUBECONFIG_FILE" \
+    --metrics-bind-address 0 --health-probe-bind-address 0 >"$OUT/ctl.log" 2>"$OUT/ctl.time" &
+  CTL=$!
+  sleep "$IDLE"
+  PID=$(pgrep -P "$CTL" -x helmops || true)
+  [[ -n "$PID" ]] && echo "idle helmops controller after ${IDLE}s: RSS $(awk '/VmRSS/{print $2/1024}' /proc/"$PID"/status) MB, peak $(awk '/VmHWM/{print $2/1024}' /proc/"$PID"/status) MB"
+  kill -TERM "${PID:-$CTL}"
+  wait "$CTL" || true
+  echo "idle helmops controller (whole run): peak RSS $(awk -F': ' '/Maximum resident set size/{print $2/1024}' "$OUT/ctl.time") MB"
+fi
