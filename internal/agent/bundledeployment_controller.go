@@ -481,12 +481,9 @@ func (r *Reconciler) deploy(ctx context.Context, hc *helmaction.Client, bd *v1al
 		f.deployErr, f.deployReason = err, reason
 		return err
 	}
-	if bd.Spec.Options.CreatesNamespace() {
-		nsObj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}
-		if err := r.Downstream.Create(ctx, nsObj); err != nil && !apierrors.IsAlreadyExists(err) {
-			f.deployErr, f.deployReason = fmt.Errorf("creating namespace %s in the downstream cluster: %w", ns, err), reason
-			return f.deployErr
-		}
+	if err := r.createReleaseNamespace(ctx, bd, ns); err != nil {
+		f.deployErr, f.deployReason = err, reason
+		return err
 	}
 	o := r.helmOptions(bd)
 	key := ns + "/" + name
@@ -502,6 +499,18 @@ func (r *Reconciler) deploy(ctx context.Context, hc *helmaction.Client, bd *v1al
 		return f.deployErr
 	}
 	ctrl.LoggerFrom(ctx).Info("Deployed chart", "release", klog.KRef(ns, name), "chart", ch.Metadata.Name, "version", ch.Metadata.Version)
+	return nil
+}
+
+// createReleaseNamespace creates the release namespace unless the options say not to.
+func (r *Reconciler) createReleaseNamespace(ctx context.Context, bd *v1alpha1.BundleDeployment, ns string) error {
+	if !bd.Spec.Options.CreatesNamespace() {
+		return nil
+	}
+	err := r.Downstream.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating namespace %s in the downstream cluster: %w", ns, err)
+	}
 	return nil
 }
 

@@ -29,6 +29,7 @@ import (
 	"github.com/helmops/helmops/internal/chartsource"
 	"github.com/helmops/helmops/internal/clusterns"
 	"github.com/helmops/helmops/internal/testenv"
+	"github.com/helmops/helmops/internal/testutil"
 )
 
 var (
@@ -184,22 +185,14 @@ func startAgent(ctx context.Context, name string, register bool) (stop func(), n
 
 // bundleDeployment builds a BundleDeployment as the bundle controller writes it.
 func bundleDeployment(ns, name string, h v1alpha1.HelmOptions, mutate ...func(*v1alpha1.BundleDeployment)) *v1alpha1.BundleDeployment {
-	bd := &v1alpha1.BundleDeployment{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{
-			v1alpha1.HelmOpLabel: name, v1alpha1.BundleNameLabel: name, v1alpha1.BundleNamespaceLabel: workspace,
-		}},
-		Spec: v1alpha1.BundleDeploymentSpec{
-			DeploymentID: "v:" + h.Version,
-			Options:      v1alpha1.BundleDeploymentOptions{Namespace: name, Helm: &h},
-		},
-	}
+	opts := make([]testutil.BundleDeploymentOption, 0, len(mutate))
 	for _, m := range mutate {
-		m(bd)
+		opts = append(opts, m)
 	}
-	return bd
+	return testutil.BundleDeployment(ns, name, workspace, h, opts...)
 }
 
-func values(m map[string]any) *v1alpha1.GenericMap { return &v1alpha1.GenericMap{Data: m} }
+var values = testutil.Values
 
 func getBD(g Gomega, bd *v1alpha1.BundleDeployment) *v1alpha1.BundleDeployment {
 	got := &v1alpha1.BundleDeployment{}

@@ -144,8 +144,11 @@ func (p *StatusPatch) Status(ctx context.Context, obj client.Object, reconcileEr
 		patch = client.MergeFromWithOptions(p.before, client.MergeFromWithOptimisticLock{})
 	}
 	changed, err := statusChanged(patch, obj)
-	if err != nil || !changed {
+	switch {
+	case err != nil:
 		return errors.Join(reconcileErr, err)
+	case !changed:
+		return reconcileErr
 	}
 	if err := p.c.Status().Patch(ctx, obj, patch); err != nil && !apierrors.IsNotFound(err) {
 		return errors.Join(reconcileErr, fmt.Errorf("patching the status of %s: %w", klog.KObj(obj), err))

@@ -65,22 +65,8 @@ func Summarize(entries []Entry) v1alpha1.BundleSummary {
 	var nonReady []v1alpha1.NonReadyResource
 	for _, e := range entries {
 		state, msg := entryState(e)
-		switch state {
-		case deploystate.Ready:
-			s.Ready++
+		if count(&s, state); state == deploystate.Ready {
 			continue
-		case deploystate.NotReady:
-			s.NotReady++
-		case deploystate.Pending:
-			s.Pending++
-		case deploystate.OutOfSync:
-			s.OutOfSync++
-		case deploystate.Modified:
-			s.Modified++
-		case deploystate.WaitApplied:
-			s.WaitApplied++
-		case deploystate.ErrApplied:
-			s.ErrApplied++
 		}
 		r := v1alpha1.NonReadyResource{Name: e.Name, State: string(state), Message: truncate(msg)}
 		if bd := e.BundleDeployment; bd != nil {
@@ -101,6 +87,26 @@ func Summarize(entries []Entry) v1alpha1.BundleSummary {
 	}
 	s.NonReadyResources = nonReady
 	return s
+}
+
+// count adds one deployment in state to the summary's counts (Ready counts in ready).
+func count(s *v1alpha1.BundleSummary, state deploystate.State) {
+	switch state {
+	case deploystate.Ready:
+		s.Ready++
+	case deploystate.NotReady:
+		s.NotReady++
+	case deploystate.Pending:
+		s.Pending++
+	case deploystate.OutOfSync:
+		s.OutOfSync++
+	case deploystate.Modified:
+		s.Modified++
+	case deploystate.WaitApplied:
+		s.WaitApplied++
+	case deploystate.ErrApplied:
+		s.ErrApplied++
+	}
 }
 
 func firstN[T any](in []T, n int) []T {

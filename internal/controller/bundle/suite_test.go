@@ -24,6 +24,7 @@ import (
 	"github.com/helmops/helmops/internal/controller/bundle"
 	"github.com/helmops/helmops/internal/controller/cluster"
 	"github.com/helmops/helmops/internal/testenv"
+	"github.com/helmops/helmops/internal/testutil"
 )
 
 var (
@@ -106,7 +107,7 @@ func workspace(t *testing.T) string {
 
 func newCluster(t *testing.T, ns, name string, lbls map[string]string) *v1alpha1.Cluster {
 	t.Helper()
-	c := &v1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: lbls}}
+	c := testutil.Cluster(ns, name, testutil.WithLabels(lbls))
 	NewWithT(t).Expect(k8s.Create(context.Background(), c)).To(Succeed())
 	return c
 }
@@ -137,35 +138,19 @@ func threeClusters(t *testing.T, ns string) map[string]string {
 	}
 }
 
-type bundleOption func(*v1alpha1.Bundle)
+type bundleOption = testutil.BundleOption
 
-func withTargets(ts ...v1alpha1.BundleTarget) bundleOption {
-	return func(b *v1alpha1.Bundle) { b.Spec.Targets = ts }
-}
-
-func withSecret(name string) bundleOption {
-	return func(b *v1alpha1.Bundle) { b.Spec.HelmOpOptions = &v1alpha1.BundleHelmOptions{SecretName: name} }
-}
-
-func vals(m map[string]any) *v1alpha1.GenericMap { return &v1alpha1.GenericMap{Data: m} }
+var (
+	withTargets = testutil.WithTargets
+	withSecret  = testutil.WithBundleSecret
+	vals        = testutil.Values
+)
 
 // newBundle creates a Bundle as the HelmOp controller writes it.
 func newBundle(t *testing.T, ns, name string, opts ...bundleOption) *v1alpha1.Bundle {
 	t.Helper()
-	b := &v1alpha1.Bundle{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{v1alpha1.HelmOpLabel: name}},
-		Spec: v1alpha1.BundleSpec{
-			BundleDeploymentOptions: v1alpha1.BundleDeploymentOptions{
-				Namespace: "app",
-				Helm: &v1alpha1.HelmOptions{Repo: "https://charts.example.com", Chart: "hello", Version: "1.2.3",
-					Values: vals(map[string]any{"color": "gray", "data": map[string]any{"a": "1"}})},
-			},
-			HelmOpOptions: &v1alpha1.BundleHelmOptions{},
-		},
-	}
-	for _, o := range opts {
-		o(b)
-	}
+	defaults := []bundleOption{testutil.WithValues(map[string]any{"color": "gray", "data": map[string]any{"a": "1"}})}
+	b := testutil.Bundle(ns, name, append(defaults, opts...)...)
 	NewWithT(t).Expect(k8s.Create(context.Background(), b)).To(Succeed())
 	return b
 }

@@ -146,8 +146,7 @@ func clusterNotReady(c *v1alpha1.Cluster) string {
 func setGroupStatus(g *v1alpha1.ClusterGroup, members []v1alpha1.Cluster, selectorErr error) {
 	g.Status.ObservedGeneration = g.Generation
 	sort.Slice(members, func(i, j int) bool { return members[i].Name < members[j].Name })
-	var notReady []string
-	var reasons []string
+	var notReady, reasons []string
 	sum := v1alpha1.BundleSummary{}
 	g.Status.ResourceCounts = v1alpha1.ResourceCounts{}
 	for i := range members {
@@ -159,21 +158,7 @@ func setGroupStatus(g *v1alpha1.ClusterGroup, members []v1alpha1.Cluster, select
 				reasons = append(reasons, c.Name+" ("+why+")")
 			}
 		}
-		s := c.Status.Summary
-		sum.Ready += s.Ready
-		sum.DesiredReady += s.DesiredReady
-		sum.NotReady += s.NotReady
-		sum.WaitApplied += s.WaitApplied
-		sum.ErrApplied += s.ErrApplied
-		sum.OutOfSync += s.OutOfSync
-		sum.Modified += s.Modified
-		sum.Pending += s.Pending
-		for _, r := range s.NonReadyResources {
-			if len(sum.NonReadyResources) < maxNonReadyClusters {
-				r.Name = c.Name + ": " + r.Name
-				sum.NonReadyResources = append(sum.NonReadyResources, r)
-			}
-		}
+		addSummary(&sum, c.Name, c.Status.Summary)
 	}
 	g.Status.ClusterCount = len(members)
 	g.Status.NonReadyClusterCount = len(notReady)
@@ -192,6 +177,29 @@ func setGroupStatus(g *v1alpha1.ClusterGroup, members []v1alpha1.Cluster, select
 	} else if g.Status.NonReadyClusterCount > 0 {
 		g.Status.Display.State = "NotReady"
 	}
+	setGroupReadyCondition(g, ready, reasons, selectorErr)
+}
+
+// addSummary adds one cluster's summary to a group's, naming its non-ready resources after it.
+func addSummary(sum *v1alpha1.BundleSummary, cluster string, s v1alpha1.BundleSummary) {
+	sum.Ready += s.Ready
+	sum.DesiredReady += s.DesiredReady
+	sum.NotReady += s.NotReady
+	sum.WaitApplied += s.WaitApplied
+	sum.ErrApplied += s.ErrApplied
+	sum.OutOfSync += s.OutOfSync
+	sum.Modified += s.Modified
+	sum.Pending += s.Pending
+	for _, r := range s.NonReadyResources {
+		if len(sum.NonReadyResources) < maxNonReadyClusters {
+			r.Name = cluster + ": " + r.Name
+			sum.NonReadyResources = append(sum.NonReadyResources, r)
+		}
+	}
+}
+
+// setGroupReadyCondition is True when every member is ready, False naming those that are not.
+func setGroupReadyCondition(g *v1alpha1.ClusterGroup, ready int, reasons []string, selectorErr error) {
 	set := func(ok bool, reason, msg string) {
 		setCondition(&g.Status.Conditions, g.Generation, v1alpha1.ReadyCondition, ok, reason, msg, time.Time{})
 	}
@@ -199,12 +207,12 @@ func setGroupStatus(g *v1alpha1.ClusterGroup, members []v1alpha1.Cluster, select
 	case selectorErr != nil:
 		set(false, v1alpha1.ReasonInvalidSpec, selectorErr.Error())
 	case g.Status.NonReadyClusterCount > 0:
-		msg := fmt.Sprintf("%d/%d clusters ready; not ready: %s", ready, len(members), strings.Join(reasons, ", "))
+		msg := fmt.Sprintf("%d/%d clusters ready; not ready: %s", ready, g.Status.ClusterCount, strings.Join(reasons, ", "))
 		if more := g.Status.NonReadyClusterCount - len(reasons); more > 0 {
 			msg += fmt.Sprintf(" and %d more", more)
 		}
 		set(false, v1alpha1.ReasonClustersNotReady, msg)
 	default:
-		set(true, v1alpha1.ReasonSucceeded, fmt.Sprintf("%d/%d clusters ready", ready, len(members)))
+		set(true, v1alpha1.ReasonSucceeded, fmt.Sprintf("%d/%d clusters ready", ready, g.Status.ClusterCount))
 	}
 }

@@ -122,12 +122,7 @@ func setPolledCondition(c conditions, f *facts) {
 
 func setReadyCondition(c conditions, f *facts, err error) {
 	op := c.op
-	if accepted := op.Condition(v1alpha1.AcceptedCondition); lifecycle.IsTransient(err) && f.bundle == nil &&
-		(accepted == nil || accepted.Status != metav1.ConditionFalse) {
-		// The Bundle was not read: its roll-up keeps its last value.
-		if op.Condition(v1alpha1.ReadyCondition) == nil {
-			c.set(v1alpha1.ReadyCondition, metav1.ConditionUnknown, v1alpha1.ReasonTransientError, err.Error())
-		}
+	if bundleUnobserved(c, f, err) {
 		return
 	}
 	accepted := meta.FindStatusCondition(op.Status.Conditions, v1alpha1.AcceptedCondition)
@@ -163,6 +158,19 @@ func setReadyCondition(c conditions, f *facts, err error) {
 	default:
 		c.set(v1alpha1.ReadyCondition, metav1.ConditionFalse, v1alpha1.ReasonClustersNotReady, ready.Message)
 	}
+}
+
+// bundleUnobserved reports whether a transient error kept the Bundle from being read while nothing
+// else explains Ready: its roll-up then keeps its last value (Unknown when there was none).
+func bundleUnobserved(c conditions, f *facts, err error) bool {
+	accepted := c.op.Condition(v1alpha1.AcceptedCondition)
+	if !lifecycle.IsTransient(err) || f.bundle != nil || accepted != nil && accepted.Status == metav1.ConditionFalse {
+		return false
+	}
+	if c.op.Condition(v1alpha1.ReadyCondition) == nil {
+		c.set(v1alpha1.ReadyCondition, metav1.ConditionUnknown, v1alpha1.ReasonTransientError, err.Error())
+	}
+	return true
 }
 
 func setStalledCondition(c conditions, f *facts) {
