@@ -7,9 +7,12 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/helmops/helmops/api/v1alpha1"
@@ -98,4 +101,46 @@ func TestConditions(t *testing.T) {
 	g.Expect(Waited(conds, "Ready", metav1.ConditionFalse, "Deleting", t0.Add(5*time.Minute))).To(Equal(5 * time.Minute))
 	g.Expect(Waited(conds, "Ready", metav1.ConditionTrue, "Deleting", t0)).To(BeZero())
 	g.Expect(Soonest(ctrl.Result{}, ctrl.Result{RequeueAfter: time.Second})).To(Equal(ctrl.Result{RequeueAfter: time.Second}))
+}
+
+// TestOwnedStatusFromAStaleRead: a reconcile that read a copy older than the status it wrote
+// last must not drop a condition that write added. A merge patch replaces the whole conditions
+// list, so the unguarded patch loses it; the owned one gets a conflict and keeps it.
+func TestOwnedStatusFromAStaleRead(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		snapshot func(client.Client, client.Object) *StatusPatch
+		conflict bool
+	}{
+		{"owned", SnapshotOwned, true},
+		{"shared", Snapshot, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			ctx := context.Background()
+			scheme := runtime.NewScheme()
+			g.Expect(v1alpha1.AddToScheme(scheme)).To(Succeed())
+			op := &v1alpha1.HelmOp{ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "ws"}}
+			c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(op).WithStatusSubresource(op).Build()
+			g.Expect(c.Get(ctx, client.ObjectKeyFromObject(op), op)).To(Succeed())
+			stale := op.DeepCopy()
+
+			SetCondition(&op.Status.Conditions, 1, "NewerVersionAvailable", metav1.ConditionTrue, "OutsideConstraint", "1.4.2 is available", time.Time{})
+			g.Expect(c.Status().Update(ctx, op)).To(Succeed())
+
+			p := tc.snapshot(c, stale)
+			err := p.Status(ctx, stale, nil, func(error) {
+				SetCondition(&stale.Status.Conditions, 1, "Ready", metav1.ConditionTrue, "Ready", "", time.Time{})
+			})
+			got := &v1alpha1.HelmOp{}
+			g.Expect(c.Get(ctx, client.ObjectKeyFromObject(op), got)).To(Succeed())
+			if tc.conflict {
+				g.Expect(apierrors.IsConflict(err)).To(BeTrue(), "got %v", err)
+				g.Expect(got.Condition("NewerVersionAvailable")).NotTo(BeNil())
+			} else {
+				g.Expect(err).NotTo(HaveOccurred())
+				g.Expect(got.Condition("NewerVersionAvailable")).To(BeNil(), "why the HelmOp's status is owned")
+			}
+		})
+	}
 }
