@@ -54,7 +54,7 @@ func TestChartsInstallOnARealAPIServer(t *testing.T) {
 	c := cp.Client
 
 	g.Expect(install(t, cp, "helmops", "helmops", "helmops-system", map[string]any{
-		"controller": map[string]any{"shardID": "shard-a"},
+		"controller": map[string]any{"shardID": "shard-a", "kubeAPI": map[string]any{"qps": 300}},
 	})).To(Succeed())
 
 	// CRDs come from crds/ and match config/crd/bases (make verify keeps them in sync).
@@ -64,7 +64,8 @@ func TestChartsInstallOnARealAPIServer(t *testing.T) {
 	dep := &appsv1.Deployment{}
 	g.Expect(c.Get(ctx, client.ObjectKey{Namespace: "helmops-system", Name: "helmops-controller"}, dep)).To(Succeed())
 	ctr := dep.Spec.Template.Spec.Containers[0]
-	g.Expect(ctr.Args).To(ContainElements("controller", "--leader-elect=true", "--shard-id=shard-a"))
+	g.Expect(ctr.Args).To(ContainElements("controller", "--leader-elect=true", "--shard-id=shard-a",
+		"--kube-api-qps=300", "--kube-api-burst=400"))
 	g.Expect(ctr.LivenessProbe.HTTPGet.Path).To(Equal("/healthz"))
 	g.Expect(ctr.ReadinessProbe.HTTPGet.Path).To(Equal("/readyz"))
 	g.Expect(ctr.Resources.Requests).To(HaveKey(corev1.ResourceCPU))
@@ -85,18 +86,21 @@ func TestChartsInstallOnARealAPIServer(t *testing.T) {
 	// The local agent is on by default.
 	local := &appsv1.Deployment{}
 	g.Expect(c.Get(ctx, client.ObjectKey{Namespace: "helmops-system", Name: "helmops-agent-local"}, local)).To(Succeed())
-	g.Expect(local.Spec.Template.Spec.Containers[0].Args).To(ContainElements("agent", "--upstream-in-cluster", "--cluster-name=local", "--workspace=fleet-local"))
+	g.Expect(local.Spec.Template.Spec.Containers[0].Args).To(ContainElements("agent", "--upstream-in-cluster", "--cluster-name=local", "--workspace=fleet-local",
+		"--upstream-kube-api-qps=50", "--upstream-kube-api-burst=100", "--downstream-kube-api-qps=100", "--downstream-kube-api-burst=200"))
 
 	// The downstream agent chart needs a cluster name and renders the registration labels.
 	err = install(t, cp, "helmops-agent", "agent-missing", "agent-a", nil)
 	g.Expect(err).To(MatchError(ContainSubstring("clusterName is required")))
 	g.Expect(install(t, cp, "helmops-agent", "agent", "cattle-helmops", map[string]any{
 		"clusterName": "prod-1", "labels": map[string]any{"env": "prod", "region": "eu"},
+		"kubeAPI": map[string]any{"downstream": map[string]any{"qps": 30, "burst": 60}},
 	})).To(Succeed())
 	agent := &appsv1.Deployment{}
 	g.Expect(c.Get(ctx, client.ObjectKey{Namespace: "cattle-helmops", Name: "agent-helmops-agent"}, agent)).To(Succeed())
 	args := strings.Join(agent.Spec.Template.Spec.Containers[0].Args, " ")
 	g.Expect(args).To(ContainSubstring("--cluster-name=prod-1"))
 	g.Expect(args).To(ContainSubstring("--labels=env=prod,region=eu"))
+	g.Expect(args).To(ContainSubstring("--upstream-kube-api-qps=50 --upstream-kube-api-burst=100 --downstream-kube-api-qps=30 --downstream-kube-api-burst=60"))
 	g.Expect(agent.Spec.Template.Spec.SecurityContext.RunAsNonRoot).To(Equal(ptr.To(true)))
 }

@@ -26,6 +26,7 @@ import (
 
 	"github.com/helmops/helmops/api/v1alpha1"
 	"github.com/helmops/helmops/internal/agent/helmaction"
+	"github.com/helmops/helmops/internal/apiclient"
 	"github.com/helmops/helmops/internal/chartsource"
 	"github.com/helmops/helmops/internal/clusterns"
 	"github.com/helmops/helmops/internal/testenv"
@@ -148,7 +149,9 @@ func standInClusterController(ctx context.Context, name string) (string, error) 
 
 func agentOptions(name string, register bool) Options {
 	return Options{
-		Upstream: upstream.Config, Downstream: downstream.Config,
+		// The limits `helmops agent` ships with, not the test rig's.
+		Upstream:    apiclient.WithLimits(upstream.Config, apiclient.AgentUpstreamQPS, apiclient.AgentUpstreamBurst),
+		Downstream:  apiclient.WithLimits(downstream.Config, apiclient.AgentDownstreamQPS, apiclient.AgentDownstreamBurst),
 		ClusterName: name, Workspace: workspace, Register: register,
 		HeartbeatInterval: time.Second, DriftInterval: time.Second,
 		MetricsBindAddress: "0",

@@ -19,6 +19,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/helmops/helmops/internal/agent"
+	"github.com/helmops/helmops/internal/apiclient"
 	"github.com/helmops/helmops/internal/chartsource"
 )
 
@@ -36,6 +37,8 @@ type agentFlags struct {
 	waitStrategy                   string
 	maxArchiveBytes                int64
 	network                        networkFlags
+	upstreamQPS, downstreamQPS     float32
+	upstreamBurst, downstreamBurst int
 	verbose                        bool
 }
 
@@ -88,6 +91,10 @@ waits until the management cluster gave the Cluster a namespace (status.namespac
 	fl.StringVar(&f.waitStrategy, "helm-wait-strategy", string(kube.StatusWatcherStrategy), "how Helm waits when a BundleDeployment sets timeoutSeconds, waitForJobs or atomic: watcher, legacy or hookOnly")
 	fl.Int64Var(&f.maxArchiveBytes, "max-chart-bytes", 20<<20, "largest chart archive accepted, in bytes (decompressed: 5 times this)")
 	f.network.register(fl)
+	fl.Float32Var(&f.upstreamQPS, "upstream-kube-api-qps", apiclient.AgentUpstreamQPS, "requests per second to the management cluster's API, per resource kind (every agent shares that apiserver)")
+	fl.IntVar(&f.upstreamBurst, "upstream-kube-api-burst", apiclient.AgentUpstreamBurst, "requests above --upstream-kube-api-qps allowed in a burst")
+	fl.Float32Var(&f.downstreamQPS, "downstream-kube-api-qps", apiclient.AgentDownstreamQPS, "requests per second to the downstream cluster's API (Helm installs and upgrades, drift checks)")
+	fl.IntVar(&f.downstreamBurst, "downstream-kube-api-burst", apiclient.AgentDownstreamBurst, "requests above --downstream-kube-api-qps allowed in a burst")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log Helm's debug output too")
 	return cmd
 }
@@ -126,7 +133,7 @@ func (f *agentFlags) options() (agent.Options, error) {
 		return agent.Options{}, fmt.Errorf("--kubeconfig: %w", err)
 	}
 	o, err := f.common(downstream)
-	o.Upstream, o.ClusterName, o.Workspace = upstream, f.clusterName, f.workspace
+	o.Upstream, o.ClusterName, o.Workspace = apiclient.WithLimits(upstream, f.upstreamQPS, f.upstreamBurst), f.clusterName, f.workspace
 	o.Register, o.Labels = f.register, labels
 	return o, err
 }
@@ -157,7 +164,7 @@ func (f *agentFlags) registrationOptions() (agent.Options, error) {
 	}
 	o, err := f.common(downstream)
 	o.Registration = &agent.Registration{
-		Token: token, ClientID: f.clientID, Labels: labels,
+		Token: apiclient.WithLimits(token, f.upstreamQPS, f.upstreamBurst), ClientID: f.clientID, Labels: labels,
 		CredentialSecret: types.NamespacedName{Namespace: ns, Name: name},
 	}
 	return o, err
@@ -165,6 +172,9 @@ func (f *agentFlags) registrationOptions() (agent.Options, error) {
 
 // common are the options every agent has, whatever reaches the management cluster.
 func (f *agentFlags) common(downstream *rest.Config) (agent.Options, error) {
+	if f.upstreamQPS <= 0 || f.downstreamQPS <= 0 || f.upstreamBurst < 1 || f.downstreamBurst < 1 {
+		return agent.Options{}, fmt.Errorf("--upstream-kube-api-qps and --downstream-kube-api-qps must be positive, their bursts at least 1")
+	}
 	var ws kube.WaitStrategy
 	switch s := kube.WaitStrategy(f.waitStrategy); s {
 	case kube.StatusWatcherStrategy, kube.LegacyStrategy, kube.HookOnlyStrategy:
@@ -177,7 +187,7 @@ func (f *agentFlags) common(downstream *rest.Config) (agent.Options, error) {
 		return agent.Options{}, err
 	}
 	o := agent.Options{
-		Downstream:        downstream,
+		Downstream:        apiclient.WithLimits(downstream, f.downstreamQPS, f.downstreamBurst),
 		HeartbeatInterval: f.heartbeat, DriftInterval: f.drift,
 		ChartCacheDir: f.chartCacheDir, MetricsBindAddress: f.metricsAddr,
 		WaitStrategy: ws,

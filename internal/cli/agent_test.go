@@ -59,7 +59,8 @@ func TestAgentFlags(t *testing.T) {
 	}
 	base := func() *agentFlags {
 		return &agentFlags{upstreamKubeconfig: kubeconfig, kubeconfig: kubeconfig, clusterName: "dev", workspace: "fleet-default",
-			heartbeat: 15 * time.Second, drift: 30 * time.Second, waitStrategy: "watcher", maxArchiveBytes: 1 << 20}
+			heartbeat: 15 * time.Second, drift: 30 * time.Second, waitStrategy: "watcher", maxArchiveBytes: 1 << 20,
+			upstreamQPS: 7, upstreamBurst: 9, downstreamQPS: 11, downstreamBurst: 13}
 	}
 	cases := []struct {
 		name    string
@@ -73,6 +74,8 @@ func TestAgentFlags(t *testing.T) {
 		{"labels without register", func(f *agentFlags) { f.labels = "env=dev" }, "--labels only applies with --register"},
 		{"unknown wait strategy", func(f *agentFlags) { f.waitStrategy = "forever" }, `--helm-wait-strategy "forever"`},
 		{"zero heartbeat", func(f *agentFlags) { f.heartbeat = 0 }, "must be positive"},
+		{"zero upstream qps", func(f *agentFlags) { f.upstreamQPS = 0 }, "--upstream-kube-api-qps"},
+		{"zero downstream burst", func(f *agentFlags) { f.downstreamBurst = 0 }, "--downstream-kube-api-qps"},
 		{"missing kubeconfig file", func(f *agentFlags) { f.upstreamKubeconfig = filepath.Join(t.TempDir(), "nope") }, "--upstream-kubeconfig"},
 	}
 	for _, tc := range cases {
@@ -91,6 +94,7 @@ func TestAgentFlags(t *testing.T) {
 			g.Expect(o.Upstream.Host).To(Equal("https://127.0.0.1:6443"))
 			g.Expect(o.Fetcher).NotTo(BeNil())
 			g.Expect(o.Limits.MaxArchiveBytes).To(Equal(int64(1 << 20)))
+			g.Expect([]any{o.Upstream.QPS, o.Upstream.Burst, o.Downstream.QPS, o.Downstream.Burst}).To(Equal([]any{float32(7), 9, float32(11), 13}))
 		})
 	}
 }
@@ -104,4 +108,21 @@ func TestAgentCommandIsRegistered(t *testing.T) {
 		"heartbeat-interval", "drift-interval", "chart-cache-dir", "metrics-bind-address", "helm-wait-strategy"} {
 		g.Expect(cmd.Flags().Lookup(flag)).NotTo(BeNil(), flag)
 	}
+	// The shipped client limits, not client-go's 5 requests/s.
+	for flag, want := range map[string]string{
+		"upstream-kube-api-qps": "50", "upstream-kube-api-burst": "100",
+		"downstream-kube-api-qps": "100", "downstream-kube-api-burst": "200",
+	} {
+		g.Expect(cmd.Flags().Lookup(flag).DefValue).To(Equal(want), flag)
+	}
+}
+
+func TestControllerClientLimitFlags(t *testing.T) {
+	g := NewWithT(t)
+	cmd, _, err := NewRootCommand().Find([]string{"controller"})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(cmd.Flags().Lookup("kube-api-qps").DefValue).To(Equal("200"))
+	g.Expect(cmd.Flags().Lookup("kube-api-burst").DefValue).To(Equal("400"))
+	err = runController(t.Context(), &controllerFlags{workers: 1, kubeAPIQPS: 0, kubeAPIBurst: 10})
+	g.Expect(err).To(MatchError(ContainSubstring("--kube-api-qps must be positive")))
 }

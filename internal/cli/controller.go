@@ -25,6 +25,7 @@ import (
 
 	"github.com/helmops/helmops/api/v1alpha1"
 	"github.com/helmops/helmops/charts"
+	"github.com/helmops/helmops/internal/apiclient"
 	"github.com/helmops/helmops/internal/chartsource"
 	"github.com/helmops/helmops/internal/controller/bundle"
 	"github.com/helmops/helmops/internal/controller/cluster"
@@ -53,6 +54,8 @@ type controllerFlags struct {
 	perHost        int
 	reconcileTO    time.Duration
 	network        networkFlags
+	kubeAPIQPS     float32
+	kubeAPIBurst   int
 	verbose        bool
 	apiServerURL   string
 	apiServerCA    string
@@ -95,6 +98,8 @@ func newControllerCommand() *cobra.Command {
 	fl.StringVar(&f.webhookAddr, "webhook-bind-address", ":8082", `address of the notification endpoint that registries and CI call when they publish a chart (see docs/notifications.md); "0" turns it off`)
 	fl.StringVar(&f.webhookSecret, "webhook-secret", "helmops-webhook", `Secret with the notification endpoint's token (key "token"): NAME in the controller's namespace ($POD_NAMESPACE, else kube-system) or NAMESPACE/NAME`)
 	fl.StringVar(&f.agentImage, "agent-image", "ghcr.io/helmops/helmops:"+version.Get().Version, "image of the agents the controller installs into clusters with spec.kubeConfigSecret")
+	fl.Float32Var(&f.kubeAPIQPS, "kube-api-qps", apiclient.ControllerQPS, "requests per second to the Kubernetes API, per resource kind (client-side limit; the apiserver's own fairness protects it too)")
+	fl.IntVar(&f.kubeAPIBurst, "kube-api-burst", apiclient.ControllerBurst, "requests above --kube-api-qps allowed in a burst, per resource kind")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "debug logs")
 	return cmd
 }
@@ -102,6 +107,9 @@ func newControllerCommand() *cobra.Command {
 func runController(ctx context.Context, f *controllerFlags) error {
 	if f.workers < 1 {
 		return fmt.Errorf("--workers must be at least 1")
+	}
+	if f.kubeAPIQPS <= 0 || f.kubeAPIBurst < 1 {
+		return fmt.Errorf("--kube-api-qps must be positive and --kube-api-burst at least 1")
 	}
 	level := slog.LevelInfo
 	if f.verbose {
@@ -114,6 +122,7 @@ func runController(ctx context.Context, f *controllerFlags) error {
 	if err != nil {
 		return err
 	}
+	cfg = apiclient.WithLimits(cfg, f.kubeAPIQPS, f.kubeAPIBurst)
 	leaderNS := f.leaderNS
 	if leaderNS == "" {
 		leaderNS = os.Getenv("POD_NAMESPACE")

@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/helmops/helmops/config/crd"
+	"github.com/helmops/helmops/internal/apiclient"
 	"github.com/helmops/helmops/internal/scheme"
 )
 
@@ -93,9 +94,14 @@ func ModuleRoot() (string, error) {
 type ControlPlane struct {
 	// Name labels the control plane in logs, e.g. "upstream" or "downstream-1".
 	Name string
-	// Config reaches the API server as cluster admin.
+	// Config reaches the API server as cluster admin with the client limits `helmops controller`
+	// ships with (apiclient.ControllerQPS, apiclient.ControllerBurst), so code under test built
+	// from it is throttled as it is for users.
 	Config *rest.Config
-	// Client is a controller-runtime client with Scheme().
+	// TestConfig is the test's own: the same credentials, throttled only lightly so that a test
+	// watching thousands of objects does not slow itself down. Never hand it to code under test.
+	TestConfig *rest.Config
+	// Client is a controller-runtime client with Scheme() built from TestConfig.
 	Client client.Client
 	// KubeconfigPath is an admin kubeconfig file for kubectl and child processes.
 	KubeconfigPath string
@@ -196,13 +202,14 @@ func (cp *ControlPlane) startAPIServer(context.Context) error {
 		ErrorIfCRDPathMissing: true,
 		Scheme:                Scheme(),
 	}
-	if cp.Config, err = env.Start(); err != nil {
+	admin, err := env.Start()
+	if err != nil {
 		return fmt.Errorf("starting control plane %s: %w", cp.Name, err)
 	}
 	cp.env = env
-	// Client-side throttling only slows tests and the dev environment down.
-	cp.Config.QPS, cp.Config.Burst = 200, 400
-	cp.Client, err = client.New(cp.Config, client.Options{Scheme: Scheme()})
+	cp.Config = apiclient.WithLimits(admin, apiclient.ControllerQPS, apiclient.ControllerBurst)
+	cp.TestConfig = apiclient.WithLimits(admin, 200, 400)
+	cp.Client, err = client.New(cp.TestConfig, client.Options{Scheme: Scheme()})
 	return err
 }
 

@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -194,7 +195,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 	// The steps have a deadline; the status patch above does not share it.
 	stepsCtx, cancel := context.WithTimeout(ctx, r.ReconcileTimeout)
 	defer cancel()
-	return lifecycle.Run(stepsCtx, s,
+	result, err := lifecycle.Run(stepsCtx, s,
 		lifecycle.Step[*scope]{Name: "validate", Run: r.validate},
 		lifecycle.Step[*scope]{Name: "credentials", Run: r.credentials},
 		lifecycle.Step[*scope]{Name: "bundle", Run: r.readBundle},
@@ -202,6 +203,16 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 		lifecycle.Step[*scope]{Name: "write", Run: r.writeBundle},
 		lifecycle.Step[*scope]{Name: "schedule", Run: r.schedule},
 	)
+	return pollPriority(s, result), err
+}
+
+// pollPriority queues the next poll of a polling HelmOp behind new and changed HelmOps: events
+// put those in the queue at the default priority, and an event for this one raises it again.
+func pollPriority(s *scope, res ctrl.Result) ctrl.Result {
+	if s.polling && res.RequeueAfter > 0 {
+		res.Priority = ptr.To(handler.LowPriority)
+	}
+	return res
 }
 
 func (r *Reconciler) delete(ctx context.Context, op *v1alpha1.HelmOp) error {
