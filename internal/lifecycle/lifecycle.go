@@ -136,7 +136,7 @@ func SnapshotOwned(c client.Client, obj client.Object) *StatusPatch {
 // Status calls compute with the reconcile's error, then patches the status (a merge patch of the
 // fields that changed, so fields another writer owns are kept) when it differs from the
 // snapshot. It returns reconcileErr joined with the patch's error; an object already gone is not
-// an error.
+// an error, and an owned status that changed since it was read is ErrStale.
 func (p *StatusPatch) Status(ctx context.Context, obj client.Object, reconcileErr error, compute func(error)) error {
 	compute(reconcileErr)
 	patch := client.MergeFrom(p.before)
@@ -150,10 +150,39 @@ func (p *StatusPatch) Status(ctx context.Context, obj client.Object, reconcileEr
 	case !changed:
 		return reconcileErr
 	}
-	if err := p.c.Status().Patch(ctx, obj, patch); err != nil && !apierrors.IsNotFound(err) {
-		return errors.Join(reconcileErr, fmt.Errorf("patching the status of %s: %w", klog.KObj(obj), err))
+	err = p.c.Status().Patch(ctx, obj, patch)
+	switch {
+	case err == nil || apierrors.IsNotFound(err):
+		return reconcileErr
+	case p.lock && apierrors.IsConflict(err) && reconcileErr != nil:
+		return reconcileErr // retried with backoff anyway, on a fresher copy
+	case p.lock && apierrors.IsConflict(err):
+		return fmt.Errorf("%w: %s changed since it was read", ErrStale, klog.KObj(obj))
 	}
-	return reconcileErr
+	return errors.Join(reconcileErr, fmt.Errorf("patching the status of %s: %w", klog.KObj(obj), err))
+}
+
+// ErrStale is what Status returns when an owned status patch found a newer object than the one
+// read: the reconcile ran on a cache that had not caught up yet. RetryStale turns it into a
+// short requeue.
+var ErrStale = errors.New("stale read")
+
+// StaleRetry is how soon a reconcile that read a stale copy runs again; the cache usually
+// catches up within milliseconds.
+const StaleRetry = 200 * time.Millisecond
+
+// RetryStale replaces ErrStale by a requeue after StaleRetry, so a stale read (which is expected
+// and harmless) is neither logged as an error nor slowed by the error backoff. Any other error
+// comes back alone: controller-runtime retries it with backoff and ignores a result beside it.
+func RetryStale(ctx context.Context, res ctrl.Result, err error) (ctrl.Result, error) {
+	switch {
+	case err == nil:
+		return res, nil
+	case !errors.Is(err, ErrStale):
+		return ctrl.Result{}, err // controller-runtime ignores a result that comes with an error
+	}
+	ctrl.LoggerFrom(ctx).V(1).Info("Status patch found a newer object; reconciling again", "error", err.Error())
+	return ctrl.Result{RequeueAfter: StaleRetry}, nil
 }
 
 // statusChanged reports whether the merge patch from the snapshot touches the status. Comparing

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -135,12 +134,28 @@ func TestOwnedStatusFromAStaleRead(t *testing.T) {
 			got := &v1alpha1.HelmOp{}
 			g.Expect(c.Get(ctx, client.ObjectKeyFromObject(op), got)).To(Succeed())
 			if tc.conflict {
-				g.Expect(apierrors.IsConflict(err)).To(BeTrue(), "got %v", err)
+				g.Expect(err).To(MatchError(ErrStale))
 				g.Expect(got.Condition("NewerVersionAvailable")).NotTo(BeNil())
+				res, err := RetryStale(ctx, ctrl.Result{RequeueAfter: time.Hour}, err)
+				g.Expect(err).NotTo(HaveOccurred(), "a stale read is not an error")
+				g.Expect(res).To(Equal(ctrl.Result{RequeueAfter: StaleRetry}))
 			} else {
 				g.Expect(err).NotTo(HaveOccurred())
 				g.Expect(got.Condition("NewerVersionAvailable")).To(BeNil(), "why the HelmOp's status is owned")
 			}
 		})
 	}
+}
+
+func TestRetryStale(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	poll := ctrl.Result{RequeueAfter: time.Minute}
+	res, err := RetryStale(ctx, poll, nil)
+	g.Expect(res).To(Equal(poll))
+	g.Expect(err).NotTo(HaveOccurred())
+	boom := errors.New("boom")
+	res, err = RetryStale(ctx, poll, boom)
+	g.Expect(res).To(BeZero(), "an error comes alone")
+	g.Expect(err).To(Equal(boom))
 }

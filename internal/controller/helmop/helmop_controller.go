@@ -191,6 +191,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 			computeStatus(op, &s.facts, err, s.now)
 			recordMetrics(op)
 		})
+		result, retErr = lifecycle.RetryStale(ctx, result, retErr)
 	}()
 	// The steps have a deadline; the status patch above does not share it.
 	stepsCtx, cancel := context.WithTimeout(ctx, r.ReconcileTimeout)
