@@ -86,7 +86,7 @@ func newControllerCommand() *cobra.Command {
 	fl.IntVar(&f.workers, "workers", 10, "concurrent HelmOp reconciles")
 	fl.BoolVar(&f.bootstrap, "bootstrap", true, `create namespace fleet-local, Cluster "local" and ClusterGroup "default" at start`)
 	fl.DurationVar(&f.agentTimeout, "agent-timeout", cluster.DefaultAgentTimeout, "how long after its agent's last heartbeat a Cluster stays Ready")
-	fl.DurationVar(&f.minRevalidate, "index-min-revalidate", time.Second, "how long a fetched repository index is used before asking the server again (shared by every HelmOp)")
+	fl.DurationVar(&f.minRevalidate, "index-min-revalidate", 2*time.Second, "how long a fetched repository index is used before asking the server again (shared by every HelmOp; notifications and helmops reconcile ask at once)")
 	fl.Int64Var(&f.indexCacheSize, "index-cache-bytes", 256<<20, "memory bound of the shared repository index cache")
 	fl.Int64Var(&f.maxIndexSize, "max-index-bytes", 100<<20, "largest repository index downloaded")
 	fl.StringVar(&f.apiServerURL, "api-server-url", "", "URL of the management cluster's API server as agents reach it, written into the kubeconfigs of registration tokens and registered agents; default the URL this controller uses")
