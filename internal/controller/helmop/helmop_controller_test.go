@@ -2,10 +2,8 @@ package helmop
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -424,47 +422,6 @@ func TestShardsHandleOnlyTheirHelmOps(t *testing.T) {
 	g.Consistently(func() bool {
 		return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(none), &v1alpha1.Bundle{}))
 	}, 2*time.Second, interval).Should(BeTrue(), "no controller runs shard c")
-}
-
-// Hundreds of HelmOps polling one repository share its index: about one request per round.
-func TestManyHelmOpsPollingOneRepositoryShareRequests(t *testing.T) {
-	g := NewWithT(t)
-	ctx := context.Background()
-	repo := chartRepo(t, testenv.RepoOptions{})
-	ns := newNamespace(t)
-	const n = 200
-	var wg sync.WaitGroup
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			op := newHelmOp(ns, fmt.Sprintf("op-%03d", i), repo.URL, "alpine", withVersion("0.x.x"), withPolling(2*time.Second))
-			g.Expect(k8s.Create(ctx, op)).To(Succeed())
-		}(i)
-	}
-	wg.Wait()
-	exact := func(g Gomega) {
-		list := &v1alpha1.BundleList{}
-		g.Expect(k8s.List(ctx, list, client.InNamespace(ns))).To(Succeed())
-		g.Expect(list.Items).To(HaveLen(n))
-		for _, b := range list.Items {
-			g.Expect(b.Spec.Helm.Version).To(Equal("0.2.0"), "every Bundle carries the exact version")
-		}
-		ops := &v1alpha1.HelmOpList{}
-		g.Expect(k8s.List(ctx, ops, client.InNamespace(ns))).To(Succeed())
-		for _, op := range ops.Items {
-			g.Expect(condition(&op, v1alpha1.AcceptedCondition).Status).To(Equal(metav1.ConditionTrue))
-			g.Expect(op.Status.Version).To(Equal("0.2.0"))
-		}
-	}
-	g.Eventually(exact, 2*time.Minute, 500*time.Millisecond).Should(Succeed())
-
-	before := repo.Requests("/index.yaml")
-	time.Sleep(10 * time.Second) // five poll rounds
-	requests := repo.Requests("/index.yaml") - before
-	t.Logf("%d HelmOps polling every 2s: %d index requests in 10s", n, requests)
-	g.Expect(requests).To(BeNumerically("<=", 12), "about one request per poll round, however many HelmOps share the repository")
-	g.Expect(requests).To(BeNumerically(">=", 3), "polling goes on")
 }
 
 func TestSpecExampleIsAccepted(t *testing.T) {

@@ -1,0 +1,165 @@
+// Package scale measures the shipped `helmops` binary at scale: it builds the binary, runs
+// `helmops controller` and `helmops agent` as their own processes with their default flags
+// against real kube-apiservers, and asserts correctness (every Bundle and BundleDeployment exact,
+// no HelmOp left without status, polling continues for all) while it reports times, request
+// rates and peak RSS. Timings never decide a test.
+//
+// Each process reaches its apiserver through a counting proxy (countingProxy), so the requests
+// of the process under test are counted by verb and resource apart from the test's own.
+//
+// The sizes that run by default are small enough for `make test`; HELMOPS_SCALE=full runs the
+// sizes of docs/benchmarks.md.
+package scale
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/helmops/helmops/internal/testenv"
+)
+
+var helmopsBinary string
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	ctrllog.SetLogger(logr.Discard()) // envtest logs through controller-runtime; the processes log to files
+	root, err := testenv.ModuleRoot()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	work, err := os.MkdirTemp("", "helmops-scale-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(work)
+	helmopsBinary = filepath.Join(work, "helmops")
+	build := exec.Command("go", "build", "-o", helmopsBinary, "./cmd/helmops")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building helmops: %v\n%s", err, out)
+		return 1
+	}
+	return m.Run()
+}
+
+// full reports whether the sizes of docs/benchmarks.md were asked for.
+func full() bool { return os.Getenv("HELMOPS_SCALE") == "full" }
+
+// size is small in `make test` and big with HELMOPS_SCALE=full.
+func size(small, big int) int {
+	if full() {
+		return big
+	}
+	return small
+}
+
+// controlPlane starts a control plane for one test. No kube-controller-manager: nothing here
+// needs garbage collection, and it would compete with the processes measured.
+func controlPlane(t *testing.T, name string) *testenv.ControlPlane {
+	t.Helper()
+	cp, err := testenv.Start(context.Background(), testenv.Options{Name: name, NoControllerManager: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cp.Stop() })
+	return cp
+}
+
+// process is a running helmops binary.
+type process struct {
+	name    string
+	cmd     *exec.Cmd
+	logPath string
+	done    chan error
+}
+
+// start runs the helmops binary with args. The metrics, probe and notification endpoints are
+// turned off ("0") in every process: their default ports would collide between processes on
+// one machine, and nothing here reads them.
+func start(t *testing.T, name string, args ...string) *process {
+	t.Helper()
+	logPath := filepath.Join(t.TempDir(), name+".log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(helmopsBinary, args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &process{name: name, cmd: cmd, logPath: logPath, done: make(chan error, 1)}
+	go func() { p.done <- cmd.Wait(); _ = logFile.Close() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			if len(b) > 8000 {
+				b = b[len(b)-8000:]
+			}
+			t.Logf("---- last lines of %s ----\n%s", name, b)
+		}
+	})
+	return p
+}
+
+// startController runs `helmops controller` with its default flags, reaching the API server
+// through kubeconfig. Besides the endpoints (see start), one flag differs from a user's: the
+// test's chart repository listens on loopback, which chart fetches refuse by default.
+//
+// HELMOPS_SCALE_CONTROLLER_ARGS adds flags (space-separated) for comparing settings, e.g.
+// "--kube-api-qps 50 --kube-api-burst 100"; the test logs them.
+func startController(t *testing.T, kubeconfig string) *process {
+	args := []string{"controller", "--kubeconfig", kubeconfig,
+		"--metrics-bind-address", "0", "--health-probe-bind-address", "0", "--webhook-bind-address", "0",
+		"--allow-loopback"}
+	if extra := strings.Fields(os.Getenv("HELMOPS_SCALE_CONTROLLER_ARGS")); len(extra) > 0 {
+		t.Logf("controller flags beside the defaults: %v", extra)
+		args = append(args, extra...)
+	}
+	return start(t, "controller", args...)
+}
+
+// peakRSS is the process's peak resident set size in MiB (VmHWM), read while it runs.
+func (p *process) peakRSS() float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return -1
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")))
+			return float64(kb) / 1024
+		}
+	}
+	return -1
+}
+
+// log returns what the process wrote so far.
+func (p *process) log() string {
+	b, _ := os.ReadFile(p.logPath)
+	return string(b)
+}
