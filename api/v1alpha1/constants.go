@@ -115,6 +115,9 @@ const (
 	// BundleDeploymentFinalizer lets the agent uninstall the release before the
 	// BundleDeployment goes.
 	BundleDeploymentFinalizer = "fleet.cattle.io/bundle-deployment-finalizer"
+	// BundleFinalizer holds a Bundle until its BundleDeployments are gone. The HelmOp controller
+	// creates its Bundles with it, which saves the bundle controller a patch per Bundle.
+	BundleFinalizer = "fleet.cattle.io/bundle-finalizer"
 	// ClusterFinalizer lets the controller delete the cluster namespace.
 	ClusterFinalizer = "fleet.cattle.io/cluster-finalizer"
 

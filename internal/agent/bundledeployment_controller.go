@@ -218,10 +218,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Re
 	defer func() {
 		retErr = patch.Status(ctx, bd, retErr, func(err error) { setStatus(bd, &s.facts, err) })
 	}()
-	return lifecycle.Run(ctx, s,
+	res, err := lifecycle.Run(ctx, s,
 		lifecycle.Step[*scope]{Name: "move", Run: r.moveRelease},
 		lifecycle.Step[*scope]{Name: "release", Run: r.converge},
 	)
+	// Readiness and drift checks wait behind the BundleDeployments that changed.
+	return lifecycle.Periodic(res), err
 }
 
 // moveRelease uninstalls the release recorded in the status when the spec moved it to another

@@ -83,7 +83,7 @@ func newControllerCommand() *cobra.Command {
 	fl.BoolVar(&f.leaderElect, "leader-elect", false, "elect a leader through a Lease so that only one replica reconciles")
 	fl.StringVar(&f.leaderNS, "leader-election-namespace", "", "namespace of the Lease; default the pod's namespace ($POD_NAMESPACE) or kube-system")
 	fl.StringVar(&f.shardID, "shard-id", "", "handle only objects labelled fleet.cattle.io/shard-ref=ID; without it, only objects with no such label")
-	fl.IntVar(&f.workers, "workers", 10, "concurrent HelmOp reconciles")
+	fl.IntVar(&f.workers, "workers", 10, "concurrent reconciles of each of the HelmOp, Bundle and Cluster controllers")
 	fl.BoolVar(&f.bootstrap, "bootstrap", true, `create namespace fleet-local, Cluster "local" and ClusterGroup "default" at start`)
 	fl.DurationVar(&f.agentTimeout, "agent-timeout", cluster.DefaultAgentTimeout, "how long after its agent's last heartbeat a Cluster stays Ready")
 	fl.DurationVar(&f.minRevalidate, "index-min-revalidate", 2*time.Second, "how long a fetched repository index is used before asking the server again (shared by every HelmOp; notifications and helmops reconcile ask at once)")
@@ -180,10 +180,10 @@ func runController(ctx context.Context, f *controllerFlags) error {
 			return err
 		}
 	}
-	if err := (&bundle.Reconciler{Client: mgr.GetClient(), ShardID: f.shardID}).SetupWithManager(mgr); err != nil {
+	if err := (&bundle.Reconciler{Client: mgr.GetClient(), ShardID: f.shardID, Workers: f.workers}).SetupWithManager(mgr); err != nil {
 		return err
 	}
-	if err := (&cluster.Reconciler{Client: mgr.GetClient(), ShardID: f.shardID, AgentTimeout: f.agentTimeout}).SetupWithManager(mgr); err != nil {
+	if err := (&cluster.Reconciler{Client: mgr.GetClient(), ShardID: f.shardID, AgentTimeout: f.agentTimeout, Workers: f.workers}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	if f.shardID == "" {

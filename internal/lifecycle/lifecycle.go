@@ -21,9 +21,11 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/helmops/helmops/internal/redact"
@@ -72,6 +74,16 @@ func Soonest(a, b ctrl.Result) ctrl.Result {
 		return a
 	}
 	return b
+}
+
+// Periodic queues the requeue of res (a poll, a drift check) behind work that events bring: the
+// priority queue takes events at the default priority and an event for the same object raises
+// this one again. A result without RequeueAfter is returned as it is.
+func Periodic(res ctrl.Result) ctrl.Result {
+	if res.RequeueAfter > 0 {
+		res.Priority = ptr.To(handler.LowPriority)
+	}
+	return res
 }
 
 // IsTerminal reports whether err is a reconcile.TerminalError: bad input that a retry cannot fix.

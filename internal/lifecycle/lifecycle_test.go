@@ -159,3 +159,12 @@ func TestRetryStale(t *testing.T) {
 	g.Expect(res).To(BeZero(), "an error comes alone")
 	g.Expect(err).To(Equal(boom))
 }
+
+func TestPeriodic(t *testing.T) {
+	g := NewWithT(t)
+	g.Expect(Periodic(ctrl.Result{})).To(BeZero(), "nothing to requeue")
+	res := Periodic(ctrl.Result{RequeueAfter: time.Minute})
+	g.Expect(res.RequeueAfter).To(Equal(time.Minute))
+	g.Expect(res.Priority).NotTo(BeNil())
+	g.Expect(*res.Priority).To(BeNumerically("<", 0), "below events, which come at priority 0")
+}

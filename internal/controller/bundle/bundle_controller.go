@@ -31,6 +31,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -48,7 +49,7 @@ import (
 const (
 	// Finalizer holds a Bundle until its BundleDeployments are gone (their agents uninstalled), for
 	// at most the reconciler's UninstallTimeout.
-	Finalizer = "fleet.cattle.io/bundle-finalizer"
+	Finalizer = v1alpha1.BundleFinalizer
 
 	// SourceSecretTypeAnnotation on a copied secret records the type of the source secret
 	// (copies all have the type fleet.cattle.io/bundle-helmops-access/v1alpha1), so a reader can
@@ -86,6 +87,8 @@ type Reconciler struct {
 	UninstallTimeout time.Duration
 	// Recorder records events (a halted rollout); SetupWithManager takes the manager's when nil.
 	Recorder record.EventRecorder
+	// Workers is the number of concurrent reconciles (Bundles); default 1.
+	Workers int
 
 	// reader reads source secrets from the API server, so Secrets are never cached whole.
 	reader client.Reader
@@ -130,8 +133,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("bundle").
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Workers, 1)}).
 		For(&v1alpha1.Bundle{}, builder.WithPredicates(shard.Predicate(r.ShardID), bundleChanged())).
-		Watches(&v1alpha1.BundleDeployment{}, handler.EnqueueRequestsFromMapFunc(r.bundleOfDeployment)).
+		Watches(&v1alpha1.BundleDeployment{}, lifecycle.Batched(lifecycle.SummaryDelay, r.bundleOfDeployment)).
 		Watches(&v1alpha1.Cluster{}, handler.EnqueueRequestsFromMapFunc(r.bundlesInNamespace),
 			builder.WithPredicates(clusterChanged())).
 		Watches(&v1alpha1.ClusterGroup{}, handler.EnqueueRequestsFromMapFunc(r.bundlesInNamespace),

@@ -22,6 +22,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -59,6 +60,8 @@ type Reconciler struct {
 	// UninstallTimeout is how long a cluster namespace being deleted waits for the agent to
 	// uninstall its BundleDeployments before it releases them; default DefaultUninstallTimeout.
 	UninstallTimeout time.Duration
+	// Workers is the number of concurrent reconciles; default 1.
+	Workers int
 }
 
 // SetupWithManager registers two controllers: "cluster" (Clusters; their BundleDeployments and
@@ -68,8 +71,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.defaults()
 	if err := ctrl.NewControllerManagedBy(mgr).
 		Named("cluster").
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Workers, 1)}).
 		For(&v1alpha1.Cluster{}, builder.WithPredicates(shard.Predicate(r.ShardID))).
-		Watches(&v1alpha1.BundleDeployment{}, handler.EnqueueRequestsFromMapFunc(clusterOfLabelled)).
+		Watches(&v1alpha1.BundleDeployment{}, lifecycle.Batched(lifecycle.SummaryDelay, clusterOfLabelled)).
 		Watches(&coordinationv1.Lease{}, handler.EnqueueRequestsFromMapFunc(r.clusterOfLease),
 			builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool { return o.GetName() == clusterns.AgentLease }))).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(clusterOfLabelled),

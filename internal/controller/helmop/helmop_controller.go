@@ -18,7 +18,6 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -207,13 +206,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 	return pollPriority(s, result), err
 }
 
-// pollPriority queues the next poll of a polling HelmOp behind new and changed HelmOps: events
-// put those in the queue at the default priority, and an event for this one raises it again.
+// pollPriority queues the next poll of a polling HelmOp behind new and changed HelmOps.
 func pollPriority(s *scope, res ctrl.Result) ctrl.Result {
-	if s.polling && res.RequeueAfter > 0 {
-		res.Priority = ptr.To(handler.LowPriority)
+	if !s.polling {
+		return res
 	}
-	return res
+	return lifecycle.Periodic(res)
 }
 
 func (r *Reconciler) delete(ctx context.Context, op *v1alpha1.HelmOp) error {
@@ -423,6 +421,7 @@ func (r *Reconciler) writeBundle(ctx context.Context, s *scope) (ctrl.Result, er
 	}
 	switch {
 	case s.existing == nil:
+		controllerutil.AddFinalizer(bundle, v1alpha1.BundleFinalizer) // the bundle controller's; one patch less
 		if err := r.Client.Create(ctx, bundle); err != nil {
 			if apierrors.IsAlreadyExists(err) {
 				return ctrl.Result{}, err // the cache was behind: try again
