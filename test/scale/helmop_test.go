@@ -83,7 +83,7 @@ func helmOps(ns string, n int, repo, chart, version string, mutate ...func(*v1al
 
 // accepted counts the HelmOps of ns that are Accepted=True at version with a Bundle at exactly
 // version, and returns the first one that is not, for the failure message.
-func accepted(g Gomega, c client.Client, ns, version string) (int, string) {
+func accepted(g Gomega, c client.Reader, ns, version string) (int, string) {
 	ctx := context.Background()
 	ops := &v1alpha1.HelmOpList{}
 	g.Expect(c.List(ctx, ops, client.InNamespace(ns))).To(Succeed())
@@ -113,6 +113,7 @@ func TestThousandHelmOpsCreatedAtOnce(t *testing.T) {
 	n := size(200, 1000)
 	g := NewWithT(t)
 	cp := controlPlane(t, "scale-helmops")
+	seen := watched(t, cp)
 	repo := chartRepo(t, "app", "1.0.0", "1.1.0", "1.2.0", "2.0.0")
 	ns := namespace(t, cp.Client, "many")
 	proxy := newCountingProxy(t, cp, "controller")
@@ -122,7 +123,7 @@ func TestThousandHelmOpsCreatedAtOnce(t *testing.T) {
 	createAll(g, cp.Client, helmOps(ns, n, repo.URL, "app", "1.x"))
 	created := time.Since(start)
 	g.Eventually(func(g Gomega) {
-		got, bad := accepted(g, cp.Client, ns, "1.2.0")
+		got, bad := accepted(g, seen, ns, "1.2.0")
 		g.Expect(got).To(Equal(n), "first not yet: %s", bad)
 	}, 10*time.Minute, time.Second).Should(Succeed())
 	elapsed := time.Since(start)
@@ -140,6 +141,7 @@ func TestNewHelmOpIsNotStarvedByPolls(t *testing.T) {
 	n := size(200, 1000)
 	g := NewWithT(t)
 	cp := controlPlane(t, "scale-starve")
+	seen := watched(t, cp)
 	repo := chartRepo(t, "app", "1.0.0", "1.1.0")
 	ns := namespace(t, cp.Client, "pollers")
 	proxy := newCountingProxy(t, cp, "controller")
@@ -148,7 +150,7 @@ func TestNewHelmOpIsNotStarvedByPolls(t *testing.T) {
 
 	createAll(g, cp.Client, helmOps(ns, n, repo.URL, "app", "1.x", polling(10*time.Second)))
 	g.Eventually(func(g Gomega) {
-		got, bad := accepted(g, cp.Client, ns, "1.1.0")
+		got, bad := accepted(g, seen, ns, "1.1.0")
 		g.Expect(got).To(Equal(n), "first not yet: %s", bad)
 	}, 10*time.Minute, time.Second).Should(Succeed())
 	// Let the polls run for more than one interval, so they fill the queue.
@@ -172,7 +174,7 @@ func TestNewHelmOpIsNotStarvedByPolls(t *testing.T) {
 	since := time.Now()
 	g.Eventually(func(g Gomega) {
 		ops := &v1alpha1.HelmOpList{}
-		g.Expect(cp.Client.List(ctx, ops, client.InNamespace(ns))).To(Succeed())
+		g.Expect(seen.List(ctx, ops, client.InNamespace(ns))).To(Succeed())
 		for i := range ops.Items {
 			last := ops.Items[i].Status.LastPollingTime
 			g.Expect(last).NotTo(BeNil(), ops.Items[i].Name)
@@ -192,6 +194,7 @@ func TestManyHelmOpsPollingEveryTwoSeconds(t *testing.T) {
 	n := 100
 	g := NewWithT(t)
 	cp := controlPlane(t, "scale-polling")
+	seen := watched(t, cp)
 	repo := chartRepo(t, "app", "1.0.0")
 	ns := namespace(t, cp.Client, "pollers")
 	proxy := newCountingProxy(t, cp, "controller")
@@ -200,26 +203,26 @@ func TestManyHelmOpsPollingEveryTwoSeconds(t *testing.T) {
 
 	createAll(g, cp.Client, helmOps(ns, n, repo.URL, "app", "1.x", polling(2*time.Second)))
 	g.Eventually(func(g Gomega) {
-		got, bad := accepted(g, cp.Client, ns, "1.0.0")
+		got, bad := accepted(g, seen, ns, "1.0.0")
 		g.Expect(got).To(Equal(n), "first not yet: %s", bad)
 	}, 10*time.Minute, time.Second).Should(Succeed())
 
 	// Observe for 20s: every distinct lastPollingTriggered of every HelmOp.
 	const window = 20 * time.Second
-	seen := map[string][]time.Time{}
+	pollTimes := map[string][]time.Time{}
 	repo.ResetCounters()
 	start := time.Now()
 	for time.Since(start) < window {
 		ops := &v1alpha1.HelmOpList{}
-		g.Expect(cp.Client.List(ctx, ops, client.InNamespace(ns))).To(Succeed())
+		g.Expect(seen.List(ctx, ops, client.InNamespace(ns))).To(Succeed())
 		for i := range ops.Items {
 			op := &ops.Items[i]
 			if op.Status.LastPollingTime == nil {
 				continue
 			}
 			ts := op.Status.LastPollingTime.Time
-			if l := seen[op.Name]; len(l) == 0 || !l[len(l)-1].Equal(ts) {
-				seen[op.Name] = append(l, ts)
+			if l := pollTimes[op.Name]; len(l) == 0 || !l[len(l)-1].Equal(ts) {
+				pollTimes[op.Name] = append(l, ts)
 			}
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -227,8 +230,8 @@ func TestManyHelmOpsPollingEveryTwoSeconds(t *testing.T) {
 	elapsed := time.Since(start)
 	requests := repo.Requests("/index.yaml")
 	maxGap, polls := time.Duration(0), 0
-	g.Expect(seen).To(HaveLen(n))
-	for name, ts := range seen {
+	g.Expect(pollTimes).To(HaveLen(n))
+	for name, ts := range pollTimes {
 		// Polling continues for every HelmOp: it polled several times in the window.
 		g.Expect(len(ts)).To(BeNumerically(">=", 3), "%s polled %d times in %v", name, len(ts), window)
 		polls += len(ts) - 1

@@ -97,8 +97,7 @@ func TestRequestsOfOneHelmOp(t *testing.T) {
 	// more request (a conflict, or a patch that repeats the last one): those counts have a range.
 	expectWrites(t, "first reconcile", first, map[string][2]int{
 		"patch helmops":  {1, 1}, // the finalizer
-		"create bundles": {1, 1},
-		"patch bundles":  {1, 1}, // the bundle controller's finalizer
+		"create bundles": {1, 1}, // with the bundle controller's finalizer: no patch for it
 		// The bundle controller's summary of the new Bundle; its finalizer's own event can bring
 		// the Bundle back before the cache holds the first status.
 		"patch bundles/status": {1, 2},

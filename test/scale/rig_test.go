@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/helmops/helmops/internal/testenv"
@@ -79,6 +81,24 @@ func controlPlane(t *testing.T, name string) *testenv.ControlPlane {
 	}
 	t.Cleanup(func() { _ = cp.Stop() })
 	return cp
+}
+
+// watched is a reader of what the test watches on cp: a cache filled from watches, started for a
+// kind on its first read. Listing thousands of objects every second instead would load the
+// apiserver whose work is measured.
+func watched(t *testing.T, cp *testenv.ControlPlane) client.Reader {
+	t.Helper()
+	c, err := cache.New(cp.TestConfig, cache.Options{Scheme: testenv.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go func() { _ = c.Start(ctx) }()
+	if !c.WaitForCacheSync(ctx) {
+		t.Fatal("the test's cache did not start")
+	}
+	return c
 }
 
 // process is a running helmops binary.
