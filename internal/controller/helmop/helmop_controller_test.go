@@ -355,9 +355,13 @@ func TestDeletingAHelmOpDeletesItsBundle(t *testing.T) {
 		get(g, op)
 		g.Expect(op.Finalizers).To(ContainElement(v1alpha1.HelmOpFinalizer))
 	}, timeout, interval).Should(Succeed())
+	g.Expect(b.Finalizers).To(ConsistOf(v1alpha1.BundleFinalizer), "created with the bundle controller's finalizer")
 	g.Expect(k8s.Delete(ctx, op)).To(Succeed())
 	g.Eventually(func(g Gomega) {
-		g.Expect(apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(b), b))).To(BeTrue())
+		// Deleted; the bundle controller (not running in this suite) releases it once its
+		// BundleDeployments are gone.
+		get(g, b)
+		g.Expect(b.DeletionTimestamp).NotTo(BeNil())
 		g.Expect(apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(op), op))).To(BeTrue())
 	}, timeout, interval).Should(Succeed())
 }
