@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -37,25 +36,18 @@ func TestMain(m *testing.M) {
 
 func run(m *testing.M) int {
 	ctx := context.Background()
-	root, err := testenv.ModuleRoot()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
 	work, err := os.MkdirTemp("", "helmops-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer os.RemoveAll(work)
-	bin := filepath.Join(work, "helmops")
-	helmopsBinary = bin
-	build := exec.Command("go", "build", "-o", bin, "./cmd/helmops")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building helmops: %v\n%s", err, out)
+	bin, err := testenv.BuildHelmops(work)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	helmopsBinary = bin
 	env, err = devenv.Start(ctx, devenv.Options{
 		Dir: work, Binary: bin,
 		RepoAddr: "127.0.0.1:0", PrivateRepoAddr: "127.0.0.1:0", RegistryAddr: "127.0.0.1:0",

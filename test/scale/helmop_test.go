@@ -73,6 +73,16 @@ func createAll(g Gomega, c client.Client, objs []client.Object) {
 	wg.Wait()
 }
 
+// createAndWait creates the HelmOps and waits until every one of ns is Accepted at version with
+// an exact Bundle.
+func createAndWait(g Gomega, c client.Client, seen client.Reader, ns, version string, ops []client.Object) {
+	createAll(g, c, ops)
+	g.Eventually(func(g Gomega) {
+		got, bad := accepted(g, seen, ns, version)
+		g.Expect(got).To(Equal(len(ops)), "first not yet: %s", bad)
+	}, 10*time.Minute, time.Second).Should(Succeed())
+}
+
 func helmOps(ns string, n int, repo, chart, version string, mutate ...func(*v1alpha1.HelmOp)) []client.Object {
 	out := make([]client.Object, n)
 	for i := range out {
@@ -148,11 +158,7 @@ func TestNewHelmOpIsNotStarvedByPolls(t *testing.T) {
 	ctrl := startController(t, proxy.kubeconfig)
 	ctx := context.Background()
 
-	createAll(g, cp.Client, helmOps(ns, n, repo.URL, "app", "1.x", polling(10*time.Second)))
-	g.Eventually(func(g Gomega) {
-		got, bad := accepted(g, seen, ns, "1.1.0")
-		g.Expect(got).To(Equal(n), "first not yet: %s", bad)
-	}, 10*time.Minute, time.Second).Should(Succeed())
+	createAndWait(g, cp.Client, seen, ns, "1.1.0", helmOps(ns, n, repo.URL, "app", "1.x", polling(10*time.Second)))
 	// Let the polls run for more than one interval, so they fill the queue.
 	time.Sleep(12 * time.Second)
 
@@ -201,11 +207,7 @@ func TestManyHelmOpsPollingEveryTwoSeconds(t *testing.T) {
 	ctrl := startController(t, proxy.kubeconfig)
 	ctx := context.Background()
 
-	createAll(g, cp.Client, helmOps(ns, n, repo.URL, "app", "1.x", polling(2*time.Second)))
-	g.Eventually(func(g Gomega) {
-		got, bad := accepted(g, seen, ns, "1.0.0")
-		g.Expect(got).To(Equal(n), "first not yet: %s", bad)
-	}, 10*time.Minute, time.Second).Should(Succeed())
+	createAndWait(g, cp.Client, seen, ns, "1.0.0", helmOps(ns, n, repo.URL, "app", "1.x", polling(2*time.Second)))
 
 	// Observe for 20s: every distinct lastPollingTriggered of every HelmOp.
 	const window = 20 * time.Second

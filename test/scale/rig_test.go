@@ -39,22 +39,14 @@ func TestMain(m *testing.M) {
 
 func run(m *testing.M) int {
 	ctrllog.SetLogger(logr.Discard()) // envtest logs through controller-runtime; the processes log to files
-	root, err := testenv.ModuleRoot()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
 	work, err := os.MkdirTemp("", "helmops-scale-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer os.RemoveAll(work)
-	helmopsBinary = filepath.Join(work, "helmops")
-	build := exec.Command("go", "build", "-o", helmopsBinary, "./cmd/helmops")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building helmops: %v\n%s", err, out)
+	if helmopsBinary, err = testenv.BuildHelmops(work); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	return m.Run()
