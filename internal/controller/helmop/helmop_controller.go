@@ -159,6 +159,9 @@ type scope struct {
 	// next is what the Bundle is written from: the last resolution or a new one.
 	next resolved
 	res  *chartsource.Resolution
+	// undoAttempt, set by a resolution, takes back its poll and request marks when its answer
+	// could not be written.
+	undoAttempt func()
 	facts
 }
 
@@ -331,6 +334,11 @@ func (r *Reconciler) resolve(ctx context.Context, s *scope) (ctrl.Result, error)
 		return ctrl.Result{}, nil
 	}
 	lastPoll, lastHandled := op.Status.LastPollingTime, op.Status.LastHandledReconcileAt
+	s.undoAttempt = func() {
+		// The answer never reached the Bundle: the next reconcile asks again.
+		op.Status.LastPollingTime, op.Status.LastHandledReconcileAt = lastPoll, lastHandled
+		s.pollAttempted, s.latestKnown = false, false
+	}
 	if s.polling || requested {
 		s.pollAttempted = true
 		op.Status.LastPollingTime = &metav1.Time{Time: s.now}
@@ -419,22 +427,11 @@ func (r *Reconciler) writeBundle(ctx context.Context, s *scope) (ctrl.Result, er
 	if err := controllerutil.SetControllerReference(op, bundle, r.Client.Scheme()); err != nil {
 		return ctrl.Result{}, err
 	}
-	switch {
-	case s.existing == nil:
-		controllerutil.AddFinalizer(bundle, v1alpha1.BundleFinalizer) // the bundle controller's; one patch less
-		if err := r.Client.Create(ctx, bundle); err != nil {
-			if apierrors.IsAlreadyExists(err) {
-				return ctrl.Result{}, err // the cache was behind: try again
-			}
-			s.bundleErr = fmt.Errorf("creating Bundle %s/%s: %w", op.Namespace, op.Name, err)
-			return ctrl.Result{}, s.bundleErr
+	if err := r.putBundle(ctx, s, before, bundle); err != nil {
+		if s.undoAttempt != nil {
+			s.undoAttempt()
 		}
-		r.Recorder.Eventf(op, corev1.EventTypeNormal, "BundleCreated", "Created Bundle with %s", describeVersion(s.res))
-	case !equality.Semantic.DeepEqual(before, bundle):
-		if err := r.Client.Update(ctx, bundle); err != nil {
-			s.bundleErr = fmt.Errorf("updating Bundle %s/%s: %w", op.Namespace, op.Name, err)
-			return ctrl.Result{}, s.bundleErr
-		}
+		return ctrl.Result{}, err
 	}
 	s.bundle = bundle
 	s.version = bundle.Spec.HelmOrEmpty().Version
@@ -443,6 +440,32 @@ func (r *Reconciler) writeBundle(ctx context.Context, s *scope) (ctrl.Result, er
 		r.Recorder.Eventf(op, corev1.EventTypeNormal, "GotNewChartVersion", "Chart version changed from %s to %s", old, s.version)
 	}
 	return ctrl.Result{}, nil
+}
+
+// putBundle creates the Bundle, or patches it when it differs from before. The patch carries
+// no resourceVersion: this reconciler alone writes a Bundle's spec, labels and annotations, while
+// the bundle controller keeps writing its status, which would otherwise fail every other write
+// with a conflict.
+func (r *Reconciler) putBundle(ctx context.Context, s *scope, before, bundle *v1alpha1.Bundle) error {
+	op := s.op
+	switch {
+	case s.existing == nil:
+		controllerutil.AddFinalizer(bundle, v1alpha1.BundleFinalizer) // the bundle controller's; one patch less
+		if err := r.Client.Create(ctx, bundle); err != nil {
+			if apierrors.IsAlreadyExists(err) {
+				return err // the cache was behind: try again
+			}
+			s.bundleErr = fmt.Errorf("creating Bundle %s/%s: %w", op.Namespace, op.Name, err)
+			return s.bundleErr
+		}
+		r.Recorder.Eventf(op, corev1.EventTypeNormal, "BundleCreated", "Created Bundle with %s", describeVersion(s.res))
+	case !equality.Semantic.DeepEqual(before, bundle):
+		if err := r.Client.Patch(ctx, bundle, client.MergeFrom(before)); err != nil {
+			s.bundleErr = fmt.Errorf("updating Bundle %s/%s: %w", op.Namespace, op.Name, err)
+			return s.bundleErr
+		}
+	}
+	return nil
 }
 
 // schedule asks to come back when the next poll is due.

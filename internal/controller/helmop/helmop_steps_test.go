@@ -7,12 +7,20 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/tools/record"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/helmops/helmops/api/v1alpha1"
 	"github.com/helmops/helmops/internal/chartsource"
 	"github.com/helmops/helmops/internal/chartversion"
 	"github.com/helmops/helmops/internal/lifecycle"
+	"github.com/helmops/helmops/internal/scheme"
 	"github.com/helmops/helmops/internal/testutil"
 )
 
@@ -109,4 +117,62 @@ func TestBundleSpecWritesOnlyExactVersions(t *testing.T) {
 	g.Expect(spec.Targets[1].Name).To(Equal("b"))
 	g.Expect(op.Spec.Helm.Version).To(Equal("1.x"), "the HelmOp is not changed")
 	g.Expect(lastResolved(&v1alpha1.Bundle{})).To(Equal(resolved{}))
+}
+
+// TestAFailedBundleWriteIsAskedAgain: a poll or a requested reconcile whose answer cannot be
+// written to the Bundle is not counted as done, so the next reconcile asks again instead of
+// waiting a whole polling interval with the new version unwritten (and status claiming the
+// constraint keeps the old one).
+func TestAFailedBundleWriteIsAskedAgain(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	op := testutil.HelmOp("ws", "app", testutil.WithChart("https://charts.example.com", "app"), testutil.WithVersion("1.x"))
+	op.Spec.PollingInterval = &metav1.Duration{Duration: time.Hour}
+	op.Annotations = map[string]string{v1alpha1.ReconcileRequestedAnnotation: "2026-12-03T07:00:00Z"}
+	op.Status.LastHandledReconcileAt = ""
+	earlier := metav1.NewTime(time.Now().Add(-time.Minute).Truncate(time.Second))
+	op.Status.LastPollingTime = &earlier
+	last := resolved{Versions: map[string]string{refKey(chartsource.Ref{Repo: "https://charts.example.com", Chart: "app", Version: "1.x"}): "1.0.0"}}
+	last.Credentials = credentialsHash(op, "")
+	existing := &v1alpha1.Bundle{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "ws"}}
+	existing.Spec = bundleSpec(op, chartsource.KindHelmRepo, last)
+	g.Expect(controllerutil.SetControllerReference(op, existing, scheme.New())).To(Succeed())
+
+	conflict := apierrors.NewConflict(schema.GroupResource{Group: "fleet.cattle.io", Resource: "bundles"}, "app", errors.New("the object has been modified"))
+	failing := true
+	c := fake.NewClientBuilder().WithScheme(scheme.New()).WithObjects(existing).WithInterceptorFuncs(interceptor.Funcs{
+		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, p client.Patch, opts ...client.PatchOption) error {
+			if failing {
+				return conflict
+			}
+			return c.Patch(ctx, obj, p, opts...)
+		},
+	}).Build()
+	stub := &stubResolver{versions: map[string]string{"1.x": "1.1.0"}}
+	r := &Reconciler{Client: c, Resolver: stub, Recorder: record.NewFakeRecorder(10)}
+	run := func() (*scope, error) {
+		b := &v1alpha1.Bundle{}
+		g.Expect(c.Get(ctx, client.ObjectKeyFromObject(existing), b)).To(Succeed())
+		s := &scope{op: op, now: time.Now(), kind: chartsource.KindHelmRepo, last: last, existing: b}
+		s.polling = true
+		_, err := lifecycle.Run(ctx, s,
+			lifecycle.Step[*scope]{Name: "resolve", Run: r.resolve},
+			lifecycle.Step[*scope]{Name: "write", Run: r.writeBundle})
+		return s, err
+	}
+
+	s, err := run()
+	g.Expect(err).To(HaveOccurred())
+	g.Expect(op.Status.LastHandledReconcileAt).To(BeEmpty(), "the request is not marked handled")
+	g.Expect(op.Status.LastPollingTime).To(Equal(&earlier), "the poll is not counted")
+	g.Expect(s.latestKnown).To(BeFalse(), "no newer-version claim from an unwritten answer")
+
+	failing = false
+	_, err = run()
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(stub.calls).To(Equal(2), "asked again")
+	b := &v1alpha1.Bundle{}
+	g.Expect(c.Get(ctx, client.ObjectKeyFromObject(existing), b)).To(Succeed())
+	g.Expect(b.Spec.Helm.Version).To(Equal("1.1.0"))
+	g.Expect(op.Status.LastHandledReconcileAt).To(Equal("2026-12-03T07:00:00Z"))
 }
