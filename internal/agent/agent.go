@@ -48,6 +48,8 @@ type Options struct {
 	HeartbeatInterval time.Duration
 	// DriftInterval is how often deployed releases are checked for drift (default 30s).
 	DriftInterval time.Duration
+	// Workers is how many BundleDeployments are reconciled at once (default DefaultWorkers).
+	Workers int
 	// ChartCacheDir keeps downloaded archives; default a new temporary folder.
 	ChartCacheDir string
 	// MetricsBindAddress serves Prometheus metrics; "0" turns the server off.
@@ -138,7 +140,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	r := &Reconciler{
 		Upstream: mgr.GetClient(), Downstream: downstream, Helm: helm, Fetcher: o.Fetcher, Cache: charts,
-		Limits: o.Limits, WaitStrategy: o.WaitStrategy, DriftInterval: o.DriftInterval, Clock: o.Clock,
+		Limits: o.Limits, WaitStrategy: o.WaitStrategy, DriftInterval: o.DriftInterval, Workers: o.Workers, Clock: o.Clock,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return err

@@ -7,6 +7,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -83,6 +84,8 @@ type Reconciler struct {
 	WaitStrategy kube.WaitStrategy
 	// DriftInterval is how often a deployed release's resources are checked. Default 30s.
 	DriftInterval time.Duration
+	// Workers is how many BundleDeployments are reconciled at once; default DefaultWorkers.
+	Workers int
 	// Clock bounds the wait of a deletion that cannot succeed; default the real clock.
 	Clock clock.PassiveClock
 	// UninstallTimeout is how long a deleted BundleDeployment whose ServiceAccount is gone waits
@@ -139,11 +142,14 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, deletionStarted))).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.bundleDeploymentsForSecret)).
 		WithOptions(controller.Options{
-			MaxConcurrentReconciles: 4,
+			MaxConcurrentReconciles: cmp.Or(r.Workers, DefaultWorkers),
 			RateLimiter:             workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](time.Second, 5*time.Minute),
 		}).
 		Complete(r)
 }
+
+// DefaultWorkers is how many BundleDeployments an agent reconciles at once by default.
+const DefaultWorkers = 4
 
 // deletionStarted admits the update that sets the deletion timestamp.
 var deletionStarted = predicate.Funcs{

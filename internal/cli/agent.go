@@ -34,6 +34,7 @@ type agentFlags struct {
 	heartbeat, drift               time.Duration
 	chartCacheDir                  string
 	metricsAddr                    string
+	workers                        int
 	waitStrategy                   string
 	maxArchiveBytes                int64
 	network                        networkFlags
@@ -86,6 +87,7 @@ waits until the management cluster gave the Cluster a namespace (status.namespac
 	fl.StringVar(&f.labels, "labels", "", "labels of a registered Cluster, k=v,k2=v2")
 	fl.DurationVar(&f.heartbeat, "heartbeat-interval", 15*time.Second, "how often the heartbeat Lease (helmops-agent in the cluster namespace) is renewed")
 	fl.DurationVar(&f.drift, "drift-interval", 30*time.Second, "how often deployed releases are checked for readiness and drift")
+	fl.IntVar(&f.workers, "workers", agent.DefaultWorkers, "BundleDeployments reconciled at once (Helm installs, upgrades, readiness and drift checks)")
 	fl.StringVar(&f.chartCacheDir, "chart-cache-dir", "", "folder for downloaded chart archives; default a temporary folder")
 	fl.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", `address of the Prometheus metrics endpoint; "0" turns it off`)
 	fl.StringVar(&f.waitStrategy, "helm-wait-strategy", string(kube.StatusWatcherStrategy), "how Helm waits when a BundleDeployment sets timeoutSeconds, waitForJobs or atomic: watcher, legacy or hookOnly")
@@ -172,6 +174,9 @@ func (f *agentFlags) registrationOptions() (agent.Options, error) {
 
 // common are the options every agent has, whatever reaches the management cluster.
 func (f *agentFlags) common(downstream *rest.Config) (agent.Options, error) {
+	if f.workers < 1 {
+		return agent.Options{}, fmt.Errorf("--workers must be at least 1")
+	}
 	if f.upstreamQPS <= 0 || f.downstreamQPS <= 0 || f.upstreamBurst < 1 || f.downstreamBurst < 1 {
 		return agent.Options{}, fmt.Errorf("--upstream-kube-api-qps and --downstream-kube-api-qps must be positive, their bursts at least 1")
 	}
@@ -188,7 +193,7 @@ func (f *agentFlags) common(downstream *rest.Config) (agent.Options, error) {
 	}
 	o := agent.Options{
 		Downstream:        apiclient.WithLimits(downstream, f.downstreamQPS, f.downstreamBurst),
-		HeartbeatInterval: f.heartbeat, DriftInterval: f.drift,
+		HeartbeatInterval: f.heartbeat, DriftInterval: f.drift, Workers: f.workers,
 		ChartCacheDir: f.chartCacheDir, MetricsBindAddress: f.metricsAddr,
 		WaitStrategy: ws,
 		Fetcher:      agent.ResolverFetcher{Resolver: chartsource.NewResolver(chartsource.Options{Network: network})},

@@ -60,7 +60,7 @@ func TestAgentFlags(t *testing.T) {
 	base := func() *agentFlags {
 		return &agentFlags{upstreamKubeconfig: kubeconfig, kubeconfig: kubeconfig, clusterName: "dev", workspace: "fleet-default",
 			heartbeat: 15 * time.Second, drift: 30 * time.Second, waitStrategy: "watcher", maxArchiveBytes: 1 << 20,
-			upstreamQPS: 7, upstreamBurst: 9, downstreamQPS: 11, downstreamBurst: 13}
+			upstreamQPS: 7, upstreamBurst: 9, downstreamQPS: 11, downstreamBurst: 13, workers: 4}
 	}
 	cases := []struct {
 		name    string
@@ -76,6 +76,7 @@ func TestAgentFlags(t *testing.T) {
 		{"zero heartbeat", func(f *agentFlags) { f.heartbeat = 0 }, "must be positive"},
 		{"zero upstream qps", func(f *agentFlags) { f.upstreamQPS = 0 }, "--upstream-kube-api-qps"},
 		{"zero downstream burst", func(f *agentFlags) { f.downstreamBurst = 0 }, "--downstream-kube-api-qps"},
+		{"no workers", func(f *agentFlags) { f.workers = 0 }, "--workers must be at least 1"},
 		{"missing kubeconfig file", func(f *agentFlags) { f.upstreamKubeconfig = filepath.Join(t.TempDir(), "nope") }, "--upstream-kubeconfig"},
 	}
 	for _, tc := range cases {
@@ -105,7 +106,7 @@ func TestAgentCommandIsRegistered(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(cmd.Name()).To(Equal("agent"))
 	for _, flag := range []string{"upstream-kubeconfig", "kubeconfig", "cluster-name", "workspace", "register", "labels",
-		"heartbeat-interval", "drift-interval", "chart-cache-dir", "metrics-bind-address", "helm-wait-strategy"} {
+		"heartbeat-interval", "drift-interval", "chart-cache-dir", "metrics-bind-address", "helm-wait-strategy", "workers"} {
 		g.Expect(cmd.Flags().Lookup(flag)).NotTo(BeNil(), flag)
 	}
 	// The shipped client limits, not client-go's 5 requests/s.
