@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,22 +14,56 @@ import (
 	. "github.com/onsi/gomega"
 )
 
-// controlPlaneProcesses lists the pids of running control-plane and helmops processes.
-func controlPlaneProcesses() map[string]string {
-	out := map[string]string{}
+// descendants lists the control-plane and helmops processes below pid, by pid, with their names.
+// Other test packages start the same programs at the same time, so only the process tree of the
+// `helmops dev` under test counts.
+func descendants(pid int) map[string]string {
+	parent := map[string]string{}
+	name := map[string]string{}
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
-		comm, err := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
 		if err != nil {
 			continue
 		}
-		name := strings.TrimSpace(string(comm))
-		switch name {
-		case "kube-apiserver", "etcd", "kube-controller", "kube-scheduler", "kwok", "helmops":
-			out[e.Name()] = name
+		// pid (comm) state ppid ...: comm may hold spaces, so read after the last ')'.
+		s := string(stat)
+		open, closing := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || closing < open {
+			continue
+		}
+		fields := strings.Fields(s[closing+1:])
+		if len(fields) < 2 {
+			continue
+		}
+		parent[e.Name()], name[e.Name()] = fields[1], s[open+1:closing]
+	}
+	out := map[string]string{}
+	root := strconv.Itoa(pid)
+	for p := range parent {
+		for q := p; q != "" && q != "1" && q != "0"; q = parent[q] {
+			if parent[q] == root {
+				switch name[p] {
+				case "kube-apiserver", "etcd", "kube-controller", "kube-scheduler", "kwok", "helmops":
+					out[p] = name[p]
+				}
+				break
+			}
 		}
 	}
 	return out
+}
+
+// running keeps the processes of procs that still run under the same name.
+func running(procs map[string]string) []string {
+	var left []string
+	for pid, name := range procs {
+		comm, err := os.ReadFile(filepath.Join("/proc", pid, "comm"))
+		if err == nil && strings.TrimSpace(string(comm)) == name {
+			left = append(left, pid+" "+name)
+		}
+	}
+	return left
 }
 
 // TestDevRunsTheExamplesAndCtrlCStopsEverything runs `helmops dev` as a user does (its default
@@ -36,7 +71,6 @@ func controlPlaneProcesses() map[string]string {
 // CRDs and a hook Job among them), publishes a version, then a failing one, presses Ctrl-C and checks that nothing it started is left running.
 func TestDevRunsTheExamplesAndCtrlCStopsEverything(t *testing.T) {
 	g := NewWithT(t)
-	before := controlPlaneProcesses()
 	dir := t.TempDir()
 	cmd := exec.Command(helmopsBinary, "dev", "--dir", dir)
 	stdout, err := cmd.StdoutPipe()
@@ -91,6 +125,8 @@ func TestDevRunsTheExamplesAndCtrlCStopsEverything(t *testing.T) {
 	wait("fleet-default/web on dev: NotReady")
 	wait("CrashLoopBackOff")
 
+	started := descendants(cmd.Process.Pid)
+	g.Expect(started).NotTo(BeEmpty(), "helmops dev runs its control planes as child processes")
 	g.Expect(cmd.Process.Signal(syscall.SIGINT)).To(Succeed())
 	exited := make(chan error, 1)
 	go func() {
@@ -106,14 +142,7 @@ func TestDevRunsTheExamplesAndCtrlCStopsEverything(t *testing.T) {
 		t.Fatal("helmops dev did not stop within a minute of Ctrl-C")
 	}
 	g.Expect(transcript.String()).To(ContainSubstring("nothing is left running"))
-	g.Eventually(func() []string {
-		var left []string
-		for pid, name := range controlPlaneProcesses() {
-			if _, ok := before[pid]; !ok {
-				left = append(left, pid+" "+name)
-			}
-		}
-		return left
-	}, 20*time.Second, 200*time.Millisecond).Should(BeEmpty(), "processes left running after Ctrl-C")
+	g.Eventually(func() []string { return running(started) }, 20*time.Second, 200*time.Millisecond).
+		Should(BeEmpty(), "processes left running after Ctrl-C")
 	g.Expect(filepath.Join(dir, "state.json")).NotTo(BeAnExistingFile())
 }

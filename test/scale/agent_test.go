@@ -47,8 +47,9 @@ func TestOneAgentWithManyBundleDeployments(t *testing.T) {
 	startController(t, ctrlProxy.kubeconfig)
 	upProxy := newCountingProxy(t, mgmt, "agent-upstream")
 	downProxy := newCountingProxy(t, downstream, "agent-downstream")
-	agent := start(t, "agent", "agent", "--upstream-kubeconfig", upProxy.kubeconfig, "--kubeconfig", downProxy.kubeconfig,
-		"--cluster-name", "agent-1", "--workspace", workspace, "--register", "--metrics-bind-address", "0", "--allow-loopback")
+	agent := start(t, "agent", extraArgs(t, "HELMOPS_SCALE_AGENT_ARGS", "agent", "--upstream-kubeconfig", upProxy.kubeconfig,
+		"--kubeconfig", downProxy.kubeconfig, "--cluster-name", "agent-1", "--workspace", workspace, "--register",
+		"--metrics-bind-address", "0", "--allow-loopback")...)
 	g.Eventually(func(g Gomega) {
 		c := &v1alpha1.Cluster{}
 		g.Expect(mgmt.Client.Get(context.Background(), client.ObjectKey{Namespace: workspace, Name: "agent-1"}, c)).To(Succeed())

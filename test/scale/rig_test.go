@@ -145,14 +145,19 @@ func start(t *testing.T, name string, args ...string) *process {
 // HELMOPS_SCALE_CONTROLLER_ARGS adds flags (space-separated) for comparing settings, e.g.
 // "--kube-api-qps 50 --kube-api-burst 100"; the test logs them.
 func startController(t *testing.T, kubeconfig string) *process {
-	args := []string{"controller", "--kubeconfig", kubeconfig,
+	return start(t, "controller", extraArgs(t, "HELMOPS_SCALE_CONTROLLER_ARGS", "controller", "--kubeconfig", kubeconfig,
 		"--metrics-bind-address", "0", "--health-probe-bind-address", "0", "--webhook-bind-address", "0",
-		"--allow-loopback"}
-	if extra := strings.Fields(os.Getenv("HELMOPS_SCALE_CONTROLLER_ARGS")); len(extra) > 0 {
-		t.Logf("controller flags beside the defaults: %v", extra)
-		args = append(args, extra...)
+		"--allow-loopback")...)
+}
+
+// extraArgs appends the space-separated flags of the environment variable env to args, and logs
+// them: a run that compares settings says so.
+func extraArgs(t *testing.T, env string, args ...string) []string {
+	extra := strings.Fields(os.Getenv(env))
+	if len(extra) > 0 {
+		t.Logf("%s beside the defaults: %v", env, extra)
 	}
-	return start(t, "controller", args...)
+	return append(args, extra...)
 }
 
 // peakRSS is the process's peak resident set size in MiB (VmHWM), read while it runs.
