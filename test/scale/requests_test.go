@@ -107,7 +107,7 @@ func TestRequestsOfOneHelmOp(t *testing.T) {
 		"patch helmops/status": {1, 1}, // lastPollingTriggered advances on every attempt
 	})
 	expectWrites(t, "poll that finds a new version", newVersion, map[string][2]int{
-		"update bundles":       {1, 1},
+		"patch bundles":        {1, 1}, // the spec, with a merge patch
 		"patch bundles/status": {1, 1},
 		"patch helmops/status": {2, 2}, // the resolution, then the Bundle's summary
 	})
