@@ -342,6 +342,34 @@ func TestForeignBundleIsNeverOverwritten(t *testing.T) {
 	g.Expect(foreign.Spec.Helm.Version).To(Equal("9.9.9"))
 }
 
+// TestEditedBundleIsWrittenBack: someone who may write Bundles (but not the HelmOp) changes the
+// Bundle's version and points it at another repository; the controller, which writes the spec
+// with a merge patch, writes back exactly what the HelmOp resolved, extra fields removed.
+func TestEditedBundleIsWrittenBack(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	repo := chartRepo(t, testenv.RepoOptions{})
+	ns := newNamespace(t)
+	op := newHelmOp(ns, "kept", repo.URL, "alpine")
+	g.Expect(k8s.Create(ctx, op)).To(Succeed())
+	b := &v1alpha1.Bundle{ObjectMeta: metav1.ObjectMeta{Name: "kept", Namespace: ns}}
+	var want v1alpha1.BundleSpec
+	g.Eventually(func(g Gomega) {
+		get(g, b)
+		g.Expect(b.Spec.Helm.Version).NotTo(BeEmpty())
+		want = *b.Spec.DeepCopy()
+	}, timeout, interval).Should(Succeed())
+
+	b.Spec.Helm.Version = "9.9.9"
+	b.Spec.Helm.Repo = "https://attacker.example.com/charts"
+	b.Spec.Helm.ReleaseName = "someone-elses-release"
+	g.Expect(k8s.Update(ctx, b)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		get(g, b)
+		g.Expect(b.Spec).To(Equal(want))
+	}, timeout, interval).Should(Succeed())
+}
+
 func TestDeletingAHelmOpDeletesItsBundle(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
