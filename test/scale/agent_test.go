@@ -71,9 +71,7 @@ func TestOneAgentWithManyBundleDeployments(t *testing.T) {
 	installUp, installUpPeak := upProxy.rate(start, time.Now())
 	installDown, _ := downProxy.rate(start, time.Now())
 
-	published := time.Now()
-	g.Expect(repo.Publish("app", "1.1.0")).To(Succeed())
-	requestReconcile(g, mgmt.Client, workspace, n)
+	published := publishNewVersion(g, repo, mgmt.Client, workspace, n)
 	wait("1.1.0")
 	upgraded := time.Since(published)
 	upRate, upPeak := upProxy.rate(published, time.Now())

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/helmops/helmops/api/v1alpha1"
+	"github.com/helmops/helmops/internal/testenv"
 )
 
 const workspace = "fleet-default"
@@ -40,15 +41,18 @@ func clusters(t *testing.T, g Gomega, c client.Client, n int) {
 
 // bundleDeployments counts the BundleDeployments of the workspace's clusters and those at
 // exactly version, and names one that is not.
-// requestReconcile asks each of the n HelmOps of ns to look at its repository now, as
-// `helmops reconcile` does.
-func requestReconcile(g Gomega, c client.Client, ns string, n int) {
-	now := time.Now().UTC().Format(time.RFC3339Nano)
+// publishNewVersion publishes app 1.1.0 and asks each of the n HelmOps of ns to look at its
+// repository now, as `helmops reconcile` does. It returns when it published.
+func publishNewVersion(g Gomega, repo *testenv.ChartRepo, c client.Client, ns string, n int) time.Time {
+	published := time.Now()
+	g.Expect(repo.Publish("app", "1.1.0")).To(Succeed())
+	now := published.UTC().Format(time.RFC3339Nano)
 	for i := range n {
 		op := &v1alpha1.HelmOp{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("op-%04d", i)}}
 		patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, v1alpha1.ReconcileRequestedAnnotation, now)
 		g.Expect(c.Patch(context.Background(), op, client.RawPatch(types.MergePatchType, []byte(patch)))).To(Succeed())
 	}
+	return published
 }
 
 func bundleDeployments(g Gomega, c client.Reader, version string) (all, exact int, bad string) {
@@ -99,9 +103,7 @@ func TestFanOutToManyClusters(t *testing.T) {
 	createRate, createPeak := proxy.rate(start, time.Now())
 	rssCreated := ctrl.peakRSS()
 
-	published := time.Now()
-	g.Expect(repo.Publish("app", "1.1.0")).To(Succeed())
-	requestReconcile(g, cp.Client, workspace, nOps)
+	published := publishNewVersion(g, repo, cp.Client, workspace, nOps)
 	wait("1.1.0")
 	rolled := time.Since(published)
 	rollRate, rollPeak := proxy.rate(published, time.Now())
