@@ -322,22 +322,61 @@ func (r *Reconciler) resolve(ctx context.Context, s *scope) (ctrl.Result, error)
 	refs := versionRefs(op, s.kind)
 	credentials := credentialsHash(op, s.secretRV)
 	unknown := !s.last.covers(refs)
-	requested := reconcileRequested(op)
-	if value := op.Annotations[v1alpha1.ReconcileRequestedAnnotation]; requested && s.last.Requested == value {
-		// The Bundle was written by the resolution that handled this request: the HelmOp was
-		// read from a cache older than that reconcile's status.
-		op.Status.LastHandledReconcileAt, requested = value, false
-	}
+	requested := pendingRequest(s)
 	due := s.polling && pollDue(op, s.now)
 	s.next = s.last
 	if !unknown && !requested && !due && s.last.Credentials == credentials {
 		return ctrl.Result{}, nil
 	}
+	takeBack := s.markAttempt(requested)
+	if requested {
+		ctx = chartsource.WithRevalidate(ctx) // the user asked for a fresh look
+	}
+	ctrl.LoggerFrom(ctx).V(1).Info("Resolving chart version", "constraint", op.Spec.HelmOrEmpty().Version, "poll", s.pollAttempted)
+	next, res, err := r.resolveRefs(ctx, refs, s.auth)
+	switch {
+	case errors.Is(err, chartsource.ErrHostBusy):
+		// Not an answer: the poll or request did not happen, and is tried again shortly
+		// without holding a worker.
+		ctrl.LoggerFrom(ctx).V(1).Info("Waiting for the repository host", "reason", redact.Error(err))
+		takeBack()
+		if unknown {
+			return lifecycle.Halt(ctrl.Result{RequeueAfter: hostBusyRetry})
+		}
+		return ctrl.Result{RequeueAfter: hostBusyRetry}, nil
+	case err != nil:
+		return r.resolveFailed(s, unknown, err)
+	}
+	s.recordResolution(next, res, credentials, requested)
+	return ctrl.Result{}, nil
+}
+
+// pendingRequest reports whether the reconcile annotation asks for a resolution not handled
+// yet. A request the Bundle says was handled is marked handled: the HelmOp was read from a cache
+// older than the status of the reconcile that handled it.
+func pendingRequest(s *scope) bool {
+	op := s.op
+	requested := reconcileRequested(op)
+	if value := op.Annotations[v1alpha1.ReconcileRequestedAnnotation]; requested && s.last.Requested == value {
+		op.Status.LastHandledReconcileAt, requested = value, false
+	}
+	return requested
+}
+
+// markAttempt stamps the poll and the handled request of a resolution about to be asked, and
+// sets undoAttempt. It returns what takes the stamps back when the repository was not asked
+// after all.
+func (s *scope) markAttempt(requested bool) (takeBack func()) {
+	op := s.op
 	lastPoll, lastHandled := op.Status.LastPollingTime, op.Status.LastHandledReconcileAt
+	takeBack = func() {
+		op.Status.LastPollingTime, op.Status.LastHandledReconcileAt = lastPoll, lastHandled
+		s.pollAttempted = false
+	}
 	s.undoAttempt = func() {
 		// The answer never reached the Bundle: the next reconcile asks again.
-		op.Status.LastPollingTime, op.Status.LastHandledReconcileAt = lastPoll, lastHandled
-		s.pollAttempted, s.latestKnown = false, false
+		takeBack()
+		s.latestKnown = false
 	}
 	if s.polling || requested {
 		s.pollAttempted = true
@@ -345,37 +384,24 @@ func (r *Reconciler) resolve(ctx context.Context, s *scope) (ctrl.Result, error)
 	}
 	if requested {
 		op.Status.LastHandledReconcileAt = op.Annotations[v1alpha1.ReconcileRequestedAnnotation]
-		ctx = chartsource.WithRevalidate(ctx) // the user asked for a fresh look
 	}
-	ctrl.LoggerFrom(ctx).V(1).Info("Resolving chart version", "constraint", op.Spec.HelmOrEmpty().Version, "poll", s.pollAttempted)
-	next, res, err := r.resolveRefs(ctx, refs, s.auth)
-	if errors.Is(err, chartsource.ErrHostBusy) {
-		// Not an answer: the poll or request did not happen, and is tried again shortly
-		// without holding a worker.
-		ctrl.LoggerFrom(ctx).V(1).Info("Waiting for the repository host", "reason", redact.Error(err))
-		op.Status.LastPollingTime, op.Status.LastHandledReconcileAt = lastPoll, lastHandled
-		s.pollAttempted = false
-		if unknown {
-			return lifecycle.Halt(ctrl.Result{RequeueAfter: hostBusyRetry})
-		}
-		return ctrl.Result{RequeueAfter: hostBusyRetry}, nil
-	}
-	if err != nil {
-		return r.resolveFailed(s, unknown, err)
-	}
+	return takeBack
+}
+
+// recordResolution records a successful resolution as what the Bundle is written from.
+func (s *scope) recordResolution(next resolved, res *chartsource.Resolution, credentials string, requested bool) {
 	if s.pollAttempted {
 		pollsTotal.WithLabelValues("success").Inc()
 	}
 	next.Credentials = credentials
 	next.Requested = s.last.Requested
 	if requested {
-		next.Requested = op.Annotations[v1alpha1.ReconcileRequestedAnnotation]
+		next.Requested = s.op.Annotations[v1alpha1.ReconcileRequestedAnnotation]
 	}
 	s.next, s.res = next, res
 	if res != nil {
 		s.latestKnown, s.latest = true, res.Latest
 	}
-	return ctrl.Result{}, nil
 }
 
 // resolveFailed records a failed resolution. When every version the spec needs is known from the
