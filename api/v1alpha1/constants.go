@@ -36,6 +36,10 @@ const (
 	// MonitoredCondition (BundleDeployment) is True when the agent could check the release's
 	// resources for readiness and drift.
 	MonitoredCondition = "Monitored"
+	// AgentUpToDateCondition (Cluster) is True when the cluster's agent reports the controller's
+	// own helmops version, False (reason VersionSkew) when it reports another. It is absent until
+	// the agent reported a version.
+	AgentUpToDateCondition = "AgentUpToDate"
 )
 
 // Condition reasons.
@@ -49,27 +53,31 @@ const (
 	ReasonProgressing       = "Progressing"
 	ReasonInvalidSpec       = "InvalidSpec"
 	// ReasonInvalidValues: the values templates of a HelmOp fail for some cluster.
-	ReasonInvalidValues         = "InvalidValues"
-	ReasonInvalidConstraint     = "InvalidConstraint"
-	ReasonNoMatchingVersion     = "NoMatchingVersion"
-	ReasonSecretNotFound        = "SecretNotFound"
-	ReasonInvalidSecret         = "InvalidSecret"
-	ReasonResolveFailed         = "ResolveFailed"
-	ReasonPollFailed            = "PollFailed"
-	ReasonBundleConflict        = "BundleConflict"
-	ReasonNotAccepted           = "NotAccepted"
-	ReasonBundleNotReady        = "BundleNotReady"
-	ReasonNoTargets             = "NoTargets"
-	ReasonPaused                = "Paused"
-	ReasonDeleting              = "Deleting"
-	ReasonDownloadFailed        = "DownloadFailed"
-	ReasonInstallFailed         = "InstallFailed"
-	ReasonUpgradeFailed         = "UpgradeFailed"
-	ReasonResourcesNotReady     = "ResourcesNotReady"
-	ReasonModified              = "Modified"
-	ReasonAgentNotSeen          = "AgentNotSeen"
-	ReasonAgentSeen             = "AgentSeen"
-	ReasonWaitingForAgent       = "WaitingForAgent"
+	ReasonInvalidValues     = "InvalidValues"
+	ReasonInvalidConstraint = "InvalidConstraint"
+	ReasonNoMatchingVersion = "NoMatchingVersion"
+	ReasonSecretNotFound    = "SecretNotFound"
+	ReasonInvalidSecret     = "InvalidSecret"
+	ReasonResolveFailed     = "ResolveFailed"
+	ReasonPollFailed        = "PollFailed"
+	ReasonBundleConflict    = "BundleConflict"
+	ReasonNotAccepted       = "NotAccepted"
+	ReasonBundleNotReady    = "BundleNotReady"
+	ReasonNoTargets         = "NoTargets"
+	ReasonPaused            = "Paused"
+	ReasonDeleting          = "Deleting"
+	ReasonDownloadFailed    = "DownloadFailed"
+	ReasonInstallFailed     = "InstallFailed"
+	ReasonUpgradeFailed     = "UpgradeFailed"
+	ReasonResourcesNotReady = "ResourcesNotReady"
+	ReasonModified          = "Modified"
+	ReasonAgentNotSeen      = "AgentNotSeen"
+	ReasonAgentSeen         = "AgentSeen"
+	ReasonWaitingForAgent   = "WaitingForAgent"
+	// ReasonSameVersion and ReasonVersionSkew (Cluster AgentUpToDate) compare the agent's
+	// version with the controller's.
+	ReasonSameVersion           = "SameVersion"
+	ReasonVersionSkew           = "VersionSkew"
 	ReasonClustersNotReady      = "ClustersNotReady"
 	ReasonCredentialsCopyFailed = "CredentialsCopyFailed"
 	// ReasonTransientError: a call to the API server failed and is retried with backoff; what it

@@ -34,6 +34,7 @@ import (
 	"github.com/helmops/helmops/internal/controller/shard"
 	"github.com/helmops/helmops/internal/lifecycle"
 	"github.com/helmops/helmops/internal/redact"
+	"github.com/helmops/helmops/internal/version"
 )
 
 // DefaultAgentTimeout is how long a cluster stays Ready after its agent's last heartbeat when
@@ -62,6 +63,9 @@ type Reconciler struct {
 	UninstallTimeout time.Duration
 	// Workers is the number of concurrent reconciles; default 1.
 	Workers int
+	// Version is the controller's helmops version, which agents are compared with (the
+	// AgentUpToDate condition); default the running binary's.
+	Version string
 }
 
 // SetupWithManager registers two controllers: "cluster" (Clusters; their BundleDeployments and
@@ -101,6 +105,9 @@ func (r *Reconciler) defaults() {
 	}
 	if r.UninstallTimeout <= 0 {
 		r.UninstallTimeout = DefaultUninstallTimeout
+	}
+	if r.Version == "" {
+		r.Version = version.Get().Version
 	}
 }
 
@@ -161,7 +168,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Re
 	// A merge patch of the fields that changed: only this reconciler's fields change here, so
 	// the agent's heartbeat (status.agent) is never overwritten.
 	patch := lifecycle.Snapshot(r.Client, c)
-	s := &scope{c: c, facts: facts{now: r.Clock.Now(), timeout: r.AgentTimeout}}
+	s := &scope{c: c, facts: facts{now: r.Clock.Now(), timeout: r.AgentTimeout, version: r.Version}}
 	defer func() {
 		retErr = patch.Status(ctx, c, retErr, func(err error) { setStatus(c, &s.facts, err) })
 	}()

@@ -7,6 +7,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	authorizationv1 "k8s.io/api/authorization/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -15,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/helmops/helmops/api/v1alpha1"
+	"github.com/helmops/helmops/internal/clusterns"
 	"github.com/helmops/helmops/internal/controller/cluster"
 )
 
@@ -236,4 +238,50 @@ func TestClusterNamespaceGrantsTheAgentItsRights(t *testing.T) {
 	g.Expect(can(g, clusterNS, "delete", "secrets", "")).To(BeFalse())
 	g.Expect(can(g, clusterNS, "create", "bundledeployments", "fleet.cattle.io")).To(BeFalse())
 	g.Expect(can(g, ws, "get", "secrets", "")).To(BeFalse(), "nothing outside its cluster namespace")
+}
+
+// TestAgentVersionSkewFromTheHeartbeatLease renews the heartbeat Lease as an agent of another
+// version does: the Cluster says so in AgentUpToDate, and True once the agent runs the
+// controller's version.
+func TestAgentVersionSkewFromTheHeartbeatLease(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ws := workspace(t)
+	g.Expect(k8s.Create(ctx, &v1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "edge", Namespace: ws}})).To(Succeed())
+	ns := cluster.NamespaceName(ws, "edge")
+	beat := func(version string) {
+		g.Eventually(func() error {
+			lease := &coordinationv1.Lease{}
+			if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: clusterns.AgentLease}, lease); err != nil {
+				return err
+			}
+			now := metav1.NewMicroTime(clock.Now())
+			lease.Spec.RenewTime = &now
+			lease.Annotations = map[string]string{clusterns.AgentVersionAnnotation: version}
+			return k8s.Update(ctx, lease)
+		}, timeout, interval).Should(Succeed())
+	}
+	condition := func(g Gomega) *metav1.Condition {
+		cond := meta.FindStatusCondition(getCluster(g, ws, "edge").Status.Conditions, v1alpha1.AgentUpToDateCondition)
+		g.Expect(cond).NotTo(BeNil())
+		return cond
+	}
+
+	beat("v1.1.0")
+	g.Eventually(func(g Gomega) {
+		cond := condition(g)
+		g.Expect(cond.Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(cond.Reason).To(Equal(v1alpha1.ReasonVersionSkew))
+		g.Expect(cond.Message).To(HavePrefix("the agent runs helmops v1.1.0, an older version than the controller's " + controllerVersion))
+		g.Expect(getCluster(g, ws, "edge").Status.Agent.Version).To(Equal("v1.1.0"))
+	}, timeout, interval).Should(Succeed())
+
+	beat(controllerVersion)
+	g.Eventually(func(g Gomega) {
+		cond := condition(g)
+		g.Expect(cond.Status).To(Equal(metav1.ConditionTrue))
+		g.Expect(cond.Reason).To(Equal(v1alpha1.ReasonSameVersion))
+		// Skew is reported, not a reason to stop deploying: Ready still follows the heartbeat.
+		g.Expect(readyCondition(g, getCluster(g, ws, "edge")).Status).To(Equal(metav1.ConditionTrue))
+	}, timeout, interval).Should(Succeed())
 }

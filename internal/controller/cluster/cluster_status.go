@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/Masterminds/semver/v3"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -20,6 +21,8 @@ import (
 type facts struct {
 	now     time.Time
 	timeout time.Duration
+	// version is the controller's own helmops version.
+	version string
 
 	// namespace is the cluster namespace, once it exists.
 	namespace string
@@ -66,6 +69,36 @@ func setReadyCondition(c *v1alpha1.Cluster, f *facts) {
 	default:
 		set(true, v1alpha1.ReasonAgentSeen, fmt.Sprintf("agent seen within the last %s", f.timeout))
 	}
+}
+
+// setAgentUpToDateCondition compares the version the agent reported with the controller's: True
+// when they are the same, False with VersionSkew (saying which is newer when both are semantic
+// versions) when not. Without a reported version there is nothing to compare and no condition.
+func setAgentUpToDateCondition(c *v1alpha1.Cluster, f *facts) {
+	agent := c.Status.Agent.Version
+	if agent == "" || f.version == "" {
+		meta.RemoveStatusCondition(&c.Status.Conditions, v1alpha1.AgentUpToDateCondition)
+		return
+	}
+	set := func(ok bool, reason, msg string) {
+		setCondition(&c.Status.Conditions, c.Generation, v1alpha1.AgentUpToDateCondition, ok, reason, msg, f.now)
+	}
+	if agent == f.version {
+		set(true, v1alpha1.ReasonSameVersion, fmt.Sprintf("the agent runs helmops %s, as the controller does", agent))
+		return
+	}
+	skew := "another version than"
+	a, aerr := semver.NewVersion(agent)
+	ctl, cerr := semver.NewVersion(f.version)
+	if aerr == nil && cerr == nil {
+		skew = "an older version than"
+		if a.GreaterThan(ctl) {
+			skew = "a newer version than"
+		}
+	}
+	set(false, v1alpha1.ReasonVersionSkew, fmt.Sprintf("the agent runs helmops %s, %s the controller's %s: upgrade the agent to %s "+
+		"(the helmops-agent chart of that version; an agent the controller installed through spec.kubeConfigSecret is upgraded by it)",
+		agent, skew, f.version, f.version))
 }
 
 // setSummary counts the cluster's BundleDeployments (summary, readyHelmOps and
@@ -121,6 +154,7 @@ func setStatus(c *v1alpha1.Cluster, f *facts, err error) {
 	if f.namespace != "" && (f.listed || !transient) {
 		setSummary(c, f)
 	}
+	setAgentUpToDateCondition(c, f)
 }
 
 // maxNonReadyClusters is how many non-ready clusters a ClusterGroup names.

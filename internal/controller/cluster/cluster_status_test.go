@@ -100,6 +100,42 @@ func TestSetReadyCondition(t *testing.T) {
 	}
 }
 
+func TestSetAgentUpToDateCondition(t *testing.T) {
+	tests := []struct {
+		name, agent, controller string
+		status                  metav1.ConditionStatus // "" for no condition
+		reason, msg             string
+	}{
+		{"no version reported", "", "v0.3.0", "", "", ""},
+		{"same", "v0.3.0", "v0.3.0", metav1.ConditionTrue, v1alpha1.ReasonSameVersion, "the agent runs helmops v0.3.0, as the controller does"},
+		{"older agent", "v0.2.1", "v0.3.0", metav1.ConditionFalse, v1alpha1.ReasonVersionSkew, "the agent runs helmops v0.2.1, an older version than the controller's v0.3.0"},
+		{"newer agent", "v0.4.0-rc.1", "v0.3.0", metav1.ConditionFalse, v1alpha1.ReasonVersionSkew, "the agent runs helmops v0.4.0-rc.1, a newer version than the controller's v0.3.0"},
+		{"not semantic versions", "dev", "v0.3.0", metav1.ConditionFalse, v1alpha1.ReasonVersionSkew, "the agent runs helmops dev, another version than the controller's v0.3.0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			c := &v1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "dev", Generation: 3}}
+			// A condition from an earlier report goes when the agent reports no version.
+			c.Status.Conditions = []metav1.Condition{{Type: v1alpha1.AgentUpToDateCondition, Status: metav1.ConditionTrue, Reason: "x"}}
+			c.Status.Agent.Version = tt.agent
+			setAgentUpToDateCondition(c, &facts{version: tt.controller})
+			cond := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.AgentUpToDateCondition)
+			if tt.status == "" {
+				g.Expect(cond).To(BeNil())
+				return
+			}
+			g.Expect(cond.Status).To(Equal(tt.status))
+			g.Expect(cond.Reason).To(Equal(tt.reason))
+			g.Expect(cond.Message).To(HavePrefix(tt.msg))
+			g.Expect(cond.ObservedGeneration).To(Equal(int64(3)))
+			if tt.status == metav1.ConditionFalse {
+				g.Expect(cond.Message).To(ContainSubstring("upgrade the agent to " + tt.controller))
+			}
+		})
+	}
+}
+
 func readyDeployment(bundle, helmop string) v1alpha1.BundleDeployment {
 	bd := v1alpha1.BundleDeployment{
 		ObjectMeta: metav1.ObjectMeta{Name: bundle, Labels: map[string]string{

@@ -27,6 +27,9 @@ var (
 	clock *clocktesting.FakeClock
 )
 
+// controllerVersion is the version the Reconciler under test runs as.
+const controllerVersion = "v1.2.0"
+
 const (
 	timeout  = 60 * time.Second
 	interval = 100 * time.Millisecond
@@ -51,7 +54,7 @@ func run(m *testing.M) int {
 	k8s = cp.Client
 	clock = clocktesting.NewFakeClock(time.Now())
 	stop, err := cp.StartManager(ctx, ctrl.Options{}, func(mgr ctrl.Manager) error {
-		return (&cluster.Reconciler{Client: mgr.GetClient(), Clock: clock, AgentTimeout: time.Minute}).SetupWithManager(mgr)
+		return (&cluster.Reconciler{Client: mgr.GetClient(), Clock: clock, AgentTimeout: time.Minute, Version: controllerVersion}).SetupWithManager(mgr)
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
