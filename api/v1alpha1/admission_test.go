@@ -255,3 +255,31 @@ func mustYAML(t *testing.T, v any) []byte {
 	}
 	return b
 }
+
+// An unknown targetCustomizationMode is refused by the API server, naming the field and the
+// modes it accepts, on HelmOps and on Bundles alike.
+func TestTargetCustomizationModeValidation(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	for _, kind := range []string{"HelmOp", "Bundle"} {
+		t.Run(kind, func(t *testing.T) {
+			g := NewWithT(t)
+			spec := map[string]any{
+				"helm":                    map[string]any{"repo": "https://charts.example", "chart": "alpine"},
+				"targetCustomizationMode": "Sometimes",
+			}
+			u := &unstructured.Unstructured{Object: map[string]any{
+				"apiVersion": "fleet.cattle.io/v1alpha1", "kind": kind,
+				"metadata": map[string]any{"name": "mode", "namespace": ns},
+				"spec":     spec,
+			}}
+			err := cp.Client.Create(ctx, u)
+			g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "got %v", err)
+			g.Expect(err.Error()).To(And(ContainSubstring("spec.targetCustomizationMode"), ContainSubstring(`"Sometimes"`),
+				ContainSubstring(`"FirstMatch"`), ContainSubstring(`"AllMatches"`)))
+
+			spec["targetCustomizationMode"] = "AllMatches"
+			g.Expect(cp.Client.Create(ctx, u)).To(Succeed())
+		})
+	}
+}
