@@ -26,7 +26,9 @@ const (
 	// StalledCondition (kstatus) is True when the controller cannot progress until the spec changes.
 	StalledCondition = "Stalled"
 	// TargetedCondition (Bundle) is True when BundleDeployments could be computed for the targets
-	// and the repository secret could be copied.
+	// and the repository secret could be copied. On a BundleDeployment the bundle controller
+	// writes it False when it cannot update that deployment (a values template fails for the
+	// cluster, a downstreamResources entry cannot be copied) and removes it once it can.
 	TargetedCondition = "Targeted"
 	// InstalledCondition (BundleDeployment) is True when the chart was downloaded and Helm accepted it.
 	InstalledCondition = "Installed"
@@ -80,6 +82,16 @@ const (
 	ReasonVersionSkew           = "VersionSkew"
 	ReasonClustersNotReady      = "ClustersNotReady"
 	ReasonCredentialsCopyFailed = "CredentialsCopyFailed"
+	// ReasonDownstreamResourceNotFound (Bundle, BundleDeployment Targeted, HelmOp Ready): a
+	// downstreamResources entry names a Secret or ConfigMap its namespace does not hold.
+	ReasonDownstreamResourceNotFound = "DownstreamResourceNotFound"
+	// ReasonDownstreamResourceRefused: a downstreamResources entry names a Secret helmops never
+	// copies (a service account token), or its copy is blocked by an object helmops does not
+	// manage.
+	ReasonDownstreamResourceRefused = "DownstreamResourceRefused"
+	// ReasonDownstreamCopyFailed (BundleDeployment): the agent could not write the copies of
+	// downstreamResources into the release namespace.
+	ReasonDownstreamCopyFailed = "DownstreamCopyFailed"
 	// ReasonTransientError: a call to the API server failed and is retried with backoff; what it
 	// would have observed keeps its last value.
 	ReasonTransientError = "TransientError"
@@ -128,6 +140,17 @@ const (
 	BundleFinalizer = "fleet.cattle.io/bundle-finalizer"
 	// ClusterFinalizer lets the controller delete the cluster namespace.
 	ClusterFinalizer = "fleet.cattle.io/cluster-finalizer"
+
+	// BundleDeploymentOwnershipLabel on a Secret or ConfigMap copied downstream from
+	// downstreamResources names the BundleDeployment it was copied for (Fleet's label).
+	BundleDeploymentOwnershipLabel = "fleet.cattle.io/bundledeployment"
+	// DownstreamResourceAnnotation on a copy of a downstreamResources entry is the entry it
+	// copies, "Secret/<name>" or "ConfigMap/<name>". Upstream, in a cluster namespace, it tells the
+	// copy from a repository secret copy; downstream it marks what the agent may update or delete.
+	DownstreamResourceAnnotation = "fleet.cattle.io/downstream-resource"
+	// ClusterNamespaceAnnotation on a copy made downstream names the cluster namespace of the
+	// BundleDeployment it was copied for.
+	ClusterNamespaceAnnotation = "fleet.cattle.io/cluster-namespace"
 
 	// SecretTypeHelmOpsAccess is the type of repository secrets copied to cluster namespaces.
 	SecretTypeHelmOpsAccess = "fleet.cattle.io/bundle-helmops-access/v1alpha1"
