@@ -692,6 +692,22 @@ func (r *Reconciler) applyDeployment(ctx context.Context, b *v1alpha1.Bundle, p 
 		}
 		return want, nil
 	}
+	next := updatedDeployment(current, want, now)
+	if equality.Semantic.DeepEqual(current.Spec, next.Spec) && maps.Equal(current.Labels, next.Labels) &&
+		maps.Equal(current.Annotations, next.Annotations) {
+		return current, nil
+	}
+	log.Info("Updating BundleDeployment", "BundleDeployment", klog.KObj(next), "Cluster", klog.KObj(p.Cluster),
+		"target", p.TargetName, "deploymentID", next.Spec.DeploymentID, "paused", next.Spec.Paused)
+	if err := r.Client.Update(ctx, next); err != nil {
+		return nil, fmt.Errorf("updating BundleDeployment %s/%s for cluster %s: %w", next.Namespace, next.Name, p.Cluster.Name, err)
+	}
+	return next, nil
+}
+
+// updatedDeployment is current with the spec and the owned labels of want; the deployment ID's
+// start is stamped now when the ID changed (or was never stamped).
+func updatedDeployment(current, want *v1alpha1.BundleDeployment, now string) *v1alpha1.BundleDeployment {
 	next := current.DeepCopy()
 	if next.Labels == nil {
 		next.Labels = map[string]string{}
@@ -711,14 +727,5 @@ func (r *Reconciler) applyDeployment(ctx context.Context, b *v1alpha1.Bundle, p 
 		}
 		next.Annotations[v1alpha1.DeploymentIDSinceAnnotation] = now
 	}
-	if equality.Semantic.DeepEqual(current.Spec, next.Spec) && maps.Equal(current.Labels, next.Labels) &&
-		maps.Equal(current.Annotations, next.Annotations) {
-		return current, nil
-	}
-	log.Info("Updating BundleDeployment", "BundleDeployment", klog.KObj(next), "Cluster", klog.KObj(p.Cluster),
-		"target", p.TargetName, "deploymentID", next.Spec.DeploymentID, "paused", next.Spec.Paused)
-	if err := r.Client.Update(ctx, next); err != nil {
-		return nil, fmt.Errorf("updating BundleDeployment %s/%s for cluster %s: %w", next.Namespace, next.Name, p.Cluster.Name, err)
-	}
-	return next, nil
+	return next
 }
