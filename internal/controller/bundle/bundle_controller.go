@@ -557,16 +557,7 @@ func (r *Reconciler) applyPlacement(ctx context.Context, s *scope, p targeting.P
 		return ctrl.Result{}, nil
 	}
 	if s.secretErr != nil && (s.secretReason == v1alpha1.ReasonSecretNotFound || s.secretReason == ReasonSecretRefused) {
-		// Without credentials the agents cannot download the chart: write nothing new,
-		// report what exists. Copies follow their source: a deleted or refused source's copies
-		// go too.
-		s.entries = append(s.entries, Entry{Name: p.Cluster.Name, BundleDeployment: current, PendingMessage: s.secretErr.Error()})
-		if n := chartSecretName(current); n != "" && n == secretName(s.b) {
-			if err := r.releaseCopy(ctx, current.Namespace, n, current.UID); err != nil {
-				return ctrl.Result{}, err
-			}
-		}
-		return ctrl.Result{}, nil
+		return ctrl.Result{}, r.withoutCredentials(ctx, s, p, current)
 	}
 	if msg, held := s.held(ns); held {
 		// Held back by the rollout or by dependencies: the deployment keeps its spec (or is not
@@ -576,17 +567,34 @@ func (r *Reconciler) applyPlacement(ctx context.Context, s *scope, p targeting.P
 	}
 	bd, err := r.applyDeployment(ctx, s.b, p, ns, current)
 	if err != nil {
-		if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
-			s.entries = append(s.entries, Entry{Name: p.Cluster.Name,
-				PendingMessage: fmt.Sprintf("cluster namespace %s is being deleted", ns)})
-			return ctrl.Result{RequeueAfter: pendingRetry}, nil
-		}
-		s.entries = append(s.entries, Entry{Name: p.Cluster.Name, BundleDeployment: current,
-			PendingMessage: "could not write the BundleDeployment: " + err.Error()})
-		return ctrl.Result{}, err
+		return s.writeFailed(p, ns, current, err)
 	}
 	s.entries = append(s.entries, Entry{Name: p.Cluster.Name, BundleDeployment: bd})
 	return r.copySecret(ctx, s, bd, current)
+}
+
+// withoutCredentials records a placement whose repository secret is missing or refused: without
+// credentials the agents cannot download the chart, so nothing new is written and what exists is
+// reported. Copies follow their source: a deleted or refused source's copies go too.
+func (r *Reconciler) withoutCredentials(ctx context.Context, s *scope, p targeting.Placement, current *v1alpha1.BundleDeployment) error {
+	s.entries = append(s.entries, Entry{Name: p.Cluster.Name, BundleDeployment: current, PendingMessage: s.secretErr.Error()})
+	if n := chartSecretName(current); n != "" && n == secretName(s.b) {
+		return r.releaseCopy(ctx, current.Namespace, n, current.UID)
+	}
+	return nil
+}
+
+// writeFailed records a placement whose BundleDeployment could not be written. A cluster
+// namespace being deleted is waited for; any other error is returned.
+func (s *scope) writeFailed(p targeting.Placement, ns string, current *v1alpha1.BundleDeployment, err error) (ctrl.Result, error) {
+	if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
+		s.entries = append(s.entries, Entry{Name: p.Cluster.Name,
+			PendingMessage: fmt.Sprintf("cluster namespace %s is being deleted", ns)})
+		return ctrl.Result{RequeueAfter: pendingRetry}, nil
+	}
+	s.entries = append(s.entries, Entry{Name: p.Cluster.Name, BundleDeployment: current,
+		PendingMessage: "could not write the BundleDeployment: " + err.Error()})
+	return ctrl.Result{}, err
 }
 
 // sameRepository reports whether a target's chart location is on the origin of the Bundle's own.
