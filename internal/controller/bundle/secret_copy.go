@@ -64,9 +64,28 @@ func (r *Reconciler) ensureCopy(ctx context.Context, src *corev1.Secret, bd *v1a
 	if found && current.Annotations[sourceVersionAnnotation] == src.ResourceVersion && hasOwner(current.OwnerReferences, bd.UID) {
 		return nil
 	}
-	copied := &corev1.Secret{
+	copied := secretCopy(src, bd)
+	log := ctrl.LoggerFrom(ctx).WithValues("Secret", klog.KObj(copied), "BundleDeployment", klog.KObj(bd))
+	if !found {
+		log.Info("Copying repository secret into the cluster namespace")
+		if err := r.Client.Create(ctx, copied); err != nil {
+			return fmt.Errorf("copying secret %s/%s to %s: %w", src.Namespace, src.Name, key, err)
+		}
+		return nil
+	}
+	keepOthers(copied, current, bd.UID)
+	log.Info("Updating repository secret copy")
+	if err := r.Client.Update(ctx, copied); err != nil {
+		return fmt.Errorf("updating secret copy %s from %s/%s: %w", key, src.Namespace, src.Name, err)
+	}
+	return nil
+}
+
+// secretCopy is the copy of src that bd's namespace gets, owned by bd.
+func secretCopy(src *corev1.Secret, bd *v1alpha1.BundleDeployment) *corev1.Secret {
+	return &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
-			Name: key.Name, Namespace: key.Namespace,
+			Name: src.Name, Namespace: bd.Namespace,
 			Labels: map[string]string{v1alpha1.ManagedLabel: "true"},
 			Annotations: map[string]string{
 				sourceVersionAnnotation:    src.ResourceVersion,
@@ -77,30 +96,22 @@ func (r *Reconciler) ensureCopy(ctx context.Context, src *corev1.Secret, bd *v1a
 		Type: v1alpha1.SecretTypeHelmOpsAccess,
 		Data: copiedData(src),
 	}
-	log := ctrl.LoggerFrom(ctx).WithValues("Secret", klog.KObj(copied), "BundleDeployment", klog.KObj(bd))
-	if !found {
-		log.Info("Copying repository secret into the cluster namespace")
-		if err := r.Client.Create(ctx, copied); err != nil {
-			return fmt.Errorf("copying secret %s/%s to %s: %w", src.Namespace, src.Name, key, err)
-		}
-		return nil
-	}
+}
+
+// keepOthers carries over to an updated copy what the current one holds for others: labels
+// the copy does not set, the other BundleDeployments among its owners, and its resourceVersion.
+func keepOthers(copied *corev1.Secret, current *metav1.PartialObjectMetadata, owner types.UID) {
 	for k, v := range current.Labels {
 		if _, ok := copied.Labels[k]; !ok {
 			copied.Labels[k] = v
 		}
 	}
 	for _, ref := range current.OwnerReferences {
-		if ref.UID != bd.UID {
+		if ref.UID != owner {
 			copied.OwnerReferences = append(copied.OwnerReferences, ref)
 		}
 	}
 	copied.ResourceVersion = current.ResourceVersion
-	log.Info("Updating repository secret copy")
-	if err := r.Client.Update(ctx, copied); err != nil {
-		return fmt.Errorf("updating secret copy %s from %s/%s: %w", key, src.Namespace, src.Name, err)
-	}
-	return nil
 }
 
 // releaseCopy removes the BundleDeployment from the owners of a copied secret and deletes the
