@@ -80,47 +80,64 @@ func observe(ctx context.Context, c client.Reader, objs []*unstructured.Unstruct
 	}
 	var o observation
 	for _, want := range objs {
-		gvk := want.GroupVersionKind()
-		id := v1alpha1.BundleDeploymentResource{Kind: gvk.Kind, APIVersion: want.GetAPIVersion(), Namespace: want.GetNamespace(), Name: want.GetName()}
-		o.resources = append(o.resources, id)
-		live := &unstructured.Unstructured{}
-		live.SetGroupVersionKind(gvk)
-		err := c.Get(ctx, client.ObjectKey{Namespace: want.GetNamespace(), Name: want.GetName()}, live)
-		w, l, ignored := driftfilter.ForDrift(patches, want, live)
-		if apierrors.IsNotFound(err) && !ignored {
-			o.modified = append(o.modified, v1alpha1.ModifiedStatus{Kind: id.Kind, APIVersion: id.APIVersion, Namespace: id.Namespace, Name: id.Name, Missing: true})
-			continue
-		}
-		if apierrors.IsNotFound(err) {
-			continue // left out of the comparison by an "ignore" compare patch
-		}
-		if err != nil {
-			return o, fmt.Errorf("reading %s: %w", resourceID(id.Kind, id.Namespace, id.Name), err)
-		}
-		if paths := drift(w, l); !ignored && len(paths) > 0 {
-			o.modified = append(o.modified, v1alpha1.ModifiedStatus{Kind: id.Kind, APIVersion: id.APIVersion, Namespace: id.Namespace, Name: id.Name,
-				Patch: "changed: " + strings.Join(paths, ", ")})
-		}
-		res, err := status.Compute(driftfilter.ForReadiness(ignoreConditions, live))
-		if err != nil {
-			o.nonReady = append(o.nonReady, v1alpha1.NonReadyStatus{Kind: id.Kind, APIVersion: id.APIVersion, Namespace: id.Namespace, Name: id.Name,
-				Summary: v1alpha1.NonReadySummary{State: string(status.UnknownStatus), Error: true, Message: []string{err.Error()}}})
-			continue
-		}
-		if res.Status != status.CurrentStatus {
-			s := v1alpha1.NonReadySummary{State: string(res.Status), Error: res.Status == status.FailedStatus}
-			if res.Message != "" {
-				s.Message = []string{res.Message}
-			}
-			reasons, err := podReasons(ctx, c, live)
-			if err != nil {
-				return o, err
-			}
-			s.Message = append(s.Message, reasons...)
-			o.nonReady = append(o.nonReady, v1alpha1.NonReadyStatus{Kind: id.Kind, APIVersion: id.APIVersion, Namespace: id.Namespace, Name: id.Name, Summary: s})
+		if err := o.add(ctx, c, want, patches, ignoreConditions); err != nil {
+			return o, err
 		}
 	}
 	return o, nil
+}
+
+// add observes one resource of the manifest: whether it is missing or differs from the manifest,
+// and whether it is ready.
+func (o *observation) add(ctx context.Context, c client.Reader, want *unstructured.Unstructured, patches []v1alpha1.ComparePatch, ignoreConditions []map[string]string) error {
+	gvk := want.GroupVersionKind()
+	id := v1alpha1.BundleDeploymentResource{Kind: gvk.Kind, APIVersion: want.GetAPIVersion(), Namespace: want.GetNamespace(), Name: want.GetName()}
+	o.resources = append(o.resources, id)
+	live := &unstructured.Unstructured{}
+	live.SetGroupVersionKind(gvk)
+	err := c.Get(ctx, client.ObjectKey{Namespace: want.GetNamespace(), Name: want.GetName()}, live)
+	w, l, ignored := driftfilter.ForDrift(patches, want, live)
+	switch {
+	case apierrors.IsNotFound(err) && !ignored:
+		o.modified = append(o.modified, v1alpha1.ModifiedStatus{Kind: id.Kind, APIVersion: id.APIVersion, Namespace: id.Namespace, Name: id.Name, Missing: true})
+		return nil
+	case apierrors.IsNotFound(err):
+		return nil // left out of the comparison by an "ignore" compare patch
+	case err != nil:
+		return fmt.Errorf("reading %s: %w", resourceID(id.Kind, id.Namespace, id.Name), err)
+	}
+	if paths := drift(w, l); !ignored && len(paths) > 0 {
+		o.modified = append(o.modified, v1alpha1.ModifiedStatus{Kind: id.Kind, APIVersion: id.APIVersion, Namespace: id.Namespace, Name: id.Name,
+			Patch: "changed: " + strings.Join(paths, ", ")})
+	}
+	nr, err := notReady(ctx, c, id, live, ignoreConditions)
+	if nr != nil {
+		o.nonReady = append(o.nonReady, *nr)
+	}
+	return err
+}
+
+// notReady is the non-ready status of a live resource, from its kstatus and, for workloads, why
+// their Pods are not ready; nil when it is Current.
+func notReady(ctx context.Context, c client.Reader, id v1alpha1.BundleDeploymentResource, live *unstructured.Unstructured, ignoreConditions []map[string]string) (*v1alpha1.NonReadyStatus, error) {
+	res, err := status.Compute(driftfilter.ForReadiness(ignoreConditions, live))
+	if err != nil {
+		return &v1alpha1.NonReadyStatus{Kind: id.Kind, APIVersion: id.APIVersion, Namespace: id.Namespace, Name: id.Name,
+			Summary: v1alpha1.NonReadySummary{State: string(status.UnknownStatus), Error: true, Message: []string{err.Error()}}}, nil
+	}
+	if res.Status == status.CurrentStatus {
+		return nil, nil
+	}
+	s := v1alpha1.NonReadySummary{State: string(res.Status), Error: res.Status == status.FailedStatus}
+	if res.Message != "" {
+		s.Message = []string{res.Message}
+	}
+	reasons, err := podReasons(ctx, c, live)
+	if err != nil {
+		return nil, err
+	}
+	s.Message = append(s.Message, reasons...)
+	return &v1alpha1.NonReadyStatus{Kind: id.Kind, APIVersion: id.APIVersion, Namespace: id.Namespace, Name: id.Name, Summary: s}, nil
 }
 
 // drift returns the paths of fields the manifest sets that the live object does not match.
