@@ -12,6 +12,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
@@ -70,26 +71,9 @@ type Options struct {
 
 // Run registers (when asked), waits for the cluster namespace and runs the agent until ctx ends.
 func Run(ctx context.Context, o Options) error {
-	log := ctrl.LoggerFrom(ctx).WithValues("Cluster", klog.KRef(o.Workspace, o.ClusterName))
-	ctx = ctrl.LoggerInto(ctx, log)
-	if o.Registration != nil {
-		if err := o.register(ctx); err != nil {
-			return err
-		}
-		log = ctrl.LoggerFrom(ctx).WithValues("Cluster", klog.KRef(o.Workspace, o.ClusterName))
-		ctx = ctrl.LoggerInto(ctx, log)
-	}
-	if o.ClusterName == "" || o.Workspace == "" {
-		return fmt.Errorf("the cluster name and workspace are required (--cluster-name, --workspace)")
-	}
-	if o.Fetcher.Resolver == nil {
-		return fmt.Errorf("no chart fetcher configured")
-	}
-	if o.Clock == nil {
-		o.Clock = clock.RealClock{}
-	}
-	if o.HeartbeatInterval <= 0 {
-		o.HeartbeatInterval = 15 * time.Second
+	ctx, err := o.prepare(ctx)
+	if err != nil {
+		return err
 	}
 	s := scheme.New()
 	direct, err := client.New(o.Upstream, client.Options{Scheme: s})
@@ -100,29 +84,87 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	log = log.WithValues("clusterNamespace", ns)
+	log := ctrl.LoggerFrom(ctx).WithValues("clusterNamespace", ns)
 	ctx = ctrl.LoggerInto(ctx, log)
 	log.Info("Starting agent")
 
+	r, cleanup, err := o.reconciler(s, log)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	mgr, err := o.manager(s, log, ns)
+	if err != nil {
+		return err
+	}
+	r.Upstream = mgr.GetClient()
+	if err := r.SetupWithManager(mgr); err != nil {
+		return err
+	}
+	hb := &Heartbeat{Client: direct, Namespace: ns, Holder: o.ClusterName, Interval: o.HeartbeatInterval, Clock: o.Clock}
+	if err := mgr.Add(hb); err != nil {
+		return err
+	}
+	return mgr.Start(ctx)
+}
+
+// prepare registers (when asked), checks the options and fills in their defaults. The context
+// it returns logs with the agent's Cluster.
+func (o *Options) prepare(ctx context.Context) (context.Context, error) {
+	ctx = ctrl.LoggerInto(ctx, ctrl.LoggerFrom(ctx).WithValues("Cluster", klog.KRef(o.Workspace, o.ClusterName)))
+	if o.Registration != nil {
+		if err := o.register(ctx); err != nil {
+			return ctx, err
+		}
+		ctx = ctrl.LoggerInto(ctx, ctrl.LoggerFrom(ctx).WithValues("Cluster", klog.KRef(o.Workspace, o.ClusterName)))
+	}
+	if o.ClusterName == "" || o.Workspace == "" {
+		return ctx, fmt.Errorf("the cluster name and workspace are required (--cluster-name, --workspace)")
+	}
+	if o.Fetcher.Resolver == nil {
+		return ctx, fmt.Errorf("no chart fetcher configured")
+	}
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+	if o.HeartbeatInterval <= 0 {
+		o.HeartbeatInterval = 15 * time.Second
+	}
+	return ctx, nil
+}
+
+// reconciler is the BundleDeployment reconciler with its downstream client, Helm and chart
+// cache (a temporary folder unless ChartCacheDir is set, removed by cleanup); its upstream client
+// is the manager's.
+func (o *Options) reconciler(s *runtime.Scheme, log logr.Logger) (r *Reconciler, cleanup func(), err error) {
+	cleanup = func() {}
 	downstream, err := client.New(o.Downstream, client.Options{Scheme: s})
 	if err != nil {
-		return fmt.Errorf("creating the downstream cluster client: %w", err)
+		return nil, cleanup, fmt.Errorf("creating the downstream cluster client: %w", err)
 	}
 	helm, err := helmaction.New(o.Downstream, slog.New(logr.ToSlogHandler(log.WithName("helm").V(1))))
 	if err != nil {
-		return err
+		return nil, cleanup, err
 	}
 	dir := o.ChartCacheDir
 	if dir == "" {
 		if dir, err = os.MkdirTemp("", "helmops-charts-"); err != nil {
-			return err
+			return nil, cleanup, err
 		}
-		defer os.RemoveAll(dir)
+		cleanup = func() { os.RemoveAll(dir) }
 	}
 	charts, err := chartarchive.NewCache(dir)
 	if err != nil {
-		return err
+		return nil, cleanup, err
 	}
+	return &Reconciler{
+		Downstream: downstream, Helm: helm, Fetcher: o.Fetcher, Cache: charts,
+		Limits: o.Limits, WaitStrategy: o.WaitStrategy, DriftInterval: o.DriftInterval, Workers: o.Workers, Clock: o.Clock,
+	}, cleanup, nil
+}
+
+// manager is the agent's manager on the management cluster, caching only the cluster namespace.
+func (o *Options) manager(s *runtime.Scheme, log logr.Logger, ns string) (manager.Manager, error) {
 	metricsAddr := o.MetricsBindAddress
 	if metricsAddr == "" {
 		metricsAddr = "0"
@@ -136,20 +178,9 @@ func Run(ctx context.Context, o Options) error {
 		Controller:             o.Controller,
 	})
 	if err != nil {
-		return fmt.Errorf("creating the manager: %w", err)
+		return nil, fmt.Errorf("creating the manager: %w", err)
 	}
-	r := &Reconciler{
-		Upstream: mgr.GetClient(), Downstream: downstream, Helm: helm, Fetcher: o.Fetcher, Cache: charts,
-		Limits: o.Limits, WaitStrategy: o.WaitStrategy, DriftInterval: o.DriftInterval, Workers: o.Workers, Clock: o.Clock,
-	}
-	if err := r.SetupWithManager(mgr); err != nil {
-		return err
-	}
-	hb := &Heartbeat{Client: direct, Namespace: ns, Holder: o.ClusterName, Interval: o.HeartbeatInterval, Clock: o.Clock}
-	if err := mgr.Add(hb); err != nil {
-		return err
-	}
-	return mgr.Start(ctx)
+	return mgr, nil
 }
 
 // register swaps the token for the agent's own credential.
