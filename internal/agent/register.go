@@ -63,29 +63,13 @@ func Register(ctx context.Context, downstream client.Client, reg Registration) (
 	if err != nil {
 		return nil, err
 	}
-	clientID := reg.ClientID
-	if clientID == "" {
-		ks := &corev1.Namespace{}
-		if err := downstream.Get(ctx, client.ObjectKey{Name: "kube-system"}, ks); err != nil {
-			return nil, fmt.Errorf("reading the UID of namespace kube-system for the client ID (or set --client-id): %w", err)
-		}
-		clientID = string(ks.UID)
-	}
-	random := make([]byte, 16)
-	if _, err := rand.Read(random); err != nil {
-		return nil, err
-	}
-	up, err := client.New(reg.Token, client.Options{Scheme: scheme.New()})
+	id, err := clientID(ctx, downstream, reg)
 	if err != nil {
 		return nil, err
 	}
-	cr := &v1alpha1.ClusterRegistration{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: "reg-", Namespace: workspace, Labels: map[string]string{v1alpha1.RegistrationTokenLabel: token}},
-		Spec:       v1alpha1.ClusterRegistrationSpec{ClientID: clientID, ClientRandom: hex.EncodeToString(random), ClusterLabels: reg.Labels},
-	}
-	log.Info("Registering cluster", "workspace", workspace, "token", token, "clientID", clientID)
-	if err := up.Create(ctx, cr); err != nil {
-		return nil, fmt.Errorf("creating a ClusterRegistration in %s with token %s: %w", workspace, token, err)
+	up, cr, err := requestRegistration(ctx, reg, workspace, token, id)
+	if err != nil {
+		return nil, err
 	}
 	granted, err := waitForCredential(ctx, up, cr)
 	if err != nil {
@@ -100,6 +84,41 @@ func Register(ctx context.Context, downstream client.Client, reg Registration) (
 	}
 	log.Info("Registered", "Cluster", klog.KRef(workspace, string(granted.Data[v1alpha1.CredentialClusterNameKey])))
 	return credentialFrom(granted.Data)
+}
+
+// clientID is the registration's client ID: the one given, else the UID of the downstream
+// kube-system namespace.
+func clientID(ctx context.Context, downstream client.Client, reg Registration) (string, error) {
+	if reg.ClientID != "" {
+		return reg.ClientID, nil
+	}
+	ks := &corev1.Namespace{}
+	if err := downstream.Get(ctx, client.ObjectKey{Name: "kube-system"}, ks); err != nil {
+		return "", fmt.Errorf("reading the UID of namespace kube-system for the client ID (or set --client-id): %w", err)
+	}
+	return string(ks.UID), nil
+}
+
+// requestRegistration creates a ClusterRegistration in the token's workspace with the token's
+// credential, which it returns a client of.
+func requestRegistration(ctx context.Context, reg Registration, workspace, token, clientID string) (client.Client, *v1alpha1.ClusterRegistration, error) {
+	random := make([]byte, 16)
+	if _, err := rand.Read(random); err != nil {
+		return nil, nil, err
+	}
+	up, err := client.New(reg.Token, client.Options{Scheme: scheme.New()})
+	if err != nil {
+		return nil, nil, err
+	}
+	cr := &v1alpha1.ClusterRegistration{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "reg-", Namespace: workspace, Labels: map[string]string{v1alpha1.RegistrationTokenLabel: token}},
+		Spec:       v1alpha1.ClusterRegistrationSpec{ClientID: clientID, ClientRandom: hex.EncodeToString(random), ClusterLabels: reg.Labels},
+	}
+	ctrl.LoggerFrom(ctx).Info("Registering cluster", "workspace", workspace, "token", token, "clientID", clientID)
+	if err := up.Create(ctx, cr); err != nil {
+		return nil, nil, fmt.Errorf("creating a ClusterRegistration in %s with token %s: %w", workspace, token, err)
+	}
+	return up, cr, nil
 }
 
 // tokenIdentity asks the API server who the token is: system:serviceaccount:<workspace>:<prefix><token>.
