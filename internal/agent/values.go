@@ -18,43 +18,18 @@ const defaultValuesKey = "values.yaml"
 func releaseValues(ctx context.Context, downstream client.Reader, helm v1alpha1.HelmOptions, releaseNamespace string) (map[string]any, error) {
 	out := map[string]any{}
 	for i, vf := range helm.ValuesFrom {
-		var (
-			data      string
-			kind, ns  string
-			name, key string
-		)
+		field := fmt.Sprintf("spec.options.helm.valuesFrom[%d]", i)
+		src, data, err := readValuesFrom(ctx, downstream, field, vf, releaseNamespace)
 		switch {
-		case vf.ConfigMapKeyRef != nil:
-			ref := vf.ConfigMapKeyRef
-			kind, name, ns, key = "ConfigMap", ref.Name, orDefault(ref.Namespace, releaseNamespace), orDefault(ref.Key, defaultValuesKey)
-			cm := &corev1.ConfigMap{}
-			if err := downstream.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, cm); err != nil {
-				return nil, fmt.Errorf("spec.options.helm.valuesFrom[%d]: reading ConfigMap %s/%s in the downstream cluster: %w", i, ns, name, err)
-			}
-			v, ok := cm.Data[key]
-			if !ok {
-				return nil, fmt.Errorf("spec.options.helm.valuesFrom[%d]: ConfigMap %s/%s has no key %q; add it or set configMapKeyRef.key", i, ns, name, key)
-			}
-			data = v
-		case vf.SecretKeyRef != nil:
-			ref := vf.SecretKeyRef
-			kind, name, ns, key = "Secret", ref.Name, orDefault(ref.Namespace, releaseNamespace), orDefault(ref.Key, defaultValuesKey)
-			s := &corev1.Secret{}
-			if err := downstream.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, s); err != nil {
-				return nil, fmt.Errorf("spec.options.helm.valuesFrom[%d]: reading Secret %s/%s in the downstream cluster: %w", i, ns, name, err)
-			}
-			v, ok := s.Data[key]
-			if !ok {
-				return nil, fmt.Errorf("spec.options.helm.valuesFrom[%d]: Secret %s/%s has no key %q; add it or set secretKeyRef.key", i, ns, name, key)
-			}
-			data = string(v)
-		default:
+		case err != nil:
+			return nil, err
+		case src.kind == "":
 			continue
 		}
 		m := map[string]any{}
 		if err := yaml.Unmarshal([]byte(data), &m); err != nil {
 			// The parser's message may quote the content; a Secret's content must not leak.
-			return nil, fmt.Errorf("spec.options.helm.valuesFrom[%d]: key %q of %s %s/%s is not a YAML map of values", i, key, kind, ns, name)
+			return nil, fmt.Errorf("%s: key %q of %s %s/%s is not a YAML map of values", field, src.key, src.kind, src.namespace, src.name)
 		}
 		out = mergeValues(out, m)
 	}
@@ -62,6 +37,46 @@ func releaseValues(ctx context.Context, downstream client.Reader, helm v1alpha1.
 		out = mergeValues(out, deepCopyMap(helm.Values.Data))
 	}
 	return out, nil
+}
+
+// valuesSource is the downstream ConfigMap or Secret key a valuesFrom entry reads; field is the
+// entry's field that names it.
+type valuesSource struct{ kind, field, namespace, name, key string }
+
+// readValuesFrom reads the content of one valuesFrom entry (field names it in errors). An entry
+// that names neither a ConfigMap nor a Secret has no source (an empty kind).
+func readValuesFrom(ctx context.Context, downstream client.Reader, field string, vf v1alpha1.ValuesFrom, releaseNamespace string) (valuesSource, string, error) {
+	var src valuesSource
+	var obj client.Object
+	switch {
+	case vf.ConfigMapKeyRef != nil:
+		ref := vf.ConfigMapKeyRef
+		src = valuesSource{"ConfigMap", "configMapKeyRef", orDefault(ref.Namespace, releaseNamespace), ref.Name, orDefault(ref.Key, defaultValuesKey)}
+		obj = &corev1.ConfigMap{}
+	case vf.SecretKeyRef != nil:
+		ref := vf.SecretKeyRef
+		src = valuesSource{"Secret", "secretKeyRef", orDefault(ref.Namespace, releaseNamespace), ref.Name, orDefault(ref.Key, defaultValuesKey)}
+		obj = &corev1.Secret{}
+	default:
+		return valuesSource{}, "", nil
+	}
+	if err := downstream.Get(ctx, client.ObjectKey{Namespace: src.namespace, Name: src.name}, obj); err != nil {
+		return src, "", fmt.Errorf("%s: reading %s %s/%s in the downstream cluster: %w", field, src.kind, src.namespace, src.name, err)
+	}
+	var data string
+	var ok bool
+	switch o := obj.(type) {
+	case *corev1.ConfigMap:
+		data, ok = o.Data[src.key]
+	case *corev1.Secret:
+		var b []byte
+		b, ok = o.Data[src.key]
+		data = string(b)
+	}
+	if !ok {
+		return src, "", fmt.Errorf("%s: %s %s/%s has no key %q; add it or set %s.key", field, src.kind, src.namespace, src.name, src.key, src.field)
+	}
+	return src, data, nil
 }
 
 // mergeValues deep-merges src into dst (maps merge key by key, anything else replaces).
