@@ -60,17 +60,19 @@ func TestSpecChangesReachTheBundleWithTheRepositoryDown(t *testing.T) {
 	}, timeout, interval).Should(Succeed())
 }
 
-// TestForbiddenSecretReadIsRetried: the controller may not read the Secret at first (a real
-// RBAC denial, through an impersonated client); once it may, the HelmOp recovers by the retry
-// alone, with no change to the HelmOp or the Secret.
+// TestForbiddenSecretReadIsRetried: the controller's ServiceAccount may not read the Secret at
+// first (a real RBAC denial, through a client impersonating it); once it may, the HelmOp recovers
+// by the retry alone, with no change to the HelmOp or the Secret and no poll to bring it back.
 func TestForbiddenSecretReadIsRetried(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	repo := chartRepo(t, testenv.RepoOptions{Username: "user", Password: "pass"})
 	ns := newNamespace(t)
-	const user = "helmops-secret-reader"
+	const account = "helmops-controller"
+	g.Expect(k8s.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: account, Namespace: ns}})).To(Succeed())
 	cfg := rest.CopyConfig(cp.Config)
-	cfg.Impersonate = rest.ImpersonationConfig{UserName: user, Groups: []string{"system:authenticated"}}
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + ns + ":" + account,
+		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"}}
 	reader, err := client.New(cfg, client.Options{Scheme: k8s.Scheme()})
 	g.Expect(err).NotTo(HaveOccurred())
 	stop, err := startManagerWith(ctx, "forbidden", func(r *Reconciler) {
@@ -83,6 +85,7 @@ func TestForbiddenSecretReadIsRetried(t *testing.T) {
 	g.Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: ns},
 		StringData: map[string]string{"username": "user", "password": "pass"}})).To(Succeed())
 	op := newHelmOp(ns, "forbidden", repo.URL, "alpine", withShard("forbidden"), testutil.WithSecret("creds"))
+	g.Expect(op.PollingEvery()).To(BeZero(), "no poll may bring the HelmOp back")
 	g.Expect(k8s.Create(ctx, op)).To(Succeed())
 	g.Eventually(func(g Gomega) {
 		get(g, op)
@@ -99,7 +102,7 @@ func TestForbiddenSecretReadIsRetried(t *testing.T) {
 		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"}}}})).To(Succeed())
 	g.Expect(k8s.Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "read-creds", Namespace: ns},
 		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "read-creds"},
-		Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}}})).To(Succeed())
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: account, Namespace: ns}}})).To(Succeed())
 	g.Eventually(func(g Gomega) {
 		get(g, op)
 		g.Expect(condition(op, v1alpha1.AcceptedCondition).Status).To(Equal(metav1.ConditionTrue))
