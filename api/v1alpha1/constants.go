@@ -92,6 +92,10 @@ const (
 	// ReasonDownstreamCopyFailed (BundleDeployment): the agent could not write the copies of
 	// downstreamResources into the release namespace.
 	ReasonDownstreamCopyFailed = "DownstreamCopyFailed"
+	// ReasonReleaseConflict (BundleDeployment Installed, Deployed, Ready) says the Helm release
+	// the BundleDeployment names was installed by another BundleDeployment (or by something
+	// else): the agent neither upgrades nor uninstalls it.
+	ReasonReleaseConflict = "ReleaseConflict"
 	// ReasonTransientError: a call to the API server failed and is retried with backoff; what it
 	// would have observed keeps its last value.
 	ReasonTransientError = "TransientError"

@@ -203,6 +203,8 @@ func ReleaseNamespace(bd *v1alpha1.BundleDeployment) string {
 type scope struct {
 	bd       *v1alpha1.BundleDeployment
 	name, ns string // the release
+	// foreign says why the release is refused when another owner installed it, nil otherwise.
+	foreign error
 	facts
 }
 
@@ -241,9 +243,17 @@ func (r *Reconciler) moveRelease(ctx context.Context, s *scope) (ctrl.Result, er
 		return ctrl.Result{}, nil
 	}
 	opts := bd.Spec.Options
-	ctrl.LoggerFrom(ctx).Info("Removing the release before it moves", "release", klog.KRef(old.Namespace, old.Name), "to", klog.KRef(ns, name))
-	if !opts.KeepResources {
-		if err := r.helmFor(bd, old.Namespace).Uninstall(ctx, old.Name, old.Namespace, helmTimeout(opts.HelmOrEmpty())); err != nil {
+	hc := r.helmFor(bd, old.Namespace)
+	hist, err := hc.History(ctx, old.Name, old.Namespace)
+	if err != nil {
+		s.deployErr, s.deployReason = err, v1alpha1.ReasonUpgradeFailed
+		return ctrl.Result{}, err
+	}
+	if last := newest(hist); last != nil && !owns(bd, last) {
+		ctrl.LoggerFrom(ctx).Info("Leaving the release it moves from in place: another BundleDeployment installed it", "release", klog.KRef(old.Namespace, old.Name))
+	} else if !opts.KeepResources && last != nil {
+		ctrl.LoggerFrom(ctx).Info("Removing the release before it moves", "release", klog.KRef(old.Namespace, old.Name), "to", klog.KRef(ns, name))
+		if err := hc.Uninstall(ctx, old.Name, old.Namespace, helmTimeout(opts.HelmOrEmpty())); err != nil {
 			s.deployErr, s.deployReason = fmt.Errorf("uninstalling release %s/%s before it moves to %s/%s: %w", old.Namespace, old.Name, ns, name, err), v1alpha1.ReasonUpgradeFailed
 			return ctrl.Result{}, s.deployErr
 		}
@@ -279,6 +289,10 @@ func (r *Reconciler) pass(ctx context.Context, s *scope, hc *helmaction.Client, 
 	}
 	inSync := d.Phase == releasestate.InSync || d.Phase == releasestate.Drifted
 	switch {
+	case d.Action == releasestate.Refuse:
+		// Nothing is changed; the BundleDeployment tries again later, in case the release goes.
+		s.deployErr, s.deployReason = s.foreign, v1alpha1.ReasonReleaseConflict
+		return ctrl.Result{RequeueAfter: r.DriftInterval}, true, nil
 	case bd.Spec.Paused:
 		s.paused, s.deployed = true, inSync
 		return ctrl.Result{RequeueAfter: r.DriftInterval}, true, nil
@@ -312,18 +326,25 @@ func (r *Reconciler) observe(ctx context.Context, s *scope, hc *helmaction.Clien
 		return nil, releasestate.Decision{}, err
 	}
 	last := newest(hist)
-	s.releaseStatus = ""
-	if last != nil {
+	s.releaseStatus, s.foreign = "", nil
+	switch {
+	case last != nil && !owns(bd, last):
+		// Someone else's release: neither recorded nor monitored as this BundleDeployment's.
+		s.releaseStatus = last.Info.Status.String()
+		s.foreign = r.foreignRelease(ctx, bd, last)
+		bd.Status.Release, bd.Status.Resources = nil, nil
+	case last != nil:
 		s.releaseStatus = last.Info.Status.String()
 		r.recordRelease(bd, last)
-	} else {
+	default:
 		bd.Status.Release, bd.Status.Resources = nil, nil
 	}
 	drifted := false
-	if last != nil && last.Info.Status == rcommon.StatusDeployed {
+	if last != nil && s.foreign == nil && last.Info.Status == rcommon.StatusDeployed {
 		drifted = r.monitor(ctx, bd, last, &s.facts)
 	}
 	return last, releasestate.Decide(releasestate.Facts{
+		Foreign:           s.foreign != nil,
 		LastStatus:        s.releaseStatus,
 		OperationInFlight: r.isInFlight(s.ns, s.name),
 		DesiredID:         bd.Spec.DeploymentID,
@@ -493,6 +514,7 @@ func (r *Reconciler) deploy(ctx context.Context, hc *helmaction.Client, bd *v1al
 		f.deployErr, f.deployReason = err, reason
 		return err
 	}
+	markOwner(ch, bd)
 	o := r.helmOptions(bd)
 	key := ns + "/" + name
 	r.inflight.Store(key, struct{}{})
@@ -538,6 +560,7 @@ func (r *Reconciler) correctDrift(ctx context.Context, hc *helmaction.Client, bd
 	o.ForceConflicts = true
 	o.Description = "drift correction of revision " + fmt.Sprint(last.Version)
 	key := last.Namespace + "/" + last.Name
+	markOwner(last.Chart, bd) // an adopted release gets its marks with its first correction
 	r.inflight.Store(key, struct{}{})
 	_, err := hc.Upgrade(ctx, last.Name, last.Namespace, last.Chart, last.Config, o)
 	r.inflight.Delete(key)
@@ -592,12 +615,16 @@ func (r *Reconciler) removeRelease(ctx context.Context, bd *v1alpha1.BundleDeplo
 	if err != nil {
 		return false, fmt.Errorf("reading the history of release %s/%s of BundleDeployment %s: %w", ns, name, klog.KObj(bd), err)
 	}
-	status := ""
+	status, foreign := "", false
 	if last := newest(hist); last != nil {
-		status = last.Info.Status.String()
+		status, foreign = last.Info.Status.String(), !owns(bd, last)
 	}
-	d := releasestate.Decide(releasestate.Facts{Deleting: true, LastStatus: status, OperationInFlight: r.isInFlight(ns, name), KeepResources: opts.KeepResources})
+	d := releasestate.Decide(releasestate.Facts{Deleting: true, LastStatus: status, Foreign: foreign, OperationInFlight: r.isInFlight(ns, name), KeepResources: opts.KeepResources})
 	switch d.Action {
+	case releasestate.Finalize:
+		if foreign {
+			log.Info("Leaving the release in place: this BundleDeployment did not install it", "release", klog.KRef(ns, name))
+		}
 	case releasestate.Wait:
 		return true, nil
 	case releasestate.Uninstall:

@@ -23,6 +23,8 @@ const (
 	Drifted Phase = "Drifted"
 	// Deleting: the BundleDeployment is being deleted.
 	Deleting Phase = "Deleting"
+	// Foreign: a release of that name exists that this BundleDeployment did not install.
+	Foreign Phase = "Foreign"
 )
 
 // Action is the next step.
@@ -47,6 +49,8 @@ const (
 	Forget Action = "Forget"
 	// Finalize: nothing left downstream; let the BundleDeployment go.
 	Finalize Action = "Finalize"
+	// Refuse: the release belongs to someone else; change nothing and say so.
+	Refuse Action = "Refuse"
 )
 
 // Helm release statuses, as stored by Helm.
@@ -77,6 +81,9 @@ type Facts struct {
 	Deleting bool
 	// KeepResources is the keepResources option.
 	KeepResources bool
+	// Foreign is true when a release of that name exists (in any status) that this
+	// BundleDeployment did not install.
+	Foreign bool
 }
 
 // Decision is the phase the facts describe and the action to take.
@@ -95,6 +102,8 @@ func IsPending(status string) bool {
 func Decide(f Facts) Decision {
 	if f.Deleting {
 		switch {
+		case f.LastStatus != "" && f.Foreign:
+			return Decision{Deleting, Finalize, "the release belongs to another owner and stays"}
 		case f.LastStatus == "" || f.LastStatus == StatusUninstalled:
 			return Decision{Deleting, Finalize, "no release left"}
 		case IsPending(f.LastStatus) && f.OperationInFlight:
@@ -106,6 +115,8 @@ func Decide(f Facts) Decision {
 		}
 	}
 	switch {
+	case f.LastStatus != "" && f.Foreign:
+		return Decision{Foreign, Refuse, "the release was not installed by this BundleDeployment"}
 	case f.LastStatus == "" || f.LastStatus == StatusUninstalled:
 		return Decision{Absent, Install, "no release yet"}
 	case IsPending(f.LastStatus) && f.OperationInFlight:

@@ -35,6 +35,11 @@ func TestDecide(t *testing.T) {
 		{"deleting without a release finalizes", Facts{Deleting: true}, Deleting, Finalize},
 		{"deleting waits for a running operation", Facts{Deleting: true, LastStatus: StatusPendingInstall, OperationInFlight: true}, Deleting, Wait},
 		{"deleting a crashed pending release uninstalls", Facts{Deleting: true, LastStatus: StatusPendingInstall}, Deleting, Uninstall},
+		{"another owner's release is refused", Facts{LastStatus: StatusDeployed, DesiredID: "a", Foreign: true}, Foreign, Refuse},
+		{"another owner's failed release is refused, not retried", Facts{LastStatus: StatusFailed, DesiredID: "a", AppliedID: "a", Foreign: true}, Foreign, Refuse},
+		{"another owner's pending release is not recovered", Facts{LastStatus: StatusPendingUpgrade, DesiredID: "a", Foreign: true}, Foreign, Refuse},
+		{"deleting leaves another owner's release", Facts{Deleting: true, LastStatus: StatusDeployed, Foreign: true}, Deleting, Finalize},
+		{"deleting with keepResources leaves another owner's records", Facts{Deleting: true, KeepResources: true, LastStatus: StatusDeployed, Foreign: true}, Deleting, Finalize},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
