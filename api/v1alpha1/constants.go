@@ -63,6 +63,9 @@ const (
 	ReasonResolveFailed     = "ResolveFailed"
 	ReasonPollFailed        = "PollFailed"
 	ReasonBundleConflict    = "BundleConflict"
+	// ReasonPolicyViolation (HelmOp Accepted, Stalled; event): a Policy of the namespace refuses
+	// a field of the HelmOp.
+	ReasonPolicyViolation   = "PolicyViolation"
 	ReasonNotAccepted       = "NotAccepted"
 	ReasonBundleNotReady    = "BundleNotReady"
 	ReasonNoTargets         = "NoTargets"

@@ -32,6 +32,7 @@ func addKnownTypes(s *runtime.Scheme) error {
 		&ClusterGroup{}, &ClusterGroupList{},
 		&ClusterRegistrationToken{}, &ClusterRegistrationTokenList{},
 		&ClusterRegistration{}, &ClusterRegistrationList{},
+		&Policy{}, &PolicyList{},
 	)
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil

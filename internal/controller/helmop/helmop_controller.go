@@ -34,6 +34,7 @@ import (
 	"github.com/helmops/helmops/internal/controller/shard"
 	"github.com/helmops/helmops/internal/fleetcompat"
 	"github.com/helmops/helmops/internal/lifecycle"
+	"github.com/helmops/helmops/internal/policy"
 	"github.com/helmops/helmops/internal/redact"
 )
 
@@ -105,6 +106,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&v1alpha1.Bundle{}).
 		// Only the Secrets' metadata is cached; the one a HelmOp names is read from the API server.
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.helmOpsNamingSecret), builder.OnlyMetadata).
+		Watches(&v1alpha1.Policy{}, handler.EnqueueRequestsFromMapFunc(r.helmOpsOfPolicy)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.Workers}).
 		Complete(r)
 }
@@ -119,18 +121,13 @@ func (r *Reconciler) helmOpsNamingSecret(ctx context.Context, o client.Object) [
 		ctrl.LoggerFrom(ctx).Error(err, "Listing HelmOps that name a secret", "secret", klog.KObj(o))
 		return nil
 	}
-	out := make([]reconcile.Request, 0, len(list.Items))
-	for i := range list.Items {
-		if shard.Matches(&list.Items[i], r.ShardID) {
-			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
-		}
-	}
-	return out
+	return append(r.requestsFor(list.Items, func(*v1alpha1.HelmOp) bool { return true }), r.helmOpsUsingDefaultSecret(ctx, o)...)
 }
 
 // facts are what the steps found; the status is computed from them alone.
 type facts struct {
 	specErr       error // invalid field combination or constraint: terminal until the spec changes
+	policyErr     error // a Policy of the namespace refuses the HelmOp: terminal until either changes
 	secretErr     error // missing or invalid helmSecretName
 	resolveErr    error // the repository could not be asked or has no matching version
 	bundleErr     error // the Bundle could not be written (e.g. a foreign Bundle)
@@ -152,6 +149,8 @@ type scope struct {
 	kind     chartsource.Kind
 	auth     chartsource.Auth
 	secretRV string
+	// defaults are the Policies' service account and secret for a HelmOp that names none.
+	defaults policy.Defaults
 	// existing is the Bundle as it is now, nil when there is none.
 	existing *v1alpha1.Bundle
 	// last is what the existing Bundle's versions were resolved from.
@@ -200,6 +199,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 	defer cancel()
 	result, err := lifecycle.Run(stepsCtx, s,
 		lifecycle.Step[*scope]{Name: "validate", Run: r.validate},
+		lifecycle.Step[*scope]{Name: "policy", Run: r.checkPolicy},
 		lifecycle.Step[*scope]{Name: "credentials", Run: r.credentials},
 		lifecycle.Step[*scope]{Name: "bundle", Run: r.readBundle},
 		lifecycle.Step[*scope]{Name: "resolve", Run: r.resolve},
@@ -265,21 +265,21 @@ func (r *Reconciler) validate(_ context.Context, s *scope) (ctrl.Result, error) 
 func (r *Reconciler) credentials(ctx context.Context, s *scope) (ctrl.Result, error) {
 	op := s.op
 	s.auth = chartsource.Auth{InsecureSkipTLSVerify: op.Spec.InsecureSkipTLSVerify}
-	name := op.Spec.HelmSecretName
+	name := s.secretName()
 	if name == "" {
 		return ctrl.Result{}, nil
 	}
 	secret := &corev1.Secret{}
 	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: op.Namespace, Name: name}, secret); err != nil {
 		if apierrors.IsNotFound(err) {
-			s.secretErr = fmt.Errorf("secret %s/%s named by spec.helmSecretName does not exist: create it with the repository credentials", op.Namespace, name)
+			s.secretErr = fmt.Errorf("secret %s/%s named by %s does not exist: create it with the repository credentials", op.Namespace, name, secretField(op))
 			return lifecycle.Halt(ctrl.Result{})
 		}
-		return ctrl.Result{}, fmt.Errorf("reading secret %s/%s named by spec.helmSecretName: %w", op.Namespace, name, err)
+		return ctrl.Result{}, fmt.Errorf("reading secret %s/%s named by %s: %w", op.Namespace, name, secretField(op), err)
 	}
 	auth, err := chartsource.AuthFromSecret(secret)
 	if err != nil {
-		s.secretErr = fmt.Errorf("spec.helmSecretName: %w", err)
+		s.secretErr = fmt.Errorf("%s: %w", secretField(op), err)
 		return lifecycle.Halt(ctrl.Result{})
 	}
 	auth.InsecureSkipTLSVerify = auth.InsecureSkipTLSVerify || op.Spec.InsecureSkipTLSVerify
@@ -450,6 +450,7 @@ func (r *Reconciler) writeBundle(ctx context.Context, s *scope) (ctrl.Result, er
 	}
 	bundle.Annotations[inputsAnnotation] = s.next.encode()
 	bundle.Spec = bundleSpec(op, s.kind, s.next)
+	s.defaults.ApplyToBundle(&bundle.Spec)
 	if err := controllerutil.SetControllerReference(op, bundle, r.Client.Scheme()); err != nil {
 		return ctrl.Result{}, err
 	}

@@ -68,6 +68,8 @@ func setAcceptedCondition(c conditions, f *facts, err error) {
 		c.set(v1alpha1.AcceptedCondition, metav1.ConditionFalse, v1alpha1.ReasonInvalidConstraint, f.specErr.Error())
 	case f.specErr != nil:
 		c.set(v1alpha1.AcceptedCondition, metav1.ConditionFalse, v1alpha1.ReasonInvalidSpec, f.specErr.Error())
+	case f.policyErr != nil:
+		c.set(v1alpha1.AcceptedCondition, metav1.ConditionFalse, v1alpha1.ReasonPolicyViolation, f.policyErr.Error())
 	case f.secretErr != nil:
 		c.set(v1alpha1.AcceptedCondition, metav1.ConditionFalse, v1alpha1.ReasonSecretNotFound, f.secretErr.Error())
 	case f.bundleForeign:
@@ -178,6 +180,8 @@ func setStalledCondition(c conditions, f *facts) {
 	switch {
 	case f.specErr != nil:
 		c.set(v1alpha1.StalledCondition, metav1.ConditionTrue, v1alpha1.ReasonInvalidSpec, f.specErr.Error())
+	case f.policyErr != nil:
+		c.set(v1alpha1.StalledCondition, metav1.ConditionTrue, v1alpha1.ReasonPolicyViolation, f.policyErr.Error())
 	case f.bundleForeign:
 		c.set(v1alpha1.StalledCondition, metav1.ConditionTrue, v1alpha1.ReasonBundleConflict, f.bundleErr.Error())
 	default:

@@ -52,6 +52,8 @@ func TestComputeStatus(t *testing.T) {
 			want{accepted: fls, ready: fls, stalled: tru, acceptedReason: v1alpha1.ReasonInvalidSpec, readyReason: v1alpha1.ReasonNotAccepted, readyMessage: "spec.helm.chart: the helm block needs a chart"}},
 		{"invalid constraint", facts{specErr: &chartversion.InvalidConstraintError{Constraint: "foo"}},
 			want{accepted: fls, ready: fls, stalled: tru, acceptedReason: v1alpha1.ReasonInvalidConstraint, readyReason: v1alpha1.ReasonNotAccepted}},
+		{"a Policy refuses it: stalled", facts{policyErr: errors.New("spec.helm.repo: not allowed by helmOp.allowedHelmRepoPatterns")},
+			want{accepted: fls, ready: fls, stalled: tru, acceptedReason: v1alpha1.ReasonPolicyViolation, readyReason: v1alpha1.ReasonNotAccepted, readyMessage: "spec.helm.repo: not allowed by helmOp.allowedHelmRepoPatterns"}},
 		{"missing secret waits, not stalled", facts{secretErr: errors.New("secret x/creds does not exist")},
 			want{accepted: fls, ready: fls, reconciling: tru, acceptedReason: v1alpha1.ReasonSecretNotFound, readyReason: v1alpha1.ReasonNotAccepted}},
 		{"no matching version", facts{resolveErr: &chartversion.NoMatchError{Constraint: "0.3.x"}},
