@@ -14,6 +14,10 @@ var (
 		Name: "helmops_index_full_parses_total",
 		Help: "Helm repository indexes parsed in full because the fast path does not read them, by reason (a shape of YAML or JSON the fast path leaves to the full parse, see the helmindex package).",
 	}, []string{"reason"})
+	slowFetchesCut = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "helmops_slow_fetches_cut_total",
+		Help: "Requests cancelled after waiting one second on a host while --max-slow-fetches requests to slow hosts were already waiting; their HelmOps are reconciled again shortly.",
+	})
 	resolveDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "helmops_resolve_duration_seconds",
 		Help:    "Time to resolve a chart version, by source kind (helm, oci, tarball).",
@@ -22,5 +26,5 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(indexRequests, indexFullParses, resolveDuration)
+	metrics.Registry.MustRegister(indexRequests, indexFullParses, resolveDuration, slowFetchesCut)
 }

@@ -261,3 +261,62 @@ func TestHugeFlowStyleIndexIsRefused(t *testing.T) {
 	// The body is held once (100 MB); a full YAML decode would have taken gigabytes.
 	g.Expect(peak).To(BeNumerically("<", 400<<20))
 }
+
+// TestManySlowHostsHoldAtMostTheSlowFetchSlots: six callers wait on six different hosts that
+// send one byte per second, each within its host's slots. Past one second only MaxSlowFetches of
+// them keep waiting; the others' requests are cancelled (the servers see them go) and they are
+// told to try again, so slow hosts however many leave the rest of the workers free.
+func TestManySlowHostsHoldAtMostTheSlowFetchSlots(t *testing.T) {
+	g := NewWithT(t)
+	const hosts, slots = 6, 2
+	var open atomic.Int32
+	servers := make([]*httptest.Server, hosts)
+	for i := range servers {
+		srv, _ := slowServer(t)
+		servers[i] = srv
+		inner := srv.Config.Handler
+		srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			open.Add(1)
+			defer open.Add(-1)
+			inner.ServeHTTP(w, req)
+		})
+	}
+	r := NewResolver(Options{Network: testNetwork, MaxSlowFetches: slots})
+	// The callers that keep waiting give up at their deadline, as a reconcile does.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var busy, other atomic.Int32
+	var wg sync.WaitGroup
+	for i, srv := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var err error
+			if i == 0 {
+				// An archive download is bounded the same way.
+				_, _, err = r.FetchArchive(ctx, Ref{Chart: srv.URL + "/alpine-0.1.0.tgz"}, Auth{}, 0)
+			} else {
+				_, err = r.Resolve(ctx, Ref{Repo: srv.URL, Chart: "alpine"}, Auth{})
+			}
+			if errors.Is(err, ErrHostBusy) {
+				busy.Add(1)
+			} else {
+				other.Add(1)
+			}
+		}()
+	}
+	g.Eventually(busy.Load, 20*time.Second, 50*time.Millisecond).Should(BeEquivalentTo(hosts - slots))
+	g.Eventually(open.Load, 10*time.Second, 50*time.Millisecond).Should(BeEquivalentTo(slots), "the cut requests are closed")
+	g.Expect(other.Load()).To(BeZero(), "the callers holding the slots still wait")
+	// A host that answers needs no slot.
+	_, err := r.Resolve(context.Background(), Ref{Repo: plainRepo.URL, Chart: "alpine"}, Auth{})
+	g.Expect(err).NotTo(HaveOccurred())
+	wg.Wait()
+	g.Expect(other.Load()).To(BeEquivalentTo(slots))
+	g.Expect(busy.Load()).To(BeEquivalentTo(hosts - slots))
+	// The slots came back: one more slow request waits past the second again.
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 2500*time.Millisecond)
+	defer cancel2()
+	_, err = r.Resolve(ctx2, Ref{Repo: servers[1].URL + "/again", Chart: "alpine"}, Auth{})
+	g.Expect(err).To(MatchError(context.DeadlineExceeded))
+}

@@ -152,7 +152,7 @@ func (r *Resolver) resolveOCI(ctx context.Context, ref Ref, a Auth) (*Resolution
 	defer cancel()
 
 	if chartversion.IsStatic(version) {
-		release, err := r.acquireHost(ctx, host)
+		hctx, done, err := r.acquireHost(ctx, host)
 		if err != nil {
 			return nil, err
 		}
@@ -162,18 +162,21 @@ func (r *Resolver) resolveOCI(ctx context.Context, ref Ref, a Auth) (*Resolution
 		} else {
 			tags = append(tags, "v"+ociTag(version))
 		}
-		for _, tag := range tags {
-			desc, err := repo.Resolve(ctx, tag)
-			if err == nil {
-				release()
+		for i, tag := range tags {
+			desc, err := repo.Resolve(hctx, tag)
+			if err = done(err); err == nil {
 				return &Resolution{Kind: KindOCI, Version: strings.ReplaceAll(tag, "_", "+"), Digest: desc.Digest.String(), URL: where + ":" + tag}, nil
 			}
 			if !errors.Is(err, errdef.ErrNotFound) {
-				release()
 				return nil, ociError(err, "resolving "+where+":"+tag, repoName)
 			}
+			if i == len(tags)-1 {
+				break
+			}
+			if hctx, done, err = r.acquireHost(ctx, host); err != nil {
+				return nil, err
+			}
 		}
-		release()
 		// Not there: list tags to say what is (or that the repository does not exist).
 	}
 
@@ -206,13 +209,12 @@ func (r *Resolver) resolveOCI(ctx context.Context, ref Ref, a Auth) (*Resolution
 		return nil, choiceError(err, chart, where)
 	}
 	tag := ociTag(choice.Chosen.Version)
-	release, err := r.acquireHost(ctx, host)
+	hctx, done, err := r.acquireHost(ctx, host)
 	if err != nil {
 		return nil, err
 	}
-	defer release()
-	desc, err := repo.Resolve(ctx, tag)
-	if err != nil {
+	desc, err := repo.Resolve(hctx, tag)
+	if err = done(err); err != nil {
 		return nil, ociError(err, "resolving "+where+":"+tag, repoName)
 	}
 	return &Resolution{Kind: KindOCI, Version: choice.Chosen.Version, Digest: desc.Digest.String(), URL: where + ":" + tag, Rejected: choice.Rejected, Latest: choice.Latest}, nil
@@ -230,30 +232,38 @@ func (r *Resolver) fetchOCI(ctx context.Context, ref Ref, a Auth, maxBytes int64
 	if err != nil {
 		return nil, nil, err
 	}
-	release, err := r.acquireHost(ctx, registryHostPort(oref.Registry, a.PlainHTTP))
+	hctx, done, err := r.acquireHost(ctx, registryHostPort(oref.Registry, a.PlainHTTP))
 	if err != nil {
 		return nil, nil, err
 	}
-	defer release()
-	ctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
+	hctx, cancel := context.WithTimeout(hctx, r.opts.Timeout)
 	defer cancel()
+	data, err := fetchOCILayer(hctx, repo, res, repoName, maxBytes)
+	if err = done(err); err != nil {
+		return nil, nil, err
+	}
+	return data, res, nil
+}
+
+// fetchOCILayer pulls the chart layer of the manifest res names.
+func fetchOCILayer(ctx context.Context, repo *remote.Repository, res *Resolution, repoName string, maxBytes int64) ([]byte, error) {
 	tag := res.URL[strings.LastIndex(res.URL, ":")+1:]
 	mdesc, rc, err := repo.FetchReference(ctx, tag)
 	if err != nil {
-		return nil, nil, ociError(err, "fetching the manifest of "+res.URL, repoName)
+		return nil, ociError(err, "fetching the manifest of "+res.URL, repoName)
 	}
 	if mdesc.Size > 4<<20 {
 		_ = rc.Close()
-		return nil, nil, fmt.Errorf("the manifest of %s is %d bytes: not a chart", res.URL, mdesc.Size)
+		return nil, fmt.Errorf("the manifest of %s is %d bytes: not a chart", res.URL, mdesc.Size)
 	}
 	raw, err := content.ReadAll(rc, mdesc)
 	_ = rc.Close()
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading the manifest of %s: %w", res.URL, err)
+		return nil, fmt.Errorf("reading the manifest of %s: %w", res.URL, err)
 	}
 	var manifest ocispec.Manifest
 	if err := json.Unmarshal(raw, &manifest); err != nil {
-		return nil, nil, fmt.Errorf("reading the manifest of %s: %w", res.URL, err)
+		return nil, fmt.Errorf("reading the manifest of %s: %w", res.URL, err)
 	}
 	var layer *ocispec.Descriptor
 	for i := range manifest.Layers {
@@ -263,21 +273,21 @@ func (r *Resolver) fetchOCI(ctx context.Context, ref Ref, a Auth, maxBytes int64
 		}
 	}
 	if layer == nil {
-		return nil, nil, fmt.Errorf("%s is not a Helm chart: its manifest has no %s layer", res.URL, helmChartLayer)
+		return nil, fmt.Errorf("%s is not a Helm chart: its manifest has no %s layer", res.URL, helmChartLayer)
 	}
 	if layer.Size > maxBytes {
-		return nil, nil, fmt.Errorf("chart archive %s is %d bytes, more than the limit of %d bytes", res.URL, layer.Size, maxBytes)
+		return nil, fmt.Errorf("chart archive %s is %d bytes, more than the limit of %d bytes", res.URL, layer.Size, maxBytes)
 	}
 	blob, err := repo.Fetch(ctx, *layer)
 	if err != nil {
-		return nil, nil, ociError(err, "downloading the chart of "+res.URL, repoName)
+		return nil, ociError(err, "downloading the chart of "+res.URL, repoName)
 	}
 	defer blob.Close()
 	data, err := content.ReadAll(io.LimitReader(blob, maxBytes+1), *layer)
 	if err != nil {
-		return nil, nil, fmt.Errorf("downloading the chart of %s: %w", res.URL, err)
+		return nil, fmt.Errorf("downloading the chart of %s: %w", res.URL, err)
 	}
-	return data, res, nil
+	return data, nil
 }
 
 // registryHostPort is the host:port a registry is reached at.

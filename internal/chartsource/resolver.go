@@ -31,8 +31,11 @@ const (
 	// index in memory.
 	DefaultMaxFullParseBytes int64 = 8 << 20
 	DefaultMaxFetchesPerHost       = 2
-	DefaultMaxTags                 = 10000
-	DefaultMaxTagPages             = 100
+	// DefaultMaxSlowFetches is what the controller allows (--max-slow-fetches): fewer than its
+	// 10 workers, so that slow hosts, however many, leave workers free.
+	DefaultMaxSlowFetches = 4
+	DefaultMaxTags        = 10000
+	DefaultMaxTagPages    = 100
 )
 
 // Options configure a Resolver.
@@ -65,6 +68,13 @@ type Options struct {
 	MaxFetchesPerHost int
 	// MaxTags and MaxTagPages bound an OCI tag listing. Defaults 10000 tags, 100 pages.
 	MaxTags, MaxTagPages int
+	// MaxSlowFetches bounds the callers that wait on a host for longer than one second at a
+	// time, whatever the host: past that second, a caller keeps waiting only with one of these
+	// slots; without one its request is cancelled and it gets an error wrapping ErrHostBusy (try
+	// again shortly). MaxFetchesPerHost bounds what one slow host holds; this bounds what many
+	// slow hosts hold together. Default 0: no bound (the agent, whose workers each wait on one
+	// download at a time); the controller sets it below its number of workers.
+	MaxSlowFetches int
 }
 
 // Resolver resolves chart versions and downloads chart archives. Use one per process: its index
@@ -85,6 +95,9 @@ type Resolver struct {
 
 	hostMu    sync.Mutex
 	hostSlots map[string]int
+
+	// slow holds a token per caller waiting longer than busyWait; nil when unbounded.
+	slow chan struct{}
 
 	parses atomic.Int64
 }
@@ -118,7 +131,12 @@ func NewResolver(o Options) *Resolver {
 	if o.MaxTagPages <= 0 {
 		o.MaxTagPages = DefaultMaxTagPages
 	}
+	var slow chan struct{}
+	if o.MaxSlowFetches > 0 {
+		slow = make(chan struct{}, o.MaxSlowFetches)
+	}
 	return &Resolver{
+		slow:       slow,
 		opts:       o,
 		cache:      newIndexCache(o.CacheBytes),
 		flights:    map[string]*flight{},
@@ -162,9 +180,9 @@ func (r *Resolver) tryHost(host string) (func(), bool) {
 	}, true
 }
 
-// acquireHost takes one of host's slots (host:port), waiting up to busyWait for one; the
+// acquireSlot takes one of host's slots (host:port), waiting up to busyWait for one; the
 // returned function gives it back.
-func (r *Resolver) acquireHost(ctx context.Context, host string) (func(), error) {
+func (r *Resolver) acquireSlot(ctx context.Context, host string) (func(), error) {
 	if release, ok := r.tryHost(host); ok {
 		return release, nil
 	}
@@ -186,9 +204,70 @@ func (r *Resolver) acquireHost(ctx context.Context, host string) (func(), error)
 	}
 }
 
+// acquireHost takes one of host's slots (see acquireSlot) for requests made on the returned
+// context, which is patient (see patient). done gives the slot back and returns the error the
+// requests ended with, or the busy error when patience ran out.
+func (r *Resolver) acquireHost(ctx context.Context, host string) (_ context.Context, done func(error) error, _ error) {
+	release, err := r.acquireSlot(ctx, host)
+	if err != nil {
+		return nil, nil, err
+	}
+	pctx, stop := r.patient(ctx, host)
+	return pctx, func(err error) error {
+		defer release()
+		return stop(err)
+	}, nil
+}
+
 // acquireURL is acquireHost for the host of a URL.
-func (r *Resolver) acquireURL(ctx context.Context, rawURL string) (func(), error) {
+func (r *Resolver) acquireURL(ctx context.Context, rawURL string) (context.Context, func(error) error, error) {
 	return r.acquireHost(ctx, urlHost(rawURL))
+}
+
+// errImpatient is the cause of a context patient cancelled.
+var errImpatient = errors.New("no slow-fetch slot")
+
+// patient returns a context that, busyWait from now, is cancelled unless one of the
+// MaxSlowFetches slots is free (the slot is then held until stop). stop ends it and returns err,
+// or an error wrapping ErrHostBusy when the context was cancelled for want of a slot.
+func (r *Resolver) patient(ctx context.Context, host string) (_ context.Context, stop func(error) error) {
+	if r.slow == nil {
+		return ctx, func(err error) error { return err }
+	}
+	pctx, cancel := context.WithCancelCause(ctx)
+	var mu sync.Mutex
+	stopped, held := false, false
+	t := time.AfterFunc(busyWait, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
+		}
+		select {
+		case r.slow <- struct{}{}:
+			held = true
+		default:
+			slowFetchesCut.Inc()
+			cancel(errImpatient)
+		}
+	})
+	return pctx, func(err error) error {
+		t.Stop()
+		mu.Lock()
+		stopped = true
+		if held {
+			<-r.slow
+			held = false
+		}
+		mu.Unlock()
+		impatient := errors.Is(context.Cause(pctx), errImpatient)
+		cancel(nil)
+		if impatient {
+			return fmt.Errorf("%s has not answered within %v and %d requests to slow hosts are already waiting (--max-slow-fetches); trying again shortly: %w",
+				host, busyWait, r.opts.MaxSlowFetches, ErrHostBusy)
+		}
+		return err
+	}
 }
 
 // urlHost is the lower-case host:port of a URL, what per-host limits count by.
@@ -397,11 +476,19 @@ func statusError(resp *http.Response, what string) error {
 
 // download GETs an archive of at most maxBytes.
 func (r *Resolver) download(ctx context.Context, rawURL, ownerURL string, auth Auth, maxBytes int64) ([]byte, error) {
-	release, err := r.acquireURL(ctx, rawURL)
+	hctx, done, err := r.acquireURL(ctx, rawURL)
 	if err != nil {
 		return nil, err
 	}
-	defer release()
+	data, err := r.downloadOnHost(hctx, rawURL, ownerURL, auth, maxBytes)
+	if err = done(err); err != nil {
+		return nil, err
+	}
+	return data, nil
+}
+
+// downloadOnHost is download holding a slot of the archive's host.
+func (r *Resolver) downloadOnHost(ctx context.Context, rawURL, ownerURL string, auth Auth, maxBytes int64) ([]byte, error) {
 	resp, err := r.get(ctx, rawURL, ownerURL, auth, nil)
 	if err != nil {
 		return nil, fmt.Errorf("downloading chart archive %s: %w", redact.URL(rawURL), err)
@@ -466,22 +553,12 @@ func (r *Resolver) share(ctx context.Context, key, host string, counted *prometh
 	if f, ok := r.flights[key]; ok {
 		f.waiters++
 		r.flightMu.Unlock()
-		select {
-		case <-f.done:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-giveUp:
-			return nil, r.busyError(host)
-		}
-		if counted != nil {
-			counted.WithLabelValues("shared").Inc()
-		}
-		return f.value, f.err
+		return r.join(ctx, f, host, haveSlot, giveUp, counted)
 	}
 	r.flightMu.Unlock()
 	if !haveSlot {
 		var err error
-		if release, err = r.acquireHost(ctx, host); err != nil {
+		if release, err = r.acquireSlot(ctx, host); err != nil {
 			return nil, err
 		}
 		defer release()
@@ -490,15 +567,7 @@ func (r *Resolver) share(ctx context.Context, key, host string, counted *prometh
 		if f, ok := r.flights[key]; ok {
 			f.waiters++
 			r.flightMu.Unlock()
-			select {
-			case <-f.done:
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
-			if counted != nil {
-				counted.WithLabelValues("shared").Inc()
-			}
-			return f.value, f.err
+			return r.join(ctx, f, host, true, nil, counted)
 		}
 		r.flightMu.Unlock()
 	}
@@ -513,6 +582,9 @@ func (r *Resolver) share(ctx context.Context, key, host string, counted *prometh
 	}
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
+	// The caller that makes the request is patient as a waiting one is; when it runs out of
+	// patience the request ends, and every caller sharing it is told to try again shortly.
+	pctx, stop := r.patient(fctx, host)
 	var result string
 	func() {
 		defer func() {
@@ -520,8 +592,11 @@ func (r *Resolver) share(ctx context.Context, key, host string, counted *prometh
 				f.err, result = fmt.Errorf("internal error: %v", p), "error"
 			}
 		}()
-		f.value, result, f.err = fn(fctx)
+		f.value, result, f.err = fn(pctx)
 	}()
+	if f.err = stop(f.err); errors.Is(f.err, ErrHostBusy) {
+		f.value = nil
+	}
 	if counted != nil {
 		counted.WithLabelValues(result).Inc()
 	}
@@ -529,6 +604,28 @@ func (r *Resolver) share(ctx context.Context, key, host string, counted *prometh
 	delete(r.flights, key)
 	r.flightMu.Unlock()
 	close(f.done)
+	return f.value, f.err
+}
+
+// join waits for the answer of a request in flight. A caller without a slot of host gives up at
+// giveUp; one with a slot waits as patiently as MaxSlowFetches allows.
+func (r *Resolver) join(ctx context.Context, f *flight, host string, haveSlot bool, giveUp <-chan time.Time, counted *prometheus.CounterVec) (any, error) {
+	wctx, stop := ctx, func(err error) error { return err }
+	if haveSlot {
+		wctx, stop = r.patient(ctx, host)
+	}
+	select {
+	case <-f.done:
+		_ = stop(nil)
+	case <-wctx.Done():
+		return nil, stop(ctx.Err())
+	case <-giveUp:
+		_ = stop(nil)
+		return nil, r.busyError(host)
+	}
+	if counted != nil {
+		counted.WithLabelValues("shared").Inc()
+	}
 	return f.value, f.err
 }
 

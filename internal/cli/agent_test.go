@@ -126,4 +126,7 @@ func TestControllerClientLimitFlags(t *testing.T) {
 	g.Expect(cmd.Flags().Lookup("kube-api-burst").DefValue).To(Equal("400"))
 	err = runController(t.Context(), &controllerFlags{workers: 1, kubeAPIQPS: 0, kubeAPIBurst: 10})
 	g.Expect(err).To(MatchError(ContainSubstring("--kube-api-qps must be positive")))
+	g.Expect(cmd.Flags().Lookup("max-slow-fetches").DefValue).To(Equal("4"))
+	err = runController(t.Context(), &controllerFlags{workers: 4, maxSlow: 4, kubeAPIQPS: 200, kubeAPIBurst: 400})
+	g.Expect(err).To(MatchError(ContainSubstring("--max-slow-fetches is 4: it must be at least 1 and below --workers (4)")))
 }

@@ -52,6 +52,7 @@ type controllerFlags struct {
 	maxIndexSize   int64
 	maxFullParse   int64
 	perHost        int
+	maxSlow        int
 	reconcileTO    time.Duration
 	network        networkFlags
 	kubeAPIQPS     float32
@@ -93,6 +94,7 @@ func newControllerCommand() *cobra.Command {
 	fl.StringVar(&f.apiServerCA, "api-server-ca-file", "", "PEM file of the CA agents verify --api-server-url with; default the CA this controller uses")
 	fl.Int64Var(&f.maxFullParse, "max-full-parse-bytes", chartsource.DefaultMaxFullParseBytes, "largest repository index accepted in a layout only a full YAML parse reads (flow style, anchors); such a parse takes many times the index in memory")
 	fl.IntVar(&f.perHost, "max-fetches-per-host", chartsource.DefaultMaxFetchesPerHost, "HelmOp reconciles that may wait on one repository host at a time; the others try again shortly, so a slow host cannot hold every worker")
+	fl.IntVar(&f.maxSlow, "max-slow-fetches", chartsource.DefaultMaxSlowFetches, "HelmOp reconciles that may wait longer than one second on repositories at a time, whatever the hosts (below --workers); the others' requests are cancelled and tried again shortly, so many slow hosts cannot hold every worker")
 	fl.DurationVar(&f.reconcileTO, "reconcile-timeout", helmop.DefaultReconcileTimeout, "deadline of one HelmOp reconcile, repository requests included")
 	f.network.register(fl)
 	fl.StringVar(&f.webhookAddr, "webhook-bind-address", ":8082", `address of the notification endpoint that registries and CI call when they publish a chart (see docs/notifications.md); "0" turns it off`)
@@ -110,6 +112,9 @@ func runController(ctx context.Context, f *controllerFlags) error {
 	}
 	if f.kubeAPIQPS <= 0 || f.kubeAPIBurst < 1 {
 		return fmt.Errorf("--kube-api-qps must be positive and --kube-api-burst at least 1")
+	}
+	if f.maxSlow < 1 || f.maxSlow >= f.workers {
+		return fmt.Errorf("--max-slow-fetches is %d: it must be at least 1 and below --workers (%d), so that slow repositories cannot hold every worker", f.maxSlow, f.workers)
 	}
 	level := slog.LevelInfo
 	if f.verbose {
@@ -166,7 +171,7 @@ func runController(ctx context.Context, f *controllerFlags) error {
 	}
 	resolver := chartsource.NewResolver(chartsource.Options{
 		CacheBytes: f.indexCacheSize, MaxIndexBytes: f.maxIndexSize, MinRevalidate: f.minRevalidate,
-		MaxFullParseBytes: f.maxFullParse, MaxFetchesPerHost: f.perHost, Network: network,
+		MaxFullParseBytes: f.maxFullParse, MaxFetchesPerHost: f.perHost, MaxSlowFetches: f.maxSlow, Network: network,
 	})
 	if err := (&helmop.Reconciler{Client: mgr.GetClient(), Resolver: resolver, ShardID: f.shardID, Workers: f.workers, ReconcileTimeout: f.reconcileTO}).SetupWithManager(mgr); err != nil {
 		return err

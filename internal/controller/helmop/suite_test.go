@@ -40,7 +40,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	k8s = cp.Client
-	stop, err := startManager(ctx, "", chartsource.NewResolver(chartsource.Options{Network: testNetwork, MinRevalidate: time.Second}))
+	// The slow-fetch bound is the controller's default (--max-slow-fetches).
+	stop, err := startManager(ctx, "", chartsource.NewResolver(chartsource.Options{Network: testNetwork, MinRevalidate: time.Second,
+		MaxSlowFetches: chartsource.DefaultMaxSlowFetches}))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
