@@ -12,7 +12,10 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -149,6 +152,13 @@ func runController(ctx context.Context, f *controllerFlags) error {
 		LeaderElectionID:              leaseName,
 		LeaderElectionNamespace:       leaderNS,
 		LeaderElectionReleaseOnCancel: true,
+		// Objects the controller reads seldom and by name are read from the API server: caching
+		// them would need list and watch on every one of the cluster, which the chart does not
+		// grant (get is enough).
+		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{
+			&rbacv1.Role{}, &rbacv1.RoleBinding{}, &corev1.ServiceAccount{},
+			&admissionregistrationv1.ValidatingAdmissionPolicy{}, &admissionregistrationv1.ValidatingAdmissionPolicyBinding{},
+		}}},
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			&v1alpha1.HelmOp{}: {Label: shardSel},
 			&v1alpha1.Bundle{}: {Label: shardSel},
