@@ -19,12 +19,14 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/helmops/helmops/api/v1alpha1"
+	"github.com/helmops/helmops/internal/agent"
 	"github.com/helmops/helmops/internal/testenv"
 )
 
@@ -126,8 +128,8 @@ func freeAddr(t *testing.T) string {
 // helmops binary as its controller and its local agent with tokens of the ServiceAccounts the
 // chart made (so with exactly the rights the chart grants) and the arguments its Deployments
 // carry. A HelmOp with a private repository, a Policy and a credentials secret goes HelmOp →
-// Bundle → BundleDeployment → release Ready, and deleting it uninstalls the release; neither
-// process is ever refused a request.
+// Bundle → BundleDeployment → release Ready, and deleting it uninstalls the release; a
+// registration token onboards another agent; neither process is ever refused a request.
 func TestTheChainWorksUnderTheChartsRBAC(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
@@ -216,6 +218,28 @@ func TestTheChainWorksUnderTheChartsRBAC(t *testing.T) {
 		g.Expect(c.List(ctx, list, client.InNamespace("fleet-local"))).To(Succeed())
 		g.Expect(list.Items).To(BeEmpty())
 	}, time.Minute, 250*time.Millisecond).Should(Succeed())
+
+	// Onboarding through a registration token works too: the controller makes the token's
+	// account, Role and kubeconfig, and grants a registering agent its own scoped credential.
+	tok := &v1alpha1.ClusterRegistrationToken{ObjectMeta: metav1.ObjectMeta{Name: "onboarding", Namespace: "fleet-local"}}
+	g.Expect(c.Create(ctx, tok)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(c.Get(ctx, client.ObjectKeyFromObject(tok), tok)).To(Succeed())
+		g.Expect(meta.IsStatusConditionTrue(tok.Status.Conditions, v1alpha1.ReadyCondition)).To(BeTrue(), "%v", tok.Status.Conditions)
+		g.Expect(tok.Status.SecretName).NotTo(BeEmpty())
+	}, time.Minute, 250*time.Millisecond).Should(Succeed())
+	secret := &corev1.Secret{}
+	g.Expect(c.Get(ctx, client.ObjectKey{Namespace: "fleet-local", Name: tok.Status.SecretName}, secret)).To(Succeed())
+	tokenCfg, err := clientcmd.RESTConfigFromKubeConfig(secret.Data["kubeconfig"])
+	g.Expect(err).NotTo(HaveOccurred())
+	regCtx, cancelReg := context.WithTimeout(ctx, time.Minute)
+	defer cancelReg()
+	cred, err := agent.Register(regCtx, c, agent.Registration{Token: tokenCfg, ClientID: "rbac-test-downstream",
+		CredentialSecret: types.NamespacedName{Namespace: "helmops-system", Name: "registered-credential"}})
+	g.Expect(err).NotTo(HaveOccurred())
+	registered, err := client.New(cred.Upstream, client.Options{Scheme: testenv.Scheme()})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(registered.Get(ctx, client.ObjectKey{Namespace: cred.Workspace, Name: cred.ClusterName}, &v1alpha1.Cluster{})).To(Succeed())
 
 	for name, log := range map[string]*syncBuffer{"controller": controllerLog, "agent": agentLog} {
 		g.Expect(strings.ToLower(log.String())).NotTo(ContainSubstring("forbidden"), "%s was refused a request:\n%s", name, tailOf(log.String(), 6000))
