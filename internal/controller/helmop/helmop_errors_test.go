@@ -20,13 +20,17 @@ import (
 
 // TestSpecChangesReachTheBundleWithTheRepositoryDown: pausing, editing values and removing a
 // target need no repository, so they reach the Bundle while it is down, from the last resolved
-// versions; the HelmOp says the spec was handled.
+// versions; the HelmOp says the spec was handled. Its controller's resolver keeps no index
+// without asking the repository again, so any resolution fails while the repository is down.
 func TestSpecChangesReachTheBundleWithTheRepositoryDown(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	repo := chartRepo(t, testenv.RepoOptions{})
+	stop, err := startManager(ctx, "down", chartsource.NewResolver(chartsource.Options{Network: testNetwork}))
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(stop)
 	ns := newNamespace(t)
-	op := newHelmOp(ns, "down", repo.URL, "alpine", withVersion("0.x.x"), testutil.WithHelmOpTargets(
+	op := newHelmOp(ns, "down", repo.URL, "alpine", withVersion("0.x.x"), withShard("down"), testutil.WithHelmOpTargets(
 		v1alpha1.BundleTarget{Name: "dev", ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"env": "dev"}}},
 		v1alpha1.BundleTarget{Name: "prod", ClusterName: "prod-1", Helm: &v1alpha1.HelmOptions{Version: "0.1.x"}},
 	))
