@@ -8,6 +8,7 @@ import (
 	. "github.com/onsi/gomega"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
@@ -15,7 +16,8 @@ import (
 )
 
 // TestFailingClusterListKeepsTheStatus: while the Clusters cannot be listed, Targeted, the
-// summary and observedGeneration stay as they were; the retry alone recovers.
+// summary and observedGeneration stay as they were, and a Bundle that has none yet says Unknown
+// with the error; the retry alone recovers.
 func TestFailingClusterListKeepsTheStatus(t *testing.T) {
 	g := NewWithT(t)
 	ns := workspace(t)
@@ -37,6 +39,20 @@ func TestFailingClusterListKeepsTheStatus(t *testing.T) {
 		g.Expect(got.Status).To(Equal(before.Status))
 	}, 3*time.Second, interval).Should(Succeed())
 
+	fresh := newBundle(t, ns, "listfail-new", withTargets(v1alpha1.BundleTarget{Name: "dev", ClusterSelector: sel("env", "dev")}))
+	g.Eventually(func(g Gomega) {
+		got := getBundle(g, fresh)
+		for _, ct := range []string{v1alpha1.TargetedCondition, v1alpha1.ReadyCondition} {
+			c := meta.FindStatusCondition(got.Status.Conditions, ct)
+			g.Expect(c).NotTo(BeNil(), ct)
+			g.Expect(c.Status).To(Equal(metav1.ConditionUnknown), ct)
+			g.Expect(c.Reason).To(Equal(v1alpha1.ReasonTransientError), ct)
+			g.Expect(c.Message).To(ContainSubstring("listing the Clusters of namespace "+ns), ct)
+		}
+		g.Expect(got.Status.ObservedGeneration).To(BeZero())
+		g.Expect(deployments(g, fresh)).To(BeEmpty())
+	}, timeout, interval).Should(Succeed())
+
 	failClusterLists.Delete(ns)
 	g.Eventually(func(g Gomega) {
 		got := getBundle(g, b)
@@ -45,6 +61,10 @@ func TestFailingClusterListKeepsTheStatus(t *testing.T) {
 		for _, bd := range deployments(g, b) {
 			g.Expect(bd.Spec.Options.Helm.Version).To(Equal("1.2.4"))
 		}
+		got = getBundle(g, fresh)
+		g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
+		g.Expect(meta.IsStatusConditionTrue(got.Status.Conditions, v1alpha1.TargetedCondition)).To(BeTrue())
+		g.Expect(got.Status.DesiredReadyClusters).To(Equal(2))
 	}, timeout, interval).Should(Succeed())
 }
 
