@@ -94,6 +94,7 @@ type Reconciler struct {
 
 	inflight   sync.Map // "namespace/name" of releases with an operation running
 	asAccounts sync.Map // "namespace/name" of a ServiceAccount -> *helmaction.Client
+	asClients  sync.Map // "namespace/name" of a ServiceAccount -> client.Client
 }
 
 // helmFor returns the Helm client to deploy a BundleDeployment with: the agent's own, or one
@@ -141,6 +142,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&v1alpha1.BundleDeployment{}, builder.WithPredicates(predicate.Or[client.Object](
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, deletionStarted))).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.bundleDeploymentsForSecret)).
+		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+			return bundleDeploymentsOfCopy(o)
+		})).
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: cmp.Or(r.Workers, DefaultWorkers),
 			RateLimiter:             workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](time.Second, 5*time.Minute),
@@ -169,7 +173,7 @@ func (r *Reconciler) bundleDeploymentsForSecret(ctx context.Context, o client.Ob
 		ctrl.LoggerFrom(ctx).Error(err, "Listing BundleDeployments for a secret", "Secret", klog.KObj(o))
 		return nil
 	}
-	out := make([]reconcile.Request, 0, len(list.Items))
+	out := bundleDeploymentsOfCopy(o)
 	for _, bd := range list.Items {
 		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&bd)})
 	}
@@ -228,6 +232,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Re
 	}()
 	res, err := lifecycle.Run(ctx, s,
 		lifecycle.Step[*scope]{Name: "move", Run: r.moveRelease},
+		lifecycle.Step[*scope]{Name: "downstream", Run: r.copyDownstream},
 		lifecycle.Step[*scope]{Name: "release", Run: r.converge},
 	)
 	// Readiness and drift checks wait behind the BundleDeployments that changed.
@@ -256,6 +261,15 @@ func (r *Reconciler) moveRelease(ctx context.Context, s *scope) (ctrl.Result, er
 		if err := hc.Uninstall(ctx, old.Name, old.Namespace, helmTimeout(opts.HelmOrEmpty())); err != nil {
 			s.deployErr, s.deployReason = fmt.Errorf("uninstalling release %s/%s before it moves to %s/%s: %w", old.Namespace, old.Name, ns, name, err), v1alpha1.ReasonUpgradeFailed
 			return ctrl.Result{}, s.deployErr
+		}
+		if old.Namespace != ns {
+			dc, err := r.downstreamFor(bd, old.Namespace)
+			if err != nil {
+				return ctrl.Result{}, err
+			}
+			if err := r.pruneCopies(ctx, dc, bd, old.Namespace, nil); err != nil {
+				return ctrl.Result{}, err
+			}
 		}
 	}
 	bd.Status.Release = nil
@@ -598,6 +612,11 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, bd *v1alpha1.BundleDep
 		return r.uninstallBlocked(ctx, bd, ns, err)
 	case wait:
 		return ctrl.Result{RequeueAfter: 5 * time.Second}, nil
+	}
+	if !bd.Spec.Options.KeepResources {
+		if err := r.removeCopies(ctx, bd, ns); err != nil {
+			return ctrl.Result{}, err
+		}
 	}
 	if err := r.deleteReleaseNamespace(ctx, bd, ns); err != nil {
 		return ctrl.Result{}, err

@@ -12,6 +12,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -50,8 +51,8 @@ func applyRBAC(t *testing.T, g Gomega, name, clusterNS, onlyNS string) {
 }
 
 // TestAgentWorksWithTheShippedUpstreamRBAC runs an agent as the ServiceAccount of
-// config/agent-rbac/upstream.yaml: registration, heartbeat, install, status and uninstall all
-// work with exactly those rights.
+// config/agent-rbac/upstream.yaml: registration, heartbeat, install (with a downstream resource
+// copied), status and uninstall all work with exactly those rights.
 func TestAgentWorksWithTheShippedUpstreamRBAC(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
@@ -114,9 +115,15 @@ func TestAgentWorksWithTheShippedUpstreamRBAC(t *testing.T) {
 	g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "a new Lease: %v", err)
 
 	g.Expect(repo.Publish("scoped", "0.1.0")).To(Succeed())
-	bd := bundleDeployment(ns, "scoped", v1alpha1.HelmOptions{Repo: repo.URL, Chart: "scoped", Version: "0.1.0"})
+	bd := bundleDeployment(ns, "scoped", v1alpha1.HelmOptions{Repo: repo.URL, Chart: "scoped", Version: "0.1.0"}, func(b *v1alpha1.BundleDeployment) {
+		b.Spec.Options.DownstreamResources = []v1alpha1.DownstreamResource{{Kind: "ConfigMap", Name: "settings"}}
+	})
 	g.Expect(upstream.Client.Create(ctx, bd)).To(Succeed())
-	g.Eventually(func(g Gomega) { expectCoherent(g, expectReady(g, bd)) }, timeout, interval).Should(Succeed())
+	copyUpstream(g, bd, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "downstream-settings"}, Data: map[string]string{"a": "b"}}, "ConfigMap/settings")
+	g.Eventually(func(g Gomega) {
+		expectCoherent(g, expectReady(g, bd))
+		g.Expect(downstream.Client.Get(ctx, client.ObjectKey{Namespace: "scoped", Name: "settings"}, &corev1.ConfigMap{})).To(Succeed())
+	}, timeout, interval).Should(Succeed())
 	g.Expect(upstream.Client.Delete(ctx, bd)).To(Succeed())
 	g.Eventually(func() bool {
 		return apierrors.IsNotFound(upstream.Client.Get(ctx, client.ObjectKeyFromObject(bd), &v1alpha1.BundleDeployment{}))

@@ -43,31 +43,11 @@ func NotApplicable(spec *v1alpha1.HelmOpSpec) []string {
 	return out
 }
 
-// NotHonoured returns the paths of fields set on the HelmOp that helmops accepts and passes on
-// but does not act on yet, sorted.
-func NotHonoured(spec *v1alpha1.HelmOpSpec) []string {
-	var out []string
-	if len(spec.DownstreamResources) > 0 {
-		out = append(out, "spec.downstreamResources")
+// Message says which fields are ignored because they only apply to bundles built from git, or ""
+// when none is.
+func Message(notApplicable []string) string {
+	if len(notApplicable) == 0 {
+		return ""
 	}
-	for i, t := range spec.Targets {
-		if len(t.DownstreamResources) > 0 {
-			out = append(out, fmt.Sprintf("spec.targets[%d].downstreamResources", i))
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
-// Message says which fields are ignored, or "" when none is: notApplicable only apply to bundles
-// built from git, notHonoured are not acted on yet.
-func Message(notApplicable []string, notHonoured ...string) string {
-	var parts []string
-	if len(notApplicable) > 0 {
-		parts = append(parts, "not applicable to a HelmOp and ignored (they only apply to bundles built from git): "+strings.Join(notApplicable, ", "))
-	}
-	if len(notHonoured) > 0 {
-		parts = append(parts, "accepted but not acted on yet by helmops: "+strings.Join(notHonoured, ", "))
-	}
-	return strings.Join(parts, "; fields ")
+	return "not applicable to a HelmOp and ignored (they only apply to bundles built from git): " + strings.Join(notApplicable, ", ")
 }

@@ -50,17 +50,4 @@ func TestNotApplicable(t *testing.T) {
 	g := NewWithT(t)
 	g.Expect(Message(nil)).To(BeEmpty())
 	g.Expect(Message([]string{"spec.yaml", "spec.kustomize"})).To(ContainSubstring("spec.yaml, spec.kustomize"))
-	g.Expect(Message(nil, "spec.downstreamResources")).To(Equal("accepted but not acted on yet by helmops: spec.downstreamResources"))
-	g.Expect(Message([]string{"spec.yaml"}, "spec.downstreamResources")).To(Equal(
-		"not applicable to a HelmOp and ignored (they only apply to bundles built from git): spec.yaml; fields accepted but not acted on yet by helmops: spec.downstreamResources"))
-}
-
-func TestNotHonoured(t *testing.T) {
-	g := NewWithT(t)
-	g.Expect(NotHonoured(&v1alpha1.HelmOpSpec{})).To(BeEmpty())
-	spec := &v1alpha1.HelmOpSpec{
-		BundleDeploymentOptions: v1alpha1.BundleDeploymentOptions{DownstreamResources: []v1alpha1.DownstreamResource{{Kind: "Secret", Name: "s"}}},
-		Targets:                 []v1alpha1.BundleTarget{{ClusterName: "a"}, {DownstreamResources: []v1alpha1.DownstreamResource{{Kind: "ConfigMap", Name: "c"}}}},
-	}
-	g.Expect(NotHonoured(spec)).To(Equal([]string{"spec.downstreamResources", "spec.targets[1].downstreamResources"}))
 }

@@ -59,6 +59,10 @@ func (c *Client) Impersonating(user string) *Client {
 	return &Client{config: cfg, disc: c.disc, mapper: c.mapper, logger: c.logger}
 }
 
+// RESTConfig is a copy of the configuration the client reaches the cluster with (with its
+// impersonation, if any), for callers that must act as the same identity.
+func (c *Client) RESTConfig() *rest.Config { return rest.CopyConfig(c.config) }
+
 // RESTMapper is the client's discovery-backed mapper, shared with callers that read the
 // release's resources.
 func (c *Client) RESTMapper() meta.RESTMapper { return c.mapper }

@@ -42,6 +42,7 @@ import (
 	"github.com/helmops/helmops/internal/chartsource"
 	"github.com/helmops/helmops/internal/clusterns"
 	"github.com/helmops/helmops/internal/controller/shard"
+	"github.com/helmops/helmops/internal/downstreamres"
 	"github.com/helmops/helmops/internal/lifecycle"
 	"github.com/helmops/helmops/internal/targeting"
 )
@@ -123,6 +124,11 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}); err != nil {
 		return err
 	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.Bundle{}, downstreamIndex, func(o client.Object) []string {
+		return downstreamKeys(o.(*v1alpha1.Bundle))
+	}); err != nil {
+		return err
+	}
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.BundleDeployment{}, bundleIndex, func(o client.Object) []string {
 		if k, ok := bundleKeyOf(o); ok {
 			return []string{k.String()}
@@ -140,7 +146,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 			builder.WithPredicates(clusterChanged())).
 		Watches(&v1alpha1.ClusterGroup{}, handler.EnqueueRequestsFromMapFunc(r.bundlesInNamespace),
 			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
-		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.bundlesForSecret)).
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.bundlesForSource(downstreamres.KindSecret))).
+		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.bundlesForSource(downstreamres.KindConfigMap))).
 		Complete(r)
 }
 
@@ -226,34 +233,6 @@ func (r *Reconciler) requests(bundles []v1alpha1.Bundle) []reconcile.Request {
 	return out
 }
 
-func (r *Reconciler) bundlesForSecret(ctx context.Context, o client.Object) []reconcile.Request {
-	list := &v1alpha1.BundleList{}
-	if err := r.Client.List(ctx, list, client.InNamespace(o.GetNamespace()),
-		client.MatchingFields{secretNameIndex: o.GetName()}); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "Listing Bundles that name a Secret", "Secret", klog.KObj(o))
-		return nil
-	}
-	out := r.requests(list.Items)
-	if o.GetLabels()[v1alpha1.ManagedLabel] != "true" {
-		return out
-	}
-	// A copy: reconcile the Bundles of the BundleDeployments owning it, so a deleted or edited
-	// copy is restored.
-	for _, ref := range o.GetOwnerReferences() {
-		if ref.Kind != "BundleDeployment" || ref.APIVersion != v1alpha1.GroupVersion.String() {
-			continue
-		}
-		bd := &v1alpha1.BundleDeployment{}
-		if err := r.Client.Get(ctx, client.ObjectKey{Namespace: o.GetNamespace(), Name: ref.Name}, bd); err != nil {
-			continue
-		}
-		if k, ok := bundleKeyOf(bd); ok {
-			out = append(out, reconcile.Request{NamespacedName: k})
-		}
-	}
-	return out
-}
-
 // scope is one reconcile of one Bundle: what the steps found, and the facts.
 type scope struct {
 	b        *v1alpha1.Bundle
@@ -265,6 +244,8 @@ type scope struct {
 	groups []v1alpha1.ClusterGroup
 	// source is the repository secret, nil when none is named or it is missing.
 	source *corev1.Secret
+	// sources are the downstreamResources entries read so far.
+	sources map[downstreamres.Ref]source
 	// keep are the cluster namespaces whose deployments stay.
 	keep map[string]bool
 	// clusterNS is the cluster namespace of each placed Cluster (by workspace/name) that the
@@ -305,7 +286,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Re
 	}
 
 	patch := lifecycle.Snapshot(r.Client, b)
-	s := &scope{b: b, keep: map[string]bool{}, facts: facts{paused: b.Spec.Paused, now: r.Clock.Now()}}
+	s := &scope{b: b, keep: map[string]bool{}, sources: map[downstreamres.Ref]source{}, facts: facts{paused: b.Spec.Paused, now: r.Clock.Now()}}
 	wasHalted := isHalted(b)
 	defer func() {
 		retErr = patch.Status(ctx, b, retErr, func(err error) { setStatus(b, &s.facts, err) })
@@ -395,11 +376,11 @@ func (r *Reconciler) deleteDeployment(ctx context.Context, bd *v1alpha1.BundleDe
 		}
 	}
 	if n := chartSecretName(bd); n != "" {
-		if err := r.releaseCopy(ctx, bd.Namespace, n, bd.UID); err != nil {
+		if err := r.releaseCopy(ctx, secretGVK, bd.Namespace, n, "", bd.UID); err != nil {
 			return err
 		}
 	}
-	return nil
+	return r.releaseDownstreamCopies(ctx, bd, nil)
 }
 
 func chartSecretName(bd *v1alpha1.BundleDeployment) string {
@@ -451,6 +432,9 @@ func (r *Reconciler) place(ctx context.Context, s *scope) (ctrl.Result, error) {
 		}
 	}
 	placements, err := targeting.Place(b, live, groups.Items)
+	if err == nil {
+		err = downstreamres.Validate(b.Spec.BundleDeploymentOptions, b.Spec.Targets)
+	}
 	s.targeted = true
 	if err != nil {
 		s.targetErr = err
@@ -554,23 +538,44 @@ func (r *Reconciler) applyPlacement(ctx context.Context, s *scope, p targeting.P
 		// until the HelmOp or the Cluster changes.
 		s.valuesErrs = append(s.valuesErrs, p.Err)
 		s.entries = append(s.entries, Entry{Name: p.Cluster.Name, BundleDeployment: current, PendingMessage: p.Err.Error()})
-		return ctrl.Result{}, nil
+		return ctrl.Result{}, r.markDeployment(ctx, current, &clusterProblem{reason: v1alpha1.ReasonInvalidValues, err: p.Err})
+	}
+	copies, problem, err := r.downstreamCopies(ctx, s, p.Cluster.Name, p.Options)
+	if err != nil {
+		s.entries = append(s.entries, Entry{Name: p.Cluster.Name, BundleDeployment: current, PendingMessage: err.Error()})
+		return ctrl.Result{}, err
+	}
+	if problem != nil {
+		// A downstream resource cannot be copied: the deployment and its copies stay as they
+		// are until the source or the entry is fixed.
+		s.downstreamErrs = append(s.downstreamErrs, problem)
+		s.entries = append(s.entries, Entry{Name: p.Cluster.Name, BundleDeployment: current, PendingMessage: problem.Error()})
+		return ctrl.Result{}, r.markDeployment(ctx, current, problem)
 	}
 	if s.secretErr != nil && (s.secretReason == v1alpha1.ReasonSecretNotFound || s.secretReason == ReasonSecretRefused) {
+		if err := r.markDeployment(ctx, current, nil); err != nil {
+			return ctrl.Result{}, err
+		}
 		return ctrl.Result{}, r.withoutCredentials(ctx, s, p, current)
 	}
 	if msg, held := s.held(ns); held {
 		// Held back by the rollout or by dependencies: the deployment keeps its spec (or is not
 		// created yet).
 		s.entries = append(s.entries, Entry{Name: p.Cluster.Name, BundleDeployment: current, PendingMessage: msg, Held: true})
-		return ctrl.Result{}, nil
+		return ctrl.Result{}, r.markDeployment(ctx, current, nil)
 	}
 	bd, err := r.applyDeployment(ctx, s.b, p, ns, current)
 	if err != nil {
 		return s.writeFailed(p, ns, current, err)
 	}
 	s.entries = append(s.entries, Entry{Name: p.Cluster.Name, BundleDeployment: bd})
-	return r.copySecret(ctx, s, bd, current)
+	res, err := r.copySecret(ctx, s, bd, current)
+	problem, derr := r.copyDownstream(ctx, s, bd, current, copies)
+	if problem != nil {
+		s.downstreamErrs = append(s.downstreamErrs, problem)
+		res.RequeueAfter = conflictRetry
+	}
+	return res, errors.Join(err, derr, r.markDeployment(ctx, bd, problem))
 }
 
 // withoutCredentials records a placement whose repository secret is missing or refused: without
@@ -579,7 +584,7 @@ func (r *Reconciler) applyPlacement(ctx context.Context, s *scope, p targeting.P
 func (r *Reconciler) withoutCredentials(ctx context.Context, s *scope, p targeting.Placement, current *v1alpha1.BundleDeployment) error {
 	s.entries = append(s.entries, Entry{Name: p.Cluster.Name, BundleDeployment: current, PendingMessage: s.secretErr.Error()})
 	if n := chartSecretName(current); n != "" && n == secretName(s.b) {
-		return r.releaseCopy(ctx, current.Namespace, n, current.UID)
+		return r.releaseCopy(ctx, secretGVK, current.Namespace, n, "", current.UID)
 	}
 	return nil
 }
@@ -615,8 +620,8 @@ func (r *Reconciler) copySecret(ctx context.Context, s *scope, bd, current *v1al
 	var result ctrl.Result
 	var errs []error
 	if s.source != nil && chartSecretName(bd) != "" {
-		if err := r.ensureCopy(ctx, s.source, bd); err != nil {
-			var fe *foreignSecretError
+		if err := r.ensureCopy(ctx, repositorySecretCopy(s.source), bd); err != nil {
+			var fe *foreignCopyError
 			if errors.As(err, &fe) {
 				result.RequeueAfter = conflictRetry
 			} else {
@@ -628,7 +633,7 @@ func (r *Reconciler) copySecret(ctx context.Context, s *scope, bd, current *v1al
 		}
 	}
 	if old := chartSecretName(current); old != "" && old != chartSecretName(bd) {
-		if err := r.releaseCopy(ctx, bd.Namespace, old, bd.UID); err != nil {
+		if err := r.releaseCopy(ctx, secretGVK, bd.Namespace, old, "", bd.UID); err != nil {
 			errs = append(errs, err)
 		}
 	}

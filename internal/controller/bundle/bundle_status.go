@@ -160,6 +160,9 @@ type facts struct {
 	targetErr error
 	// valuesErrs are the clusters whose values templates failed, naming the value.
 	valuesErrs []error
+	// downstreamErrs are the clusters whose downstreamResources cannot be copied, naming the
+	// entry.
+	downstreamErrs []*clusterProblem
 	// secretErr is set when the repository secret cannot be read or copied.
 	secretErr    error
 	secretReason string
@@ -189,6 +192,8 @@ func setTargetedCondition(b *v1alpha1.Bundle, f *facts) {
 		setCondition(b, v1alpha1.TargetedCondition, false, f.secretReason, f.secretErr.Error(), f.now)
 	case len(f.valuesErrs) > 0:
 		setCondition(b, v1alpha1.TargetedCondition, false, v1alpha1.ReasonInvalidValues, valuesMessage(f.valuesErrs), f.now)
+	case len(f.downstreamErrs) > 0:
+		setCondition(b, v1alpha1.TargetedCondition, false, f.downstreamErrs[0].reason, downstreamMessage(f.downstreamErrs), f.now)
 	case len(f.entries) == 0:
 		setCondition(b, v1alpha1.TargetedCondition, true, v1alpha1.ReasonNoTargets,
 			fmt.Sprintf("no cluster in namespace %s matches the targets", b.Namespace), f.now)
@@ -239,6 +244,8 @@ func setReadyCondition(b *v1alpha1.Bundle, f *facts) {
 		setCondition(b, v1alpha1.ReadyCondition, false, f.secretReason, f.secretErr.Error(), f.now)
 	case len(f.valuesErrs) > 0:
 		setCondition(b, v1alpha1.ReadyCondition, false, v1alpha1.ReasonInvalidValues, valuesMessage(f.valuesErrs), f.now)
+	case len(f.downstreamErrs) > 0:
+		setCondition(b, v1alpha1.ReadyCondition, false, f.downstreamErrs[0].reason, downstreamMessage(f.downstreamErrs), f.now)
 	case s.DesiredReady == 0:
 		setCondition(b, v1alpha1.ReadyCondition, false, v1alpha1.ReasonNoTargets,
 			fmt.Sprintf("no cluster in namespace %s matches the targets", b.Namespace), f.now)
@@ -267,6 +274,16 @@ func valuesMessage(errs []error) string {
 		parts = append(parts, e.Error())
 	}
 	return "values templates failed, those clusters keep their current deployment until the HelmOp or the Cluster is fixed: " + strings.Join(parts, "; ")
+}
+
+// downstreamMessage names every cluster whose downstreamResources cannot be copied and the
+// entry at fault.
+func downstreamMessage(problems []*clusterProblem) string {
+	parts := make([]string, 0, len(problems))
+	for _, p := range problems {
+		parts = append(parts, p.Error())
+	}
+	return "downstreamResources cannot be copied, those clusters keep their current deployment until it is fixed: " + strings.Join(parts, "; ")
 }
 
 // setStatus computes the whole status from the facts and the error the reconcile ended with. A

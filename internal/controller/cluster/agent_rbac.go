@@ -29,7 +29,7 @@ const (
 func AgentServiceAccount(clusterName string) string { return "helmops-agent-" + clusterName }
 
 // agentRole is what an agent needs in its cluster namespace: its BundleDeployments and the
-// repository secrets copied there, nothing else.
+// repository secrets and downstreamResources copied there, nothing else.
 func agentRole(namespace string) *rbacv1.Role {
 	return &rbacv1.Role{
 		ObjectMeta: metav1.ObjectMeta{Name: AgentRoleName, Namespace: namespace, Labels: map[string]string{v1alpha1.ManagedLabel: "true"}},
@@ -37,7 +37,7 @@ func agentRole(namespace string) *rbacv1.Role {
 			{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"bundledeployments"}, Verbs: []string{"get", "list", "watch", "update", "patch"}},
 			{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"bundledeployments/status"}, Verbs: []string{"get", "update", "patch"}},
 			{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"bundledeployments/finalizers"}, Verbs: []string{"update"}},
-			{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{""}, Resources: []string{"secrets", "configmaps"}, Verbs: []string{"get", "list", "watch"}},
 			// Its heartbeat: renew the one Lease the controller created, create none.
 			{APIGroups: []string{coordinationv1.GroupName}, Resources: []string{"leases"}, ResourceNames: []string{clusterns.AgentLease}, Verbs: []string{"get", "update"}},
 		},
@@ -46,7 +46,7 @@ func agentRole(namespace string) *rbacv1.Role {
 
 // agentRBACVersion is the value of agentRBACAnnotation once the current rights are granted; a
 // namespace granted an older set is granted again (its Role updated).
-const agentRBACVersion = "granted-v2"
+const agentRBACVersion = "granted-v3"
 
 // grantAgent creates the agent's Role and RoleBinding and its heartbeat Lease in a cluster
 // namespace once, and marks the namespace so later reconciles cost nothing.

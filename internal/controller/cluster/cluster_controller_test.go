@@ -234,10 +234,13 @@ func TestClusterNamespaceGrantsTheAgentItsRights(t *testing.T) {
 		g.Expect(can(g, clusterNS, "watch", "bundledeployments", "fleet.cattle.io")).To(BeTrue())
 		g.Expect(can(g, clusterNS, "patch", "bundledeployments/status", "fleet.cattle.io")).To(BeTrue())
 		g.Expect(can(g, clusterNS, "get", "secrets", "")).To(BeTrue())
+		g.Expect(can(g, clusterNS, "watch", "configmaps", "")).To(BeTrue())
 	}, timeout, interval).Should(Succeed())
 	g.Expect(can(g, clusterNS, "delete", "secrets", "")).To(BeFalse())
+	g.Expect(can(g, clusterNS, "update", "configmaps", "")).To(BeFalse())
 	g.Expect(can(g, clusterNS, "create", "bundledeployments", "fleet.cattle.io")).To(BeFalse())
 	g.Expect(can(g, ws, "get", "secrets", "")).To(BeFalse(), "nothing outside its cluster namespace")
+	g.Expect(can(g, ws, "get", "configmaps", "")).To(BeFalse(), "nothing outside its cluster namespace")
 }
 
 // TestAgentVersionSkewFromTheHeartbeatLease renews the heartbeat Lease as an agent of another

@@ -32,6 +32,7 @@ import (
 	"github.com/helmops/helmops/internal/chartsource"
 	"github.com/helmops/helmops/internal/chartversion"
 	"github.com/helmops/helmops/internal/controller/shard"
+	"github.com/helmops/helmops/internal/downstreamres"
 	"github.com/helmops/helmops/internal/fleetcompat"
 	"github.com/helmops/helmops/internal/lifecycle"
 	"github.com/helmops/helmops/internal/policy"
@@ -138,7 +139,6 @@ type facts struct {
 	version       string // exact version on the Bundle
 	bundle        *v1alpha1.Bundle
 	notApplicable []string // fields set that only apply to bundles built from git
-	notHonoured   []string // fields set that helmops does not act on yet
 	latestFacts
 }
 
@@ -236,8 +236,7 @@ func (r *Reconciler) delete(ctx context.Context, op *v1alpha1.HelmOp) error {
 func (r *Reconciler) validate(_ context.Context, s *scope) (ctrl.Result, error) {
 	op := s.op
 	s.notApplicable = fleetcompat.NotApplicable(&op.Spec)
-	s.notHonoured = fleetcompat.NotHonoured(&op.Spec)
-	if msg := fleetcompat.Message(s.notApplicable, s.notHonoured...); msg != "" && !acceptedSays(op, msg) {
+	if msg := fleetcompat.Message(s.notApplicable); msg != "" && !acceptedSays(op, msg) {
 		r.Recorder.Event(op, corev1.EventTypeWarning, v1alpha1.ReasonFieldsNotApplicable, "Fields "+msg)
 	}
 	helm := op.Spec.HelmOrEmpty()
@@ -249,6 +248,9 @@ func (r *Reconciler) validate(_ context.Context, s *scope) (ctrl.Result, error) 
 		if err == nil && t.Helm != nil && t.Helm.Version != "" {
 			err = checkConstraint(t.Helm.Version, fmt.Sprintf("targets[%d].helm.version", i))
 		}
+	}
+	if err == nil {
+		err = downstreamres.Validate(op.Spec.BundleDeploymentOptions, op.Spec.Targets)
 	}
 	if err != nil {
 		s.specErr = specError(err)

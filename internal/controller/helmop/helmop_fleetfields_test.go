@@ -37,12 +37,13 @@ func TestGitOnlyFieldsAreReportedAndFleetOptionsReachTheBundle(t *testing.T) {
 		g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
 		g.Expect(c.Message).To(ContainSubstring("not applicable to a HelmOp and ignored"))
 		g.Expect(c.Message).To(ContainSubstring("spec.helm.valuesFiles, spec.targets[0].kustomize, spec.yaml"))
-		g.Expect(c.Message).To(ContainSubstring("accepted but not acted on yet by helmops: spec.targets[0].downstreamResources"))
+		g.Expect(c.Message).NotTo(ContainSubstring("downstreamResources"), "downstreamResources are honoured")
 		get(g, b)
 		g.Expect(b.Spec.TargetCustomizationMode).To(Equal(v1alpha1.AllMatches))
 		g.Expect(b.Spec.DependsOn).To(Equal(op.Spec.DependsOn))
 		g.Expect(b.Spec.RolloutStrategy).To(Equal(op.Spec.RolloutStrategy))
 		g.Expect(b.Spec.Targets[0].NamespaceLabels).To(Equal(map[string]string{"a": "b"}))
+		g.Expect(b.Spec.Targets[0].DownstreamResources).To(Equal([]v1alpha1.DownstreamResource{{Kind: "Secret", Name: "x"}}))
 	}, timeout, interval).Should(Succeed())
 	g.Eventually(func(g Gomega) {
 		events := &corev1.EventList{}
@@ -66,6 +67,24 @@ func TestGitOnlyFieldsAreReportedAndFleetOptionsReachTheBundle(t *testing.T) {
 		get(g, op)
 		g.Expect(op.Status.ObservedGeneration).To(Equal(op.Generation))
 		g.Expect(condition(op, v1alpha1.AcceptedCondition).Message).NotTo(ContainSubstring("not applicable"))
-		g.Expect(condition(op, v1alpha1.AcceptedCondition).Message).NotTo(ContainSubstring("not acted on"))
+	}, timeout, interval).Should(Succeed())
+}
+
+// A downstreamResources entry that cannot be copied as written is a spec error naming the field.
+func TestInvalidDownstreamResourceIsASpecError(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	repo := chartRepo(t, testenv.RepoOptions{})
+	ns := newNamespace(t)
+	op := newHelmOp(ns, "badkind", repo.URL, "alpine")
+	op.Spec.Targets = []v1alpha1.BundleTarget{{ClusterName: "dev", DownstreamResources: []v1alpha1.DownstreamResource{{Kind: "Deployment", Name: "x"}}}}
+	g.Expect(k8s.Create(ctx, op)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		get(g, op)
+		c := condition(op, v1alpha1.StalledCondition)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Reason).To(Equal(v1alpha1.ReasonInvalidSpec))
+		g.Expect(c.Message).To(Equal(`spec.targets[0].downstreamResources[0].kind: unsupported kind "Deployment": use Secret or ConfigMap`))
+		g.Expect(condition(op, v1alpha1.AcceptedCondition).Status).To(Equal(metav1.ConditionFalse))
 	}, timeout, interval).Should(Succeed())
 }

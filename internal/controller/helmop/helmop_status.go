@@ -94,7 +94,7 @@ func setAcceptedCondition(c conditions, f *facts, err error) {
 // noteNotApplicable appends the fields that mean nothing for a HelmOp to the Accepted message,
 // whatever its status, so they are never ignored silently.
 func noteNotApplicable(c conditions, f *facts) {
-	msg := fleetcompat.Message(f.notApplicable, f.notHonoured...)
+	msg := fleetcompat.Message(f.notApplicable)
 	accepted := meta.FindStatusCondition(c.op.Status.Conditions, v1alpha1.AcceptedCondition)
 	if msg == "" || accepted == nil || strings.Contains(accepted.Message, msg) {
 		return
