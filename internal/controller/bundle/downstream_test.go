@@ -209,7 +209,9 @@ func TestAValuesTemplateErrorIsOnTheBundleDeployment(t *testing.T) {
 		withTargets(v1alpha1.BundleTarget{Name: "dev", ClusterSelector: sel("env", "dev")}))
 	g.Eventually(func(g Gomega) { g.Expect(deployments(g, b)).To(HaveLen(2)) }, timeout, interval).Should(Succeed())
 
-	update(g, b, func(b *v1alpha1.Bundle) { b.Spec.Helm.Values = vals(map[string]any{"tier": "${ .ClusterLabels.tier }"}) })
+	update(g, b, func(b *v1alpha1.Bundle) {
+		b.Spec.Helm.Values = vals(map[string]any{"tier": "${ .ClusterLabels.tier }"})
+	})
 	g.Eventually(func(g Gomega) {
 		for name, bd := range deployments(g, b) {
 			c := targetedOf(bd)
