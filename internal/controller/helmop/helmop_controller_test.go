@@ -20,6 +20,7 @@ import (
 	"github.com/helmops/helmops/api/v1alpha1"
 	"github.com/helmops/helmops/internal/chartsource"
 	"github.com/helmops/helmops/internal/testenv"
+	"github.com/helmops/helmops/internal/testutil"
 )
 
 // expectCurrent checks the HelmOp is kstatus Current, as a healthy object must end.
@@ -78,9 +79,7 @@ func TestVersionsResolveToAnExactBundle(t *testing.T) {
 			}, timeout, interval).Should(Succeed())
 
 			// An exact version afterwards.
-			get(g, op)
-			op.Spec.Helm.Version = "0.1.0"
-			g.Expect(k8s.Update(ctx, op)).To(Succeed())
+			update(g, op, func(op *v1alpha1.HelmOp) { op.Spec.Helm.Version = "0.1.0" })
 			g.Eventually(func(g Gomega) {
 				get(g, b)
 				g.Expect(b.Spec.Helm.Version).To(Equal("0.1.0"))
@@ -150,9 +149,7 @@ func TestInvalidSpecsAreExplainedAndHeal(t *testing.T) {
 		g.Expect(c.Message).To(ContainSubstring("newest: 0.2.0, 0.1.0"))
 	}, timeout, interval).Should(Succeed())
 
-	get(g, op)
-	op.Spec.Helm.Version = "foo"
-	g.Expect(k8s.Update(ctx, op)).To(Succeed())
+	update(g, op, func(op *v1alpha1.HelmOp) { op.Spec.Helm.Version = "foo" })
 	g.Eventually(func(g Gomega) {
 		get(g, op)
 		c := condition(op, v1alpha1.AcceptedCondition)
@@ -165,9 +162,7 @@ func TestInvalidSpecsAreExplainedAndHeal(t *testing.T) {
 		g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "no Bundle for an invalid HelmOp")
 	}
 
-	get(g, op)
-	op.Spec.Helm.Version = "0.1.x"
-	g.Expect(k8s.Update(ctx, op)).To(Succeed())
+	update(g, op, func(op *v1alpha1.HelmOp) { op.Spec.Helm.Version = "0.1.x" })
 	g.Eventually(func(g Gomega) {
 		get(g, op)
 		c := condition(op, v1alpha1.AcceptedCondition)
@@ -281,9 +276,7 @@ func TestCredentialsAndTLS(t *testing.T) {
 	}, timeout, interval).Should(Succeed())
 
 	// The secret is missing: say so; creating it heals the HelmOp without touching the HelmOp.
-	get(g, op)
-	op.Spec.HelmSecretName = "creds"
-	g.Expect(k8s.Update(ctx, op)).To(Succeed())
+	update(g, op, func(op *v1alpha1.HelmOp) { op.Spec.HelmSecretName = "creds" })
 	g.Eventually(func(g Gomega) {
 		get(g, op)
 		g.Expect(condition(op, v1alpha1.AcceptedCondition).Reason).To(Equal(v1alpha1.ReasonSecretNotFound))
@@ -360,10 +353,11 @@ func TestEditedBundleIsWrittenBack(t *testing.T) {
 		want = *b.Spec.DeepCopy()
 	}, timeout, interval).Should(Succeed())
 
-	b.Spec.Helm.Version = "9.9.9"
-	b.Spec.Helm.Repo = "https://attacker.example.com/charts"
-	b.Spec.Helm.ReleaseName = "someone-elses-release"
-	g.Expect(k8s.Update(ctx, b)).To(Succeed())
+	g.Expect(testutil.Update(ctx, k8s, b, func(b *v1alpha1.Bundle) {
+		b.Spec.Helm.Version = "9.9.9"
+		b.Spec.Helm.Repo = "https://attacker.example.com/charts"
+		b.Spec.Helm.ReleaseName = "someone-elses-release"
+	})).To(Succeed())
 	g.Eventually(func(g Gomega) {
 		get(g, b)
 		g.Expect(b.Spec).To(Equal(want))

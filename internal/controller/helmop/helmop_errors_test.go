@@ -44,12 +44,12 @@ func TestSpecChangesReachTheBundleWithTheRepositoryDown(t *testing.T) {
 	}, timeout, interval).Should(Succeed())
 
 	repo.Stop()
-	get(g, op)
-	op.Spec.Paused = true
-	op.Spec.Helm.Values = testutil.Values(map[string]any{"color": "blue"})
-	op.Spec.Targets = op.Spec.Targets[:1]
-	op.Spec.Labels = map[string]string{"team": "b"}
-	g.Expect(k8s.Update(ctx, op)).To(Succeed())
+	update(g, op, func(op *v1alpha1.HelmOp) {
+		op.Spec.Paused = true
+		op.Spec.Helm.Values = testutil.Values(map[string]any{"color": "blue"})
+		op.Spec.Targets = op.Spec.Targets[:1]
+		op.Spec.Labels = map[string]string{"team": "b"}
+	})
 	g.Eventually(func(g Gomega) {
 		get(g, b)
 		g.Expect(b.Spec.Paused).To(BeTrue())

@@ -84,9 +84,7 @@ func TestNewerVersionOutsideTheConstraint(t *testing.T) {
 	}, timeout, interval).Should(Succeed())
 
 	// Allowed by the constraint: the newest is deployed and nothing is signalled.
-	get(g, op)
-	op.Spec.Helm.Version = "1.x"
-	g.Expect(k8s.Update(ctx, op)).To(Succeed())
+	update(g, op, func(op *v1alpha1.HelmOp) { op.Spec.Helm.Version = "1.x" })
 	g.Eventually(func(g Gomega) {
 		get(g, op)
 		g.Expect(op.Status.Version).To(Equal("1.4.2"))

@@ -119,9 +119,7 @@ func TestAPolicyChangeOnlyStopsChanges(t *testing.T) {
 	}, timeout, interval).Should(Succeed())
 	before := b.DeepCopy()
 
-	get(g, op)
-	op.Spec.Helm.Repo = other.URL
-	g.Expect(k8s.Update(ctx, op)).To(Succeed())
+	update(g, op, func(op *v1alpha1.HelmOp) { op.Spec.Helm.Repo = other.URL })
 	refused(t, ns, "moving", "spec.helm.repo", "helmOp.allowedHelmRepoPatterns")
 	get(g, b)
 	g.Expect(b.Spec).To(Equal(before.Spec), "a refused change leaves the Bundle as it was")

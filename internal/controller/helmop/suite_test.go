@@ -114,6 +114,11 @@ func get(g Gomega, obj client.Object) {
 	g.Expect(k8s.Get(context.Background(), client.ObjectKeyFromObject(obj), obj)).To(Succeed())
 }
 
+// update changes the newest op and writes it, again on a conflict with the controller's status write.
+func update(g Gomega, op *v1alpha1.HelmOp, change func(*v1alpha1.HelmOp)) {
+	g.Expect(testutil.Update(context.Background(), k8s, op, change)).To(Succeed())
+}
+
 func condition(h *v1alpha1.HelmOp, t string) metav1.Condition {
 	if c := meta.FindStatusCondition(h.Status.Conditions, t); c != nil {
 		return *c

@@ -19,6 +19,7 @@ import (
 	"github.com/helmops/helmops/internal/agent"
 	"github.com/helmops/helmops/internal/chartsource"
 	"github.com/helmops/helmops/internal/controller/registration"
+	"github.com/helmops/helmops/internal/testutil"
 )
 
 func TestAClusterWithAKubeconfigGetsItsAgentAndLosesItOnDeletion(t *testing.T) {
@@ -81,9 +82,7 @@ func TestAClusterWithAKubeconfigGetsItsAgentAndLosesItOnDeletion(t *testing.T) {
 	g.Eventually(done, timeout).Should(Receive())
 
 	// Raising redeployAgentGeneration reinstalls it.
-	g.Expect(upstream.Client.Get(ctx, client.ObjectKeyFromObject(c), c)).To(Succeed())
-	c.Spec.RedeployAgentGeneration = 1
-	g.Expect(upstream.Client.Update(ctx, c)).To(Succeed())
+	g.Expect(testutil.Update(ctx, upstream.Client, c, func(c *v1alpha1.Cluster) { c.Spec.RedeployAgentGeneration = 1 })).To(Succeed())
 	g.Eventually(func() int64 {
 		_ = upstream.Client.Get(ctx, client.ObjectKeyFromObject(c), c)
 		if c.Status.AgentDeployedGeneration == nil {
