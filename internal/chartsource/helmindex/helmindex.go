@@ -127,6 +127,7 @@ const (
 	RefuseValue            Refusal = "value"              // a value of a field read that YAML rejects or only the full parse reads
 	RefuseYAML11Scalar     Refusal = "yaml11_scalar"      // a plain scalar YAML 1.1 reads as a number, boolean, null or time
 	RefuseWrappedReadField Refusal = "wrapped_read_field" // a plain scalar of a field read, wrapped over lines
+	RefuseLongLine         Refusal = "long_line"          // Scan only: a logical line longer than its window
 )
 
 // fullEntry holds the fields of a chart version that decide whether Helm keeps it and what a

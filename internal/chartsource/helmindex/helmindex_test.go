@@ -101,6 +101,9 @@ func differ(t testing.TB, data []byte, chart string) (diff string, fast bool) {
 	want = normalize(want)
 	fastGot, refusal := scan(data, chart)
 	fast = refusal == ""
+	if diff := streamDiffers(data, chart, fastGot, refusal); diff != "" {
+		return diff, fast
+	}
 	full, fullErr := parseFull(data, chart)
 	got, err := ParseBytes(data, chart)
 	switch {

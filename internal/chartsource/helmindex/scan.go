@@ -21,44 +21,89 @@ import (
 // regardless of case, CR, tabs and Unicode line breaks, duplicate keys, dependency aliases) and
 // says why; the caller then parses the whole document instead: never a silently wrong answer.
 func scan(data []byte, chart string) (Entries, Refusal) {
-	if bytes.IndexByte(data, '\r') >= 0 || bytes.IndexByte(data, '\t') >= 0 || unicodeBreak(data) {
-		return Entries{}, RefuseLineBreaks
+	s := newScanner(chart)
+	if _, r := s.feed(data, true); r != "" {
+		return Entries{}, r
 	}
-	doc := data
-	var (
-		out         Entries
-		sawAPI      bool
-		inEntries   bool
-		chartIndent = -1
-		inChart     bool
-		seqIndent   = -1 // column of the dashes of the chart's sequence
-		itemIndent  = -1 // column of the keys of the current entry
-		urlIndent   = -1 // column of the dashes of the current entry's urls
-		readScalar  bool // the last key of the entry is one we read, with its value on its line
-		cur         *chartversion.Candidate
-		curHasVer   bool
-		inURLs      bool
-		keysSeen    map[string]bool
-		foundCharts int
-		// Lines indented more than skipIndent continue the scalar of the line before: the content
-		// of a block scalar ("description: |") or the rest of a wrapped plain scalar.
-		skipIndent = -1
-		skipRead   bool // that scalar is one the fast path reads: its continuation is refused
-		curName    string
-		curType    string
-	)
-	flush := func() {
-		// Helm drops entries without a valid name, version or type (see helmKeeps).
-		if cur != nil && curHasVer && validName(curName) && validType(curType) {
-			out.Candidates = append(out.Candidates, *cur)
+	return s.finish()
+}
+
+// scanner holds the fast path's state between the pieces of an index it is fed, so that an
+// index can be scanned as it arrives (see Scan) as well as in one buffer.
+type scanner struct {
+	chart       string
+	out         Entries
+	sawAPI      bool
+	inEntries   bool
+	chartIndent int
+	inChart     bool
+	seqIndent   int  // column of the dashes of the chart's sequence
+	itemIndent  int  // column of the keys of the current entry
+	urlIndent   int  // column of the dashes of the current entry's urls
+	readScalar  bool // the last key of the entry is one we read, with its value on its line
+	cur         *chartversion.Candidate
+	curHasVer   bool
+	inURLs      bool
+	keysSeen    map[string]bool
+	foundCharts int
+	// Lines indented more than skipIndent continue the scalar of the line before: the content
+	// of a block scalar ("description: |") or the rest of a wrapped plain scalar.
+	skipIndent int
+	skipRead   bool // that scalar is one the fast path reads: its continuation is refused
+	curName    string
+	curType    string
+	// checked is how many bytes at the start of the piece being fed were already looked at for
+	// CR, tabs and Unicode line breaks.
+	checked int
+}
+
+func newScanner(chart string) *scanner {
+	return &scanner{chart: chart, chartIndent: -1, seqIndent: -1, itemIndent: -1, urlIndent: -1, skipIndent: -1}
+}
+
+// flush ends the current entry. Helm drops entries without a valid name, version or type (see
+// helmKeeps).
+func (s *scanner) flush() {
+	if s.cur != nil && s.curHasVer && validName(s.curName) && validType(s.curType) {
+		s.out.Candidates = append(s.out.Candidates, *s.cur)
+	}
+	s.cur, s.curHasVer, s.inURLs, s.keysSeen, s.curName, s.curType, s.urlIndent, s.readScalar = nil, false, false, nil, "", "", -1, false
+}
+
+// finish ends the document.
+func (s *scanner) finish() (Entries, Refusal) {
+	if s.inChart {
+		s.flush()
+	}
+	if !s.sawAPI {
+		return Entries{}, RefuseNoAPIVersion
+	}
+	return s.out, ""
+}
+
+// feed scans the logical lines of doc and returns how many bytes of it were consumed. Unless
+// final, it stops before a line that does not end in doc (a quoted scalar may run on over the
+// next lines): the caller feeds those bytes again, followed by more.
+func (s *scanner) feed(doc []byte, final bool) (int, Refusal) {
+	complete := len(doc)
+	if !final {
+		complete = bytes.LastIndexByte(doc, '\n') + 1
+	}
+	if complete > s.checked {
+		if r := lineBreaks(doc[s.checked:complete]); r != "" {
+			return 0, r
 		}
-		cur, curHasVer, inURLs, keysSeen, curName, curType, urlIndent, readScalar = nil, false, false, nil, "", "", -1, false
+		s.checked = complete
 	}
+	data := doc
 	for len(data) > 0 {
 		start := len(doc) - len(data)
 		var line []byte
 		if i := bytes.IndexByte(data, '\n'); i >= 0 {
 			line, data = data[:i], data[i+1:]
+		} else if !final {
+			s.checked -= start
+			return start, ""
 		} else {
 			line, data = data, nil
 		}
@@ -70,13 +115,13 @@ func scan(data []byte, chart string) (Entries, Refusal) {
 		if len(body) == 0 || body[0] == '#' {
 			continue
 		}
-		if skipIndent >= 0 && indent > skipIndent {
-			if skipRead {
-				return Entries{}, RefuseWrappedReadField // a plain scalar we read continues on this line
+		if s.skipIndent >= 0 && indent > s.skipIndent {
+			if s.skipRead {
+				return 0, RefuseWrappedReadField // a plain scalar we read continues on this line
 			}
 			continue
 		}
-		skipIndent, skipRead = -1, false
+		s.skipIndent, s.skipRead = -1, false
 		// A quoted scalar that does not end on its line: the logical line runs to the line where
 		// it ends, whatever the lines in between look like.
 		for extended := 0; ; extended++ {
@@ -85,20 +130,31 @@ func scan(data []byte, chart string) (Entries, Refusal) {
 				break
 			}
 			if q == -2 || extended > 8 {
-				return Entries{}, RefuseFlowStyle
+				return 0, RefuseFlowStyle
 			}
 			from := start + indent + q
 			end := quotedEnd(doc[from:])
+			lineEnd := -1
+			if end >= 0 {
+				end += from
+				if i := bytes.IndexByte(doc[end:], '\n'); i >= 0 {
+					lineEnd = end + i
+				}
+			}
+			if lineEnd < 0 && !final {
+				// The scalar or its line ends beyond this piece: skipIndent was reset above,
+				// and this line comes again with the next piece.
+				s.checked -= start
+				return start, ""
+			}
 			if end < 0 {
-				return Entries{}, RefuseUnclosedQuote
+				return 0, RefuseUnclosedQuote
 			}
-			end += from
 			if documentMarker(doc[from:end]) {
-				return Entries{}, RefuseDocumentMarker
+				return 0, RefuseDocumentMarker
 			}
-			lineEnd := len(doc)
-			if i := bytes.IndexByte(doc[end:], '\n'); i >= 0 {
-				lineEnd = end + i
+			if lineEnd < 0 {
+				lineEnd = len(doc)
 			}
 			body = doc[start+indent : lineEnd]
 			if lineEnd < len(doc) {
@@ -107,243 +163,271 @@ func scan(data []byte, chart string) (Entries, Refusal) {
 				data = nil
 			}
 		}
-		multiLine := bytes.IndexByte(body, '\n') >= 0
-		if c := blockScalarColumn(body); c >= 0 {
-			skipIndent = indent + c
-		} else if c := plainValueColumn(body); c >= 0 {
-			skipIndent = indent + c
-		}
-		if indent == 0 {
-			if multiLine || !closedOnLine(body) || !plainKey(body) {
-				return Entries{}, RefuseTopLevel
-			}
-			if inChart {
-				flush()
-				inChart = false
-			}
-			inEntries = false
-			switch {
-			case hasKey(body, "entries"):
-				if len(bytes.TrimSpace(body[len("entries:"):])) != 0 {
-					return Entries{}, RefuseFlowStyle // flow style or inline value
-				}
-				inEntries = true
-			case hasKey(body, "apiVersion"):
-				if v, _, ok := scalarSpan(body[len("apiVersion:"):]); !ok || len(v) == 0 {
-					return Entries{}, RefuseTopLevel
-				}
-				sawAPI = true
-			case body[0] == '{' || body[0] == '[' || body[0] == '-' || body[0] == '%' || body[0] == '"' || body[0] == '\'' || body[0] == '?' || body[0] == '&' || body[0] == '!' || body[0] == '.':
-				return Entries{}, RefuseTopLevel
-			case foldsTo(body, "entries") || foldsTo(body, "apiVersion"):
-				return Entries{}, RefuseCaseFoldedKey // Helm's JSON decoding matches keys regardless of case
-			}
-			continue
-		}
-		if !inEntries {
-			continue
-		}
-		if !closedOnLine(body) {
-			return Entries{}, RefuseFlowStyle // a flow collection may continue on the next line
-		}
-		if chartIndent < 0 {
-			chartIndent = indent
-		}
-		if indent < chartIndent {
-			return Entries{}, RefuseStructure
-		}
-		isItem := body[0] == '-' && (len(body) == 1 || body[1] == ' ' || body[1] == '\n')
-		if indent == chartIndent && !isItem {
-			if inChart {
-				flush()
-				inChart = false
-			}
-			// A chart name key: plain "name:" only; anything else might hide our chart.
-			c := body[0]
-			if multiLine || c == '"' || c == '\'' || c == '?' || c == '{' || c == '[' || c == '&' || c == '*' || c == '!' || c == '-' {
-				return Entries{}, RefuseChartKey
-			}
-			colon := bytes.IndexByte(body, ':')
-			if colon <= 0 || !plainKey(body) {
-				return Entries{}, RefuseChartKey
-			}
-			rest := bytes.TrimSpace(body[colon+1:])
-			if len(rest) != 0 && rest[0] != '#' {
-				return Entries{}, RefuseChartKey // inline value such as [] or an anchor
-			}
-			if string(body[:colon]) == chart {
-				foundCharts++
-				if foundCharts > 1 {
-					return Entries{}, RefuseDuplicateKey
-				}
-				out.Found = true
-				inChart = true
-				itemIndent, seqIndent = -1, -1
-			}
-			continue
-		}
-		if !inChart {
-			continue
-		}
-		prevRead := readScalar
-		readScalar = false
-		// Inside our chart: a sequence of mappings.
-		if isItem && (seqIndent < 0 || indent == seqIndent) {
-			if seqIndent < 0 {
-				seqIndent = indent
-			}
-			flush()
-			cur = &chartversion.Candidate{}
-			keysSeen = map[string]bool{}
-			rest := body[1:]
-			spaces := 0
-			for spaces < len(rest) && rest[spaces] == ' ' {
-				spaces++
-			}
-			body = rest[spaces:]
-			if len(body) == 0 || body[0] == '#' {
-				itemIndent = -1 // the keys start on the next line
-				continue
-			}
-			if body[0] == '\n' {
-				return Entries{}, RefuseStructure
-			}
-			itemIndent = indent + 1 + spaces
-			indent, isItem = itemIndent, body[0] == '-' && (len(body) == 1 || body[1] == ' ')
-		}
-		if cur == nil || indent <= seqIndent {
-			return Entries{}, RefuseStructure
-		}
-		if itemIndent < 0 {
-			itemIndent = indent
-		}
-		if prevRead && indent > itemIndent {
-			return Entries{}, RefuseWrappedReadField // a scalar we read continues on this line
-		}
-		if inURLs && indent > itemIndent || inURLs && isItem && indent == itemIndent {
-			// The urls sequence: every item on one line, all at one column.
-			if !isItem || (urlIndent >= 0 && indent != urlIndent) {
-				return Entries{}, RefuseURLs
-			}
-			urlIndent = indent
-			u, quoted, ok := scalar(body[1:])
-			if !ok || nullItem(body[1:]) || !quoted && looksNonString(u) || u == "" || u[0] == '-' && !quoted {
-				return Entries{}, RefuseURLs
-			}
-			cur.URLs = append(cur.URLs, u)
-			skipRead = skipIndent >= 0
-			continue
-		}
-		if isItem && indent >= itemIndent {
-			// An item of a sequence we do not need, written at its key's column or deeper.
-			if r := riskyNode(body); r != "" {
-				return Entries{}, r
-			}
-			continue
-		}
-		if indent > itemIndent {
-			// A nested value of a field we do not need, unless it can change what Helm keeps: a
-			// null item (in maintainers or dependencies), a dependency alias, an alias, a merge
-			// key or a tag.
-			if r := riskyNode(body); r != "" {
-				return Entries{}, r
-			}
-			continue
-		}
-		if indent < itemIndent {
-			return Entries{}, RefuseStructure
-		}
-		inURLs = false
-		colon := bytes.IndexByte(body, ':')
-		if colon <= 0 || body[0] == '"' || body[0] == '\'' || body[0] == '?' || body[0] == '<' || body[0] == '&' || body[0] == '*' {
-			return Entries{}, RefuseEntryKey
-		}
-		if !plainKey(body) {
-			return Entries{}, RefuseEntryKey
-		}
-		key := string(body[:colon])
-		if keysSeen[key] {
-			return Entries{}, RefuseDuplicateKey
-		}
-		switch key {
-		case "version", "created", "digest", "name", "type", "deprecated", "urls", "maintainers", "dependencies", "apiVersion":
-		default:
-			for _, k := range helmKeys {
-				if foldsTo(body, k) {
-					return Entries{}, RefuseCaseFoldedKey // "Version:" is version to Helm's JSON decoding
-				}
-			}
-		}
-		keysSeen[key] = true
-		val := body[colon+1:]
-		trimmed := bytes.TrimSpace(val)
-		if len(trimmed) > 0 && (trimmed[0] == '&' || trimmed[0] == '*' || trimmed[0] == '!') {
-			return Entries{}, RefuseAnchorAliasTag
-		}
-		switch key {
-		case "version", "created", "digest", "name", "type", "deprecated":
-			readScalar, skipRead = true, skipIndent >= 0
-		}
-		switch key {
-		case "version":
-			v, quoted, ok := scalar(val)
-			if !ok || !quoted && looksNonString(v) {
-				return Entries{}, refusedValue(ok)
-			}
-			cur.Version, curHasVer = v, v != ""
-		case "created":
-			v, _, ok := scalar(val)
-			if !ok {
-				return Entries{}, refusedValue(ok)
-			}
-			if v != "" {
-				// As encoding/json decodes a time, which is what Helm's loader ends up doing.
-				if err := cur.Created.UnmarshalText([]byte(v)); err != nil {
-					return Entries{}, RefuseValue
-				}
-			}
-		case "digest":
-			v, quoted, ok := scalar(val)
-			if !ok || !quoted && looksNonString(v) {
-				return Entries{}, refusedValue(ok)
-			}
-			cur.Digest = v
-		case "name":
-			v, quoted, ok := scalar(val)
-			if !ok || !printableASCII(v) || !quoted && looksNonString(v) {
-				return Entries{}, refusedValue(ok)
-			}
-			curName = v
-		case "type":
-			v, quoted, ok := scalar(val)
-			if !ok || !quoted && looksNonString(v) {
-				return Entries{}, refusedValue(ok)
-			}
-			curType = v
-		case "maintainers", "dependencies":
-			if len(trimmed) != 0 && trimmed[0] != '#' {
-				return Entries{}, RefuseFlowStyle // inline value: leave it to the full parse
-			}
-		case "deprecated":
-			v, quoted, ok := scalar(val)
-			if !ok || quoted || (v != "true" && v != "false") {
-				return Entries{}, refusedValue(ok)
-			}
-			cur.Deprecated = v == "true"
-		case "urls":
-			if len(trimmed) != 0 && trimmed[0] != '#' {
-				return Entries{}, RefuseURLs
-			}
-			inURLs, urlIndent = true, -1
+		if r := s.logicalLine(indent, body); r != "" {
+			return 0, r
 		}
 	}
-	if inChart {
-		flush()
+	s.checked = 0
+	return len(doc), ""
+}
+
+// lineBreaks refuses CR, tabs and the Unicode line breaks: the fast path splits lines at line
+// feeds only and counts columns in spaces.
+func lineBreaks(data []byte) Refusal {
+	if bytes.IndexByte(data, '\r') >= 0 || bytes.IndexByte(data, '\t') >= 0 || unicodeBreak(data) {
+		return RefuseLineBreaks
 	}
-	if !sawAPI {
-		return Entries{}, RefuseNoAPIVersion
+	return ""
+}
+
+// logicalLine reads one logical line (a physical line, or a quoted scalar's lines joined) that
+// starts at column indent.
+func (s *scanner) logicalLine(indent int, body []byte) Refusal {
+	multiLine := bytes.IndexByte(body, '\n') >= 0
+	if c := blockScalarColumn(body); c >= 0 {
+		s.skipIndent = indent + c
+	} else if c := plainValueColumn(body); c >= 0 {
+		s.skipIndent = indent + c
 	}
-	return out, ""
+	if indent == 0 {
+		return s.topLevel(body, multiLine)
+	}
+	if !s.inEntries {
+		return ""
+	}
+	if !closedOnLine(body) {
+		return RefuseFlowStyle // a flow collection may continue on the next line
+	}
+	if s.chartIndent < 0 {
+		s.chartIndent = indent
+	}
+	if indent < s.chartIndent {
+		return RefuseStructure
+	}
+	isItem := body[0] == '-' && (len(body) == 1 || body[1] == ' ' || body[1] == '\n')
+	if indent == s.chartIndent && !isItem {
+		return s.chartKey(body, multiLine)
+	}
+	if !s.inChart {
+		return ""
+	}
+	return s.chartLine(indent, body, isItem)
+}
+
+// topLevel reads a line at column 0: apiVersion, entries, or a key the fast path skips.
+func (s *scanner) topLevel(body []byte, multiLine bool) Refusal {
+	if multiLine || !closedOnLine(body) || !plainKey(body) {
+		return RefuseTopLevel
+	}
+	if s.inChart {
+		s.flush()
+		s.inChart = false
+	}
+	s.inEntries = false
+	switch {
+	case hasKey(body, "entries"):
+		if len(bytes.TrimSpace(body[len("entries:"):])) != 0 {
+			return RefuseFlowStyle // flow style or inline value
+		}
+		s.inEntries = true
+	case hasKey(body, "apiVersion"):
+		if v, _, ok := scalarSpan(body[len("apiVersion:"):]); !ok || len(v) == 0 {
+			return RefuseTopLevel
+		}
+		s.sawAPI = true
+	case body[0] == '{' || body[0] == '[' || body[0] == '-' || body[0] == '%' || body[0] == '"' || body[0] == '\'' || body[0] == '?' || body[0] == '&' || body[0] == '!' || body[0] == '.':
+		return RefuseTopLevel
+	case foldsTo(body, "entries") || foldsTo(body, "apiVersion"):
+		return RefuseCaseFoldedKey // Helm's JSON decoding matches keys regardless of case
+	}
+	return ""
+}
+
+// chartKey reads a chart name key of entries.
+func (s *scanner) chartKey(body []byte, multiLine bool) Refusal {
+	if s.inChart {
+		s.flush()
+		s.inChart = false
+	}
+	// A chart name key: plain "name:" only; anything else might hide our chart.
+	c := body[0]
+	if multiLine || c == '"' || c == '\'' || c == '?' || c == '{' || c == '[' || c == '&' || c == '*' || c == '!' || c == '-' {
+		return RefuseChartKey
+	}
+	colon := bytes.IndexByte(body, ':')
+	if colon <= 0 || !plainKey(body) {
+		return RefuseChartKey
+	}
+	rest := bytes.TrimSpace(body[colon+1:])
+	if len(rest) != 0 && rest[0] != '#' {
+		return RefuseChartKey // inline value such as [] or an anchor
+	}
+	if string(body[:colon]) == s.chart {
+		s.foundCharts++
+		if s.foundCharts > 1 {
+			return RefuseDuplicateKey
+		}
+		s.out.Found = true
+		s.inChart = true
+		s.itemIndent, s.seqIndent = -1, -1
+	}
+	return ""
+}
+
+// chartLine reads a line inside the chart asked for: a sequence of mappings, one per version.
+func (s *scanner) chartLine(indent int, body []byte, isItem bool) Refusal {
+	prevRead := s.readScalar
+	s.readScalar = false
+	if isItem && (s.seqIndent < 0 || indent == s.seqIndent) {
+		if s.seqIndent < 0 {
+			s.seqIndent = indent
+		}
+		s.flush()
+		s.cur = &chartversion.Candidate{}
+		s.keysSeen = map[string]bool{}
+		rest := body[1:]
+		spaces := 0
+		for spaces < len(rest) && rest[spaces] == ' ' {
+			spaces++
+		}
+		body = rest[spaces:]
+		if len(body) == 0 || body[0] == '#' {
+			s.itemIndent = -1 // the keys start on the next line
+			return ""
+		}
+		if body[0] == '\n' {
+			return RefuseStructure
+		}
+		s.itemIndent = indent + 1 + spaces
+		indent, isItem = s.itemIndent, body[0] == '-' && (len(body) == 1 || body[1] == ' ')
+	}
+	if s.cur == nil || indent <= s.seqIndent {
+		return RefuseStructure
+	}
+	if s.itemIndent < 0 {
+		s.itemIndent = indent
+	}
+	if prevRead && indent > s.itemIndent {
+		return RefuseWrappedReadField // a scalar we read continues on this line
+	}
+	if s.inURLs && indent > s.itemIndent || s.inURLs && isItem && indent == s.itemIndent {
+		return s.urlItem(indent, body, isItem)
+	}
+	if isItem && indent >= s.itemIndent || indent > s.itemIndent {
+		// An item of a sequence we do not need, written at its key's column or deeper, or a
+		// nested value of a field we do not need, unless it can change what Helm keeps: a null
+		// item (in maintainers or dependencies), a dependency alias, an alias, a merge key or a
+		// tag.
+		return riskyNode(body)
+	}
+	if indent < s.itemIndent {
+		return RefuseStructure
+	}
+	s.inURLs = false
+	return s.entryKey(body)
+}
+
+// urlItem reads an item of the urls sequence: every item on one line, all at one column.
+func (s *scanner) urlItem(indent int, body []byte, isItem bool) Refusal {
+	if !isItem || (s.urlIndent >= 0 && indent != s.urlIndent) {
+		return RefuseURLs
+	}
+	s.urlIndent = indent
+	u, quoted, ok := scalar(body[1:])
+	if !ok || nullItem(body[1:]) || !quoted && looksNonString(u) || u == "" || u[0] == '-' && !quoted {
+		return RefuseURLs
+	}
+	s.cur.URLs = append(s.cur.URLs, u)
+	s.skipRead = s.skipIndent >= 0
+	return ""
+}
+
+// entryKey reads a "key: value" line of the current entry.
+func (s *scanner) entryKey(body []byte) Refusal {
+	colon := bytes.IndexByte(body, ':')
+	if colon <= 0 || body[0] == '"' || body[0] == '\'' || body[0] == '?' || body[0] == '<' || body[0] == '&' || body[0] == '*' {
+		return RefuseEntryKey
+	}
+	if !plainKey(body) {
+		return RefuseEntryKey
+	}
+	key := string(body[:colon])
+	if s.keysSeen[key] {
+		return RefuseDuplicateKey
+	}
+	switch key {
+	case "version", "created", "digest", "name", "type", "deprecated", "urls", "maintainers", "dependencies", "apiVersion":
+	default:
+		for _, k := range helmKeys {
+			if foldsTo(body, k) {
+				return RefuseCaseFoldedKey // "Version:" is version to Helm's JSON decoding
+			}
+		}
+	}
+	s.keysSeen[key] = true
+	val := body[colon+1:]
+	trimmed := bytes.TrimSpace(val)
+	if len(trimmed) > 0 && (trimmed[0] == '&' || trimmed[0] == '*' || trimmed[0] == '!') {
+		return RefuseAnchorAliasTag
+	}
+	switch key {
+	case "version", "created", "digest", "name", "type", "deprecated":
+		s.readScalar, s.skipRead = true, s.skipIndent >= 0
+		return s.readField(key, val)
+	case "maintainers", "dependencies":
+		if len(trimmed) != 0 && trimmed[0] != '#' {
+			return RefuseFlowStyle // inline value: leave it to the full parse
+		}
+	case "urls":
+		if len(trimmed) != 0 && trimmed[0] != '#' {
+			return RefuseURLs
+		}
+		s.inURLs, s.urlIndent = true, -1
+	}
+	return ""
+}
+
+// readField decodes the value of one of the scalar fields a version choice needs.
+func (s *scanner) readField(key string, val []byte) Refusal {
+	v, quoted, ok := scalar(val)
+	if !ok {
+		return refusedValue(ok)
+	}
+	switch key {
+	case "version":
+		if !quoted && looksNonString(v) {
+			return refusedValue(ok)
+		}
+		s.cur.Version, s.curHasVer = v, v != ""
+	case "created":
+		if v != "" {
+			// As encoding/json decodes a time, which is what Helm's loader ends up doing.
+			if err := s.cur.Created.UnmarshalText([]byte(v)); err != nil {
+				return RefuseValue
+			}
+		}
+	case "digest":
+		if !quoted && looksNonString(v) {
+			return refusedValue(ok)
+		}
+		s.cur.Digest = v
+	case "name":
+		if !printableASCII(v) || !quoted && looksNonString(v) {
+			return refusedValue(ok)
+		}
+		s.curName = v
+	case "type":
+		if !quoted && looksNonString(v) {
+			return refusedValue(ok)
+		}
+		s.curType = v
+	case "deprecated":
+		if quoted || (v != "true" && v != "false") {
+			return refusedValue(ok)
+		}
+		s.cur.Deprecated = v == "true"
+	}
+	return ""
 }
 
 // helmKeys are the keys of an entry whose values decide what Helm keeps or what we read.
