@@ -222,13 +222,9 @@ func resolveChartURL(repoURL, chartURL string) (string, error) {
 // returns the resolution and the normalised repository URL.
 func (r *Resolver) resolveHelm(ctx context.Context, ref Ref, auth Auth) (*Resolution, string, error) {
 	repoURL := normalizeRepoURL(ref.Repo)
-	e, err := r.index(ctx, repoURL, auth)
+	entries, err := r.entries(ctx, repoURL, ref.Chart, auth)
 	if err != nil {
 		return nil, repoURL, err
-	}
-	entries, err := r.chartEntries(ctx, e, repoURL, ref.Chart)
-	if err != nil {
-		return nil, repoURL, fmt.Errorf("reading the index of %s: %w", redact.URL(repoURL), err)
 	}
 	if !entries.Found {
 		return nil, repoURL, &NotFoundError{Object: "chart", Name: ref.Chart, Where: redact.URL(repoURL)}
@@ -253,6 +249,93 @@ func (r *Resolver) resolveHelm(ctx context.Context, ref Ref, auth Auth) (*Resolu
 	}
 	res.URL = withoutUserinfo(res.URL) // a password in the repository URL never travels with the chart URL
 	return res, repoURL, nil
+}
+
+// entries are the versions of chart in the index of repoURL: streamed when the Resolver keeps
+// no indexes (Options.StreamIndexes) and the fast path reads the index, otherwise from the
+// cached index body.
+func (r *Resolver) entries(ctx context.Context, repoURL, chart string, auth Auth) (helmindex.Entries, error) {
+	if r.opts.StreamIndexes {
+		entries, refusal, err := r.streamEntries(ctx, repoURL, chart, auth)
+		if err != nil || refusal == "" {
+			return entries, err
+		}
+		logr.FromContextOrDiscard(ctx).V(1).Info("Fetching the repository index again to parse it whole: the fast path does not read it",
+			"repository", redact.URL(repoURL), "chart", chart, "reason", string(refusal))
+	}
+	e, err := r.index(ctx, repoURL, auth)
+	if err != nil {
+		return helmindex.Entries{}, err
+	}
+	entries, err := r.chartEntries(ctx, e, repoURL, chart)
+	if err != nil {
+		return entries, fmt.Errorf("reading the index of %s: %w", redact.URL(repoURL), err)
+	}
+	return entries, nil
+}
+
+// streamEntries reads the index of repoURL as it arrives and keeps only the entries of chart,
+// never the body: a one-shot resolution of a large index then costs no more memory than a
+// window of it. A refusal of the fast path is returned for the caller to fetch the index whole.
+func (r *Resolver) streamEntries(ctx context.Context, repoURL, chart string, auth Auth) (helmindex.Entries, helmindex.Refusal, error) {
+	hctx, done, err := r.acquireURL(ctx, repoURL)
+	if err != nil {
+		return helmindex.Entries{}, "", err
+	}
+	entries, refusal, err := r.streamOnHost(hctx, repoURL, chart, auth)
+	if err = done(err); err != nil {
+		return helmindex.Entries{}, "", err
+	}
+	return entries, refusal, nil
+}
+
+// streamOnHost is streamEntries holding a slot of the repository's host.
+func (r *Resolver) streamOnHost(ctx context.Context, repoURL, chart string, auth Auth) (helmindex.Entries, helmindex.Refusal, error) {
+	where := redact.URL(repoURL)
+	header := http.Header{}
+	header.Set("Accept", indexAccept)
+	u := indexURL(repoURL)
+	resp, err := r.get(ctx, u, repoURL, auth, header)
+	if err != nil {
+		return helmindex.Entries{}, "", fmt.Errorf("fetching the index of %s: %w", where, err)
+	}
+	defer resp.Body.Close()
+	if err := indexStatus(resp, u, where); err != nil {
+		return helmindex.Entries{}, "", err
+	}
+	max := r.opts.MaxIndexBytes
+	if resp.ContentLength > max {
+		return helmindex.Entries{}, "", indexTooLarge(where, max)
+	}
+	indexRequests.WithLabelValues("streamed").Inc()
+	r.parses.Add(1)
+	entries, refusal, n, err := helmindex.Scan(io.LimitReader(resp.Body, max+1), chart, 0)
+	switch {
+	case n > max:
+		return helmindex.Entries{}, "", indexTooLarge(where, max)
+	case err != nil:
+		return helmindex.Entries{}, "", fmt.Errorf("fetching the index of %s: %w", where, cleanNetError(errors.Unwrap(err), where))
+	}
+	return entries, refusal, nil
+}
+
+// indexAccept is the Accept header of index requests.
+const indexAccept = "application/x-yaml, application/yaml, application/json, text/yaml, */*"
+
+// indexStatus turns an index response other than 200 into its error.
+func indexStatus(resp *http.Response, u, where string) error {
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		return &NotFoundError{Object: "index", Where: redact.URL(u)}
+	case resp.StatusCode != http.StatusOK:
+		return statusError(resp, "fetching the index of "+where)
+	}
+	return nil
+}
+
+// indexTooLarge is the error of an index above the size limit.
+func indexTooLarge(where string, max int64) error {
+	return fmt.Errorf("fetching the index of %s: the index is larger than the limit of %d bytes (%d MiB); raise the index size limit if the repository is that large: %w", where, max, max>>20, errIndexTooLarge)
 }
 
 // chartEntries parses e for one chart, once per body. When the fast path leaves the index to the
@@ -314,7 +397,7 @@ func (r *Resolver) index(ctx context.Context, repoURL string, auth Auth) (*index
 func (r *Resolver) fetchIndex(ctx context.Context, key, repoURL string, auth Auth) (*indexEntry, string, error) {
 	cur := r.cache.get(key)
 	header := http.Header{}
-	header.Set("Accept", "application/x-yaml, application/yaml, application/json, text/yaml, */*")
+	header.Set("Accept", indexAccept)
 	if cur != nil {
 		if cur.etag != "" {
 			header.Set("If-None-Match", cur.etag)
@@ -330,16 +413,14 @@ func (r *Resolver) fetchIndex(ctx context.Context, key, repoURL string, auth Aut
 		return nil, "error", fmt.Errorf("fetching the index of %s: %w", where, err)
 	}
 	defer resp.Body.Close()
-	switch {
-	case resp.StatusCode == http.StatusNotModified && cur != nil:
+	if resp.StatusCode == http.StatusNotModified && cur != nil {
 		cur.mu.Lock()
 		cur.validated = time.Now()
 		cur.mu.Unlock()
 		return cur, "not_modified", nil
-	case resp.StatusCode == http.StatusNotFound:
-		return nil, "error", &NotFoundError{Object: "index", Where: redact.URL(u)}
-	case resp.StatusCode != http.StatusOK:
-		return nil, "error", statusError(resp, "fetching the index of "+where)
+	}
+	if err := indexStatus(resp, u, where); err != nil {
+		return nil, "error", err
 	}
 	body, reserved, err := r.readIndex(resp, where)
 	var once sync.Once
@@ -374,9 +455,7 @@ func (r *Resolver) fetchIndex(ctx context.Context, key, repoURL string, auth Aut
 // the cache or dropped.
 func (r *Resolver) readIndex(resp *http.Response, where string) ([]byte, int64, error) {
 	max := r.opts.MaxIndexBytes
-	tooLarge := func() error {
-		return fmt.Errorf("fetching the index of %s: the index is larger than the limit of %d bytes (%d MiB); raise the index size limit if the repository is that large: %w", where, max, max>>20, errIndexTooLarge)
-	}
+	tooLarge := func() error { return indexTooLarge(where, max) }
 	if resp.ContentLength > max {
 		return nil, 0, tooLarge()
 	}

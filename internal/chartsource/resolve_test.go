@@ -49,7 +49,15 @@ func checkVersionCase(g *WithT, res *Resolution, err error, want, errFmt, where 
 }
 
 func TestResolveHelmRepository(t *testing.T) {
-	r := NewResolver(Options{Network: testNetwork})
+	t.Run("cached", func(t *testing.T) { resolveHelmRepository(t, NewResolver(Options{Network: testNetwork}), 1) })
+	t.Run("streamed", func(t *testing.T) {
+		resolveHelmRepository(t, NewResolver(Options{Network: testNetwork, StreamIndexes: true}), 0)
+	})
+}
+
+// resolveHelmRepository resolves every version case on plainRepo with r, whose cache holds
+// cacheEntries indexes afterwards.
+func resolveHelmRepository(t *testing.T, r *Resolver, cacheEntries int) {
 	for _, repoURL := range []string{plainRepo.URL, plainRepo.URL + "/"} {
 		for _, tc := range versionCases {
 			t.Run(repoURL+" "+tc.version, func(t *testing.T) {
@@ -78,7 +86,7 @@ func TestResolveHelmRepository(t *testing.T) {
 	t.Run("both URL forms share one cache entry", func(t *testing.T) {
 		g := NewWithT(t)
 		_, n := r.cache.usage()
-		g.Expect(n).To(Equal(1))
+		g.Expect(n).To(Equal(cacheEntries))
 	})
 	t.Run("unknown chart", func(t *testing.T) {
 		g := NewWithT(t)

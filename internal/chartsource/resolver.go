@@ -75,6 +75,11 @@ type Options struct {
 	// slow hosts hold together. Default 0: no bound (the agent, whose workers each wait on one
 	// download at a time); the controller sets it below its number of workers.
 	MaxSlowFetches int
+	// StreamIndexes makes the Resolver keep no index bodies: each Helm repository index is read
+	// as it arrives, keeping only the entries of the chart asked for (an index the fast path
+	// does not read is fetched again whole). For one-shot resolutions, such as the CLI's, where
+	// a cache would never be used again.
+	StreamIndexes bool
 }
 
 // Resolver resolves chart versions and downloads chart archives. Use one per process: its index

@@ -119,7 +119,7 @@ func (o *resolveOptions) run(cmd *cobra.Command, stdin io.Reader, out io.Writer)
 		}
 		return err
 	}
-	res, err := chartsource.NewResolver(chartsource.Options{Network: chartsource.AllowAll}).Resolve(cmd.Context(), ref, auth)
+	res, err := chartsource.NewResolver(chartsource.Options{Network: chartsource.AllowAll, StreamIndexes: true}).Resolve(cmd.Context(), ref, auth)
 	if err != nil {
 		return err
 	}

@@ -124,7 +124,8 @@ func (s *scanner) feed(doc []byte, final bool) (int, Refusal) {
 		s.skipIndent, s.skipRead = -1, false
 		// A quoted scalar that does not end on its line: the logical line runs to the line where
 		// it ends, whatever the lines in between look like.
-		for extended := 0; ; extended++ {
+		extended := 0
+		for ; ; extended++ {
 			q := openQuote(body)
 			if q == -1 {
 				break
@@ -163,7 +164,7 @@ func (s *scanner) feed(doc []byte, final bool) (int, Refusal) {
 				data = nil
 			}
 		}
-		if r := s.logicalLine(indent, body); r != "" {
+		if r := s.logicalLine(indent, body, extended > 0); r != "" {
 			return 0, r
 		}
 	}
@@ -180,10 +181,9 @@ func lineBreaks(data []byte) Refusal {
 	return ""
 }
 
-// logicalLine reads one logical line (a physical line, or a quoted scalar's lines joined) that
-// starts at column indent.
-func (s *scanner) logicalLine(indent int, body []byte) Refusal {
-	multiLine := bytes.IndexByte(body, '\n') >= 0
+// logicalLine reads one logical line (a physical line, or a quoted scalar's lines joined when
+// multiLine) that starts at column indent and leaves no quoted scalar open.
+func (s *scanner) logicalLine(indent int, body []byte, multiLine bool) Refusal {
 	if c := blockScalarColumn(body); c >= 0 {
 		s.skipIndent = indent + c
 	} else if c := plainValueColumn(body); c >= 0 {
@@ -194,9 +194,6 @@ func (s *scanner) logicalLine(indent int, body []byte) Refusal {
 	}
 	if !s.inEntries {
 		return ""
-	}
-	if !closedOnLine(body) {
-		return RefuseFlowStyle // a flow collection may continue on the next line
 	}
 	if s.chartIndent < 0 {
 		s.chartIndent = indent
@@ -216,7 +213,7 @@ func (s *scanner) logicalLine(indent int, body []byte) Refusal {
 
 // topLevel reads a line at column 0: apiVersion, entries, or a key the fast path skips.
 func (s *scanner) topLevel(body []byte, multiLine bool) Refusal {
-	if multiLine || !closedOnLine(body) || !plainKey(body) {
+	if multiLine || !plainKey(body) {
 		return RefuseTopLevel
 	}
 	if s.inChart {
@@ -719,12 +716,6 @@ func nullItem(rest []byte) bool {
 		return true
 	}
 	return false
-}
-
-// closedOnLine reports whether a line of block YAML leaves no quoted scalar or flow collection
-// open, and has nothing odd after a quoted scalar.
-func closedOnLine(body []byte) bool {
-	return openQuote(body) == -1
 }
 
 // openQuote looks at the nodes of a line of block YAML (sequence dashes, a key, its value) and
