@@ -31,6 +31,8 @@ func large(b *testing.B) []byte {
 //   - helmops-bytes: ParseBytes over the index in memory (what the resolver's cache holds) and
 //     chartversion.Choose;
 //   - helmops-file: Parse reading the index file, and chartversion.Choose;
+//   - helmops-stream: Scan reading the index file as it arrives (what helmops resolve does with
+//     the response body), and chartversion.Choose;
 //   - helm-sdk: Helm's repo.LoadIndexFile on the same file and IndexFile.Get.
 func BenchmarkResolveLargeIndex(b *testing.B) {
 	data := large(b)
@@ -40,7 +42,7 @@ func BenchmarkResolveLargeIndex(b *testing.B) {
 		b.Fatal(err)
 	}
 	const chart, constraint = "chart-075", "1.x"
-	var versions [3]string
+	var versions [4]string
 
 	b.Run("helmops-bytes", func(b *testing.B) {
 		b.ReportAllocs()
@@ -75,6 +77,25 @@ func BenchmarkResolveLargeIndex(b *testing.B) {
 			versions[1] = res.Chosen.Version
 		}
 	})
+	b.Run("helmops-stream", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			f, err := os.Open(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			e, refusal, _, err := Scan(f, chart, 0)
+			f.Close()
+			if err != nil || refusal != "" || !e.Found {
+				b.Fatal(err, refusal)
+			}
+			res, err := chartversion.Choose(e.Candidates, constraint)
+			if err != nil {
+				b.Fatal(err)
+			}
+			versions[3] = res.Chosen.Version
+		}
+	})
 	b.Run("helm-sdk", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
@@ -89,8 +110,10 @@ func BenchmarkResolveLargeIndex(b *testing.B) {
 			versions[2] = cv.Version
 		}
 	})
-	if versions[2] != "" && (versions[0] != "" && versions[0] != versions[2] || versions[1] != "" && versions[1] != versions[2]) {
-		b.Fatalf("helmops chose %q and %q, Helm chose %q", versions[0], versions[1], versions[2])
+	for _, v := range []string{versions[0], versions[1], versions[3]} {
+		if versions[2] != "" && v != "" && v != versions[2] {
+			b.Fatalf("helmops chose %q (bytes, file, stream: %q), Helm chose %q", v, versions, versions[2])
+		}
 	}
 }
 
