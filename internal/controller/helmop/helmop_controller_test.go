@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -388,12 +389,23 @@ func TestDeletingAHelmOpDeletesItsBundle(t *testing.T) {
 	}, timeout, interval).Should(Succeed())
 }
 
+// TestRestartKeepsThePollSchedule: the schedule is the HelmOp's lastPollingTriggered, not the
+// process's memory. Both managers run on one fake clock, so "mid-interval" and "due" are exact
+// instants, whatever the machine's speed.
 func TestRestartKeepsThePollSchedule(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	repo := chartRepo(t, testenv.RepoOptions{})
-	stop, err := startManager(ctx, "restart", chartsource.NewResolver(chartsource.Options{Network: testNetwork}))
-	g.Expect(err).NotTo(HaveOccurred())
+	clk := clocktesting.NewFakePassiveClock(time.Now())
+	start := func() (stop func()) {
+		stop, err := startManagerWith(ctx, "restart", func(r *Reconciler) {
+			r.Resolver = chartsource.NewResolver(chartsource.Options{Network: testNetwork})
+			r.Clock = clk
+		})
+		g.Expect(err).NotTo(HaveOccurred())
+		return stop
+	}
+	stop := start()
 	ns := newNamespace(t)
 	op := newHelmOp(ns, "sched", repo.URL, "alpine", withVersion("0.x"), withPolling(8*time.Second), withShard("restart"))
 	g.Expect(k8s.Create(ctx, op)).To(Succeed())
@@ -402,24 +414,28 @@ func TestRestartKeepsThePollSchedule(t *testing.T) {
 		g.Expect(op.Status.LastPollingTime).NotTo(BeNil())
 	}, timeout, interval).Should(Succeed())
 	polledAt := op.Status.LastPollingTime.Time
+	g.Expect(polledAt).To(Equal(clk.Now().Truncate(time.Second)), "the first poll, at creation")
 	stop()
 
+	// Restarted mid-interval: the new manager does not poll at once, however long it runs ...
+	clk.SetTime(clk.Now().Add(3 * time.Second))
 	before := repo.Requests("/index.yaml")
-	stop, err = startManager(ctx, "restart", chartsource.NewResolver(chartsource.Options{Network: testNetwork}))
-	g.Expect(err).NotTo(HaveOccurred())
-	defer stop()
-	// Mid-interval: the new manager does not poll at once ...
+	defer start()()
 	g.Consistently(func(g Gomega) {
 		get(g, op)
 		g.Expect(op.Status.LastPollingTime.Time).To(Equal(polledAt))
 	}, 3*time.Second, interval).Should(Succeed())
 	g.Expect(repo.Requests("/index.yaml")).To(Equal(before))
-	// ... but on schedule.
+
+	// ... but once the interval (and the HelmOp's fixed jitter) has passed, on its own schedule:
+	// the requeue the restarted manager set, with no event.
+	due := polledAt.Add(8*time.Second + jitter(op))
+	clk.SetTime(due)
 	g.Eventually(func(g Gomega) {
 		get(g, op)
-		g.Expect(op.Status.LastPollingTime.Time.After(polledAt)).To(BeTrue())
+		g.Expect(op.Status.LastPollingTime.Time).To(Equal(due.Truncate(time.Second)))
 	}, timeout, interval).Should(Succeed())
-	g.Expect(op.Status.LastPollingTime.Sub(polledAt)).To(BeNumerically(">=", 8*time.Second-time.Second))
+	g.Expect(repo.Requests("/index.yaml")).To(BeNumerically(">", before))
 }
 
 func TestShardsHandleOnlyTheirHelmOps(t *testing.T) {
