@@ -210,119 +210,160 @@ type Plan struct {
 
 // Decide plans one pass of the rollout at time now.
 func Decide(s Strategy, targets []Target, now time.Time) (Plan, error) {
-	plan := Plan{Actions: make([]Action, len(targets)), Rolling: -1}
 	parts, unpartitioned, err := partition(s, targets)
 	if err != nil {
 		return Plan{}, err
 	}
-	plan.Unpartitioned = unpartitioned
-
-	var inRollout []int
-	for _, p := range parts {
-		inRollout = append(inRollout, p.Targets...)
-	}
-	if plan.MaxUnavailable, err = limit(len(inRollout), "maxUnavailable", s.MaxUnavailable, &defaultMaxUnavailable); err != nil {
+	d, err := newDecision(s, targets, parts)
+	if err != nil {
 		return Plan{}, err
 	}
-	if plan.MaxUnavailablePartitions, err = limit(len(parts), "maxUnavailablePartitions", s.MaxUnavailablePartitions, &defaultMaxUnavailablePartitions); err != nil {
-		return Plan{}, err
-	}
-	maxNew := DefaultMaxNew
-	if s.MaxNew != nil {
-		maxNew = *s.MaxNew
-	}
-	deadline := s.ProgressDeadline
-	if deadline == 0 {
-		deadline = DefaultProgressDeadline
-	}
-
-	// Failures with the desired ID, and when the next deadline passes.
-	holdsBack := false
-	for _, i := range inRollout {
-		t := &targets[i]
-		d := t.Deployment
-		if t.Paused {
-			continue
-		}
-		if d == nil || d.DeploymentID != t.DesiredID {
-			holdsBack = true
-			continue
-		}
-		if !d.unavailable() {
-			continue
-		}
-		switch {
-		case d.Failed:
-			plan.Failures = append(plan.Failures, Failure{Cluster: t.Cluster, Version: t.Version, Reason: d.Message})
-		case deadline > 0 && !d.Since.IsZero() && now.Sub(d.Since) >= deadline:
-			plan.Failures = append(plan.Failures, Failure{Cluster: t.Cluster, Version: t.Version,
-				Reason: fmt.Sprintf("not ready %s after it was given this version", deadline)})
-		case deadline > 0 && !d.Since.IsZero():
-			if left := d.Since.Add(deadline).Sub(now); plan.RecheckAfter == 0 || left < plan.RecheckAfter {
-				plan.RecheckAfter = left
-			}
-		}
-	}
-	sort.Slice(plan.Failures, func(i, j int) bool { return plan.Failures[i].Cluster < plan.Failures[j].Cluster })
-	plan.Halted = len(plan.Failures) > 0 && holdsBack
-
-	for _, i := range inRollout {
-		if targets[i].Deployment.unavailable() && !targets[i].Paused {
-			plan.Unavailable++
-		}
-	}
-
+	d.plan.Unpartitioned = unpartitioned
+	d.findFailures(now)
 	for pi := range parts {
-		p := &parts[pi]
-		p.Reached = true
-		for _, i := range p.Targets {
-			if targets[i].Deployment.unavailable() && !targets[i].Paused {
-				p.Unavailable++
-			}
-		}
-		for _, i := range p.Targets {
-			t := &targets[i]
-			d := t.Deployment
-			switch {
-			case d != nil && d.DeploymentID == t.DesiredID:
-				plan.Actions[i] = Keep
-			case t.Paused && d != nil:
-				plan.Actions[i] = Update
-			case plan.Halted, t.Blocked:
-				plan.Actions[i] = Hold
-			case d == nil:
-				if plan.NewlyCreated < maxNew {
-					plan.NewlyCreated++
-					plan.Actions[i] = Create
-				}
-			case d.unavailable():
-				// Already unavailable: moving it costs nothing.
-				plan.Actions[i] = Update
-			case plan.Unavailable < plan.MaxUnavailable && p.Unavailable < p.MaxUnavailable:
-				plan.Unavailable++
-				p.Unavailable++
-				plan.Actions[i] = Update
-			}
-		}
-		p.Unavailable = partitionUnavailable(targets, p.Targets, plan.Actions)
-		if p.Unavailable > p.MaxUnavailable {
-			plan.UnavailablePartitions++
-		}
-		if plan.UnavailablePartitions > plan.MaxUnavailablePartitions {
+		if !d.act(&parts[pi]) {
 			break
 		}
 	}
-	for pi, p := range parts {
-		if !p.Reached {
-			// Not processed: Fleet reports the partition's current unavailability.
-			parts[pi].Unavailable = partitionUnavailable(targets, p.Targets, plan.Actions)
+	d.finishPartitions(parts)
+	return d.plan, nil
+}
+
+// decision is the plan being made for the targets in rollout.
+type decision struct {
+	plan      Plan
+	targets   []Target
+	inRollout []int // the targets of every partition
+	maxNew    int
+	deadline  time.Duration
+}
+
+// newDecision starts a plan: the limits of the strategy over the partitions' targets.
+func newDecision(s Strategy, targets []Target, parts []PartitionStatus) (*decision, error) {
+	d := &decision{plan: Plan{Actions: make([]Action, len(targets)), Rolling: -1}, targets: targets,
+		maxNew: DefaultMaxNew, deadline: s.ProgressDeadline}
+	for _, p := range parts {
+		d.inRollout = append(d.inRollout, p.Targets...)
+	}
+	var err error
+	if d.plan.MaxUnavailable, err = limit(len(d.inRollout), "maxUnavailable", s.MaxUnavailable, &defaultMaxUnavailable); err != nil {
+		return nil, err
+	}
+	if d.plan.MaxUnavailablePartitions, err = limit(len(parts), "maxUnavailablePartitions", s.MaxUnavailablePartitions, &defaultMaxUnavailablePartitions); err != nil {
+		return nil, err
+	}
+	if s.MaxNew != nil {
+		d.maxNew = *s.MaxNew
+	}
+	if d.deadline == 0 {
+		d.deadline = DefaultProgressDeadline
+	}
+	return d, nil
+}
+
+// findFailures lists the targets that failed with their desired ID (or passed the progress
+// deadline without getting ready), when the next deadline passes, whether the rollout halts, and
+// how many targets are unavailable now.
+func (d *decision) findFailures(now time.Time) {
+	holdsBack := false
+	for _, i := range d.inRollout {
+		t := &d.targets[i]
+		dep := t.Deployment
+		if t.Paused {
+			continue
 		}
-		if plan.Rolling < 0 && parts[pi].Unavailable > 0 {
-			plan.Rolling = pi
+		if dep == nil || dep.DeploymentID != t.DesiredID {
+			holdsBack = true
+			continue
+		}
+		d.failure(t, now)
+	}
+	sort.Slice(d.plan.Failures, func(i, j int) bool { return d.plan.Failures[i].Cluster < d.plan.Failures[j].Cluster })
+	d.plan.Halted = len(d.plan.Failures) > 0 && holdsBack
+	for _, i := range d.inRollout {
+		if d.targets[i].Deployment.unavailable() && !d.targets[i].Paused {
+			d.plan.Unavailable++
 		}
 	}
-	plan.Partitions = parts
-	return plan, nil
+}
+
+// failure records t, deployed with its desired ID and unavailable, as failed when it is or when
+// its progress deadline passed, and otherwise when that deadline passes.
+func (d *decision) failure(t *Target, now time.Time) {
+	dep := t.Deployment
+	if !dep.unavailable() {
+		return
+	}
+	switch {
+	case dep.Failed:
+		d.plan.Failures = append(d.plan.Failures, Failure{Cluster: t.Cluster, Version: t.Version, Reason: dep.Message})
+	case d.deadline > 0 && !dep.Since.IsZero() && now.Sub(dep.Since) >= d.deadline:
+		d.plan.Failures = append(d.plan.Failures, Failure{Cluster: t.Cluster, Version: t.Version,
+			Reason: fmt.Sprintf("not ready %s after it was given this version", d.deadline)})
+	case d.deadline > 0 && !dep.Since.IsZero():
+		if left := dep.Since.Add(d.deadline).Sub(now); d.plan.RecheckAfter == 0 || left < d.plan.RecheckAfter {
+			d.plan.RecheckAfter = left
+		}
+	}
+}
+
+// act decides the action of each target of p and reports whether the next partition may be
+// processed too (the unavailable partitions are within their limit).
+func (d *decision) act(p *PartitionStatus) bool {
+	p.Reached = true
+	for _, i := range p.Targets {
+		if d.targets[i].Deployment.unavailable() && !d.targets[i].Paused {
+			p.Unavailable++
+		}
+	}
+	for _, i := range p.Targets {
+		d.plan.Actions[i] = d.action(p, i)
+	}
+	p.Unavailable = partitionUnavailable(d.targets, p.Targets, d.plan.Actions)
+	if p.Unavailable > p.MaxUnavailable {
+		d.plan.UnavailablePartitions++
+	}
+	return d.plan.UnavailablePartitions <= d.plan.MaxUnavailablePartitions
+}
+
+// action is what happens to target i of p, counting what it makes unavailable.
+func (d *decision) action(p *PartitionStatus, i int) Action {
+	t, plan := &d.targets[i], &d.plan
+	dep := t.Deployment
+	switch {
+	case dep != nil && dep.DeploymentID == t.DesiredID:
+		return Keep
+	case t.Paused && dep != nil:
+		return Update
+	case plan.Halted, t.Blocked:
+		return Hold
+	case dep == nil:
+		if plan.NewlyCreated < d.maxNew {
+			plan.NewlyCreated++
+			return Create
+		}
+	case dep.unavailable():
+		return Update // already unavailable: moving it costs nothing
+	case plan.Unavailable < plan.MaxUnavailable && p.Unavailable < p.MaxUnavailable:
+		plan.Unavailable++
+		p.Unavailable++
+		return Update
+	}
+	return plan.Actions[i]
+}
+
+// finishPartitions reports the partitions not processed as Fleet does (their current
+// unavailability) and which partition is rolling.
+func (d *decision) finishPartitions(parts []PartitionStatus) {
+	for pi, p := range parts {
+		if !p.Reached {
+			parts[pi].Unavailable = partitionUnavailable(d.targets, p.Targets, d.plan.Actions)
+		}
+		if d.plan.Rolling < 0 && parts[pi].Unavailable > 0 {
+			d.plan.Rolling = pi
+		}
+	}
+	d.plan.Partitions = parts
 }
 
 // partitionUnavailable counts the targets that, after the actions, are not running their
