@@ -59,12 +59,14 @@ func releaseRevision(g Gomega, cluster, name string) int {
 	return bd.Status.Release.Revision
 }
 
-// Fleet's per-cluster options, end to end: values templates over the cluster's name, labels,
-// annotations and templateValues, global.fleet.clusterLabels, helm.templateValues,
+// Fleet's per-cluster options, end to end: values templates over the cluster's name, namespace,
+// labels, annotations and templateValues, global.fleet.clusterLabels, helm.templateValues,
 // disablePreProcess, disableDNS, AllMatches merging the options of every matching target,
 // clusterName matching the display-name label, namespaceLabels/namespaceAnnotations on the
-// release namespace, and forceSyncGeneration redeploying. A HelmOp whose template reads a
-// missing label says so, naming the cluster and the value, and disturbs nothing else.
+// release namespace, and forceSyncGeneration redeploying. A HelmOp whose template comes to read
+// a missing label says so on the HelmOp and the BundleDeployment, naming the cluster and the
+// value, keeps its release as it was and disturbs nothing else; an unknown
+// targetCustomizationMode is refused naming the field.
 func TestFleetOptionsReachEachCluster(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
@@ -84,6 +86,8 @@ func TestFleetOptionsReachEachCluster(t *testing.T) {
 			"env":     "global.fleet.clusterLabels.env",
 			"tier":    `${ get .ClusterValues "tier" | default "none" }`,
 			"owner":   `${ get .ClusterAnnotations "owner" | default "nobody" }`,
+			"ns":      "${ .ClusterNamespace }",
+			"label":   "${ .ClusterLabels.env }",
 		}}},
 		TemplateValues: map[string]string{"hosts": `${ list .ClusterName "x" | toJson }`},
 	}, func(h *v1alpha1.HelmOp) {
@@ -98,8 +102,16 @@ func TestFleetOptionsReachEachCluster(t *testing.T) {
 	})
 	g.Expect(mgmt().Create(ctx, h)).To(Succeed())
 
+	// An unknown targetCustomizationMode is refused, naming the field.
+	badMode := helmOp("badmode", "fleet-default", v1alpha1.HelmOptions{Repo: env.State.RepoURL, Chart: "fleetopts", Version: "1.0.0"},
+		func(h *v1alpha1.HelmOp) { h.Spec.TargetCustomizationMode = "EveryMatch" })
+	err := mgmt().Create(ctx, badMode)
+	g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%v", err)
+	g.Expect(err.Error()).To(ContainSubstring(`spec.targetCustomizationMode: Unsupported value: "EveryMatch"`))
+
+	// badtemplate deploys with an optional label, then reads it as required.
 	bad := helmOp("badtemplate", "fleet-default", v1alpha1.HelmOptions{Repo: env.State.RepoURL, Chart: "fleetopts", Version: "1.0.0",
-		Values: &v1alpha1.GenericMap{Data: map[string]any{"data": map[string]any{"region": "${ .ClusterLabels.region }"}}}},
+		Values: &v1alpha1.GenericMap{Data: map[string]any{"data": map[string]any{"region": `${ get .ClusterLabels "region" | default "none" }`}}}},
 		func(h *v1alpha1.HelmOp) {
 			h.Spec.Namespace = "badtemplate"
 			h.Spec.Targets = []v1alpha1.BundleTarget{{ClusterName: "dev"}}
@@ -114,6 +126,8 @@ func TestFleetOptionsReachEachCluster(t *testing.T) {
 		g.Expect(dev).To(HaveKeyWithValue("owner", "team-a"))
 		g.Expect(dev).To(HaveKeyWithValue("extra", "dev-only"), "the second matching target's values, merged")
 		g.Expect(dev).To(HaveKeyWithValue("hosts", `["dev","x"]`))
+		g.Expect(dev).To(HaveKeyWithValue("ns", "fleet-default"), "the Cluster's namespace, as in Fleet")
+		g.Expect(dev).To(HaveKeyWithValue("label", "dev"))
 		g.Expect(dev).To(HaveKeyWithValue("dns", ""), "disableDNS from the second target")
 
 		prod := configMap(g, env.Downstreams["prod"], "fleetopts", "fleetopts").Data
@@ -144,10 +158,16 @@ func TestFleetOptionsReachEachCluster(t *testing.T) {
 		devCluster := &v1alpha1.Cluster{}
 		g.Expect(mgmt().Get(ctx, client.ObjectKey{Namespace: "fleet-default", Name: "dev"}, devCluster)).To(Succeed())
 		g.Expect(devCluster.Status.ResourceCounts.DesiredReady).To(BeNumerically(">=", 1))
+		g.Expect(configMap(g, env.Downstreams["dev"], "badtemplate", "badtemplate").Data).To(HaveKeyWithValue("region", "none"))
 	}, timeout, interval).Should(Succeed())
+	badRevision := releaseRevision(g, "dev", "badtemplate")
+	updateHelmOp(t, keyOf(bad), func(h *v1alpha1.HelmOp) {
+		h.Spec.Helm.Values = &v1alpha1.GenericMap{Data: map[string]any{"data": map[string]any{"region": "${ .ClusterLabels.region }"}}}
+	})
 
-	// The bad template is reported on the HelmOp, naming the cluster and the value; the other
-	// HelmOp's releases are untouched.
+	// The bad template is reported on the HelmOp and on dev's BundleDeployment, naming the
+	// cluster and the value; the release stays as it was, and the other HelmOp's releases are
+	// untouched.
 	g.Eventually(func(g Gomega) {
 		got := &v1alpha1.HelmOp{}
 		g.Expect(mgmt().Get(ctx, client.ObjectKeyFromObject(bad), got)).To(Succeed())
@@ -157,8 +177,15 @@ func TestFleetOptionsReachEachCluster(t *testing.T) {
 		g.Expect(ready.Reason).To(Equal(v1alpha1.ReasonInvalidValues))
 		g.Expect(ready.Message).To(ContainSubstring("cluster dev: helm.values.data.region"))
 		g.Expect(ready.Message).To(ContainSubstring(`map has no entry for key "region"`))
+		targeted := bundleDeployment(g, "dev", "badtemplate").Condition(v1alpha1.TargetedCondition)
+		g.Expect(targeted).NotTo(BeNil())
+		g.Expect(targeted.Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(targeted.Reason).To(Equal(v1alpha1.ReasonInvalidValues))
+		g.Expect(targeted.Message).To(ContainSubstring("cluster dev: helm.values.data.region"))
 	}, timeout, interval).Should(Succeed())
 	expectReady(g, client.ObjectKeyFromObject(h))
+	g.Expect(configMap(g, env.Downstreams["dev"], "badtemplate", "badtemplate").Data).To(HaveKeyWithValue("region", "none"))
+	g.Expect(releaseRevision(g, "dev", "badtemplate")).To(Equal(badRevision))
 
 	// Raising forceSyncGeneration redeploys on every cluster, with nothing else changed.
 	before := map[string]int{}
