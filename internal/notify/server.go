@@ -167,6 +167,8 @@ func (s *Server) answer(w http.ResponseWriter, code int, sender Sender, result s
 	_ = json.NewEncoder(w).Encode(body)
 }
 
+// serve answers one notification: admitted, authenticated and parsed (read), then the
+// reconciles of the HelmOps following its repositories requested (fanOut).
 func (s *Server) serve(w http.ResponseWriter, req *http.Request) {
 	select {
 	case s.sem <- struct{}{}:
@@ -176,57 +178,82 @@ func (s *Server) serve(w http.ResponseWriter, req *http.Request) {
 		s.answer(w, http.StatusServiceUnavailable, "", "error", reply{Error: "too many notifications at once; retry"})
 		return
 	}
-	ctx := req.Context()
+	n, refused := s.read(w, req)
+	if refused != nil {
+		s.answer(w, refused.code, "", refused.result, reply{Error: refused.message})
+		return
+	}
+	if len(n.Targets) == 0 {
+		s.log.V(1).Info("Ignoring a notification that publishes nothing", "sender", n.Sender)
+		s.answer(w, http.StatusAccepted, n.Sender, "ignored", reply{})
+		return
+	}
+	s.fanOut(req.Context(), w, n)
+}
 
-	// Authenticate before anything else is read or believed.
-	token := s.tokens.get(ctx)
-	if token == nil {
-		s.answer(w, http.StatusUnauthorized, "", "unauthorized", reply{Error: "unauthorized"})
-		return
-	}
-	var presented string
-	if t := req.PathValue("token"); t != "" {
-		presented = t
-	} else if t, ok := bearer(req.Header); ok {
-		presented = t
-	}
-	if presented != "" && !equalSecret(presented, token) {
-		s.answer(w, http.StatusUnauthorized, "", "unauthorized", reply{Error: "unauthorized"})
-		return
-	}
-	signature := req.Header.Get(SignatureHeader)
-	if presented == "" && signature == "" {
-		s.answer(w, http.StatusUnauthorized, "", "unauthorized", reply{Error: "unauthorized: send Authorization: Bearer <token> or an " + SignatureHeader + " signature"})
-		return
-	}
-	byHeader := presented == ""
+// refusal is an answer that ends a notification before any HelmOp is touched.
+type refusal struct {
+	code            int
+	result, message string
+}
 
+func unauthorized(message string) *refusal {
+	return &refusal{code: http.StatusUnauthorized, result: "unauthorized", message: message}
+}
+
+// read authenticates the request before anything else is read or believed, then reads and
+// parses its body.
+func (s *Server) read(w http.ResponseWriter, req *http.Request) (*Notification, *refusal) {
+	token, signature, refused := s.authenticate(req)
+	if refused != nil {
+		return nil, refused
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, s.opts.MaxBodyBytes))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			s.answer(w, http.StatusRequestEntityTooLarge, "", "invalid", reply{Error: fmt.Sprintf("the body is larger than %d bytes", s.opts.MaxBodyBytes)})
-			return
+			return nil, &refusal{http.StatusRequestEntityTooLarge, "invalid", fmt.Sprintf("the body is larger than %d bytes", s.opts.MaxBodyBytes)}
 		}
-		s.answer(w, http.StatusBadRequest, "", "invalid", reply{Error: "reading the body failed"})
-		return
+		return nil, &refusal{http.StatusBadRequest, "invalid", "reading the body failed"}
 	}
-	if byHeader && !validSignature(signature, body, token) {
-		s.answer(w, http.StatusUnauthorized, "", "unauthorized", reply{Error: "unauthorized"})
-		return
+	if signature != "" && !validSignature(signature, body, token) {
+		return nil, unauthorized("unauthorized")
 	}
-
 	n, err := Parse(req.Header, body)
 	if err != nil {
-		s.answer(w, http.StatusBadRequest, "", "invalid", reply{Error: err.Error()})
-		return
+		return nil, &refusal{http.StatusBadRequest, "invalid", err.Error()}
 	}
+	return n, nil
+}
+
+// authenticate checks a token presented in the path or as a bearer token, and otherwise returns
+// the signature header for read to check against the body.
+func (s *Server) authenticate(req *http.Request) (token []byte, signature string, _ *refusal) {
+	t := s.tokens.get(req.Context())
+	if t == nil {
+		return nil, "", unauthorized("unauthorized")
+	}
+	presented := req.PathValue("token")
+	if presented == "" {
+		presented, _ = bearer(req.Header)
+	}
+	if presented != "" {
+		if !equalSecret(presented, t) {
+			return nil, "", unauthorized("unauthorized")
+		}
+		return t, "", nil
+	}
+	signature = req.Header.Get(SignatureHeader)
+	if signature == "" {
+		return nil, "", unauthorized("unauthorized: send Authorization: Bearer <token> or an " + SignatureHeader + " signature")
+	}
+	return t, signature, nil
+}
+
+// fanOut requests a reconcile of every HelmOp of this shard that follows a repository of n,
+// at most once per repository per rate-limit window, and answers with what it did.
+func (s *Server) fanOut(ctx context.Context, w http.ResponseWriter, n *Notification) {
 	log := s.log.WithValues("sender", n.Sender)
-	if len(n.Targets) == 0 {
-		log.V(1).Info("Ignoring a notification that publishes nothing")
-		s.answer(w, http.StatusAccepted, n.Sender, "ignored", reply{})
-		return
-	}
 	now := s.opts.Clock.Now()
 	var (
 		requested, limited, matched int
@@ -250,14 +277,11 @@ func (s *Server) serve(w http.ResponseWriter, req *http.Request) {
 			continue
 		}
 		log.Info("Requesting reconciles of the HelmOps that use a notified repository", "repository", t.Key, "chart", t.Chart, "helmOps", len(ops))
-		for _, op := range ops {
-			if err := requestReconcile(ctx, s.client, op, now); err != nil && !apierrors.IsNotFound(err) {
-				s.limiter.forget(t.Key)
-				log.Error(err, "Requesting a reconcile", "HelmOp", klog.KObj(op))
-				s.answer(w, http.StatusServiceUnavailable, n.Sender, "error", reply{HelmOps: requested, Error: "the controller could not annotate every HelmOp; retry"})
-				return
-			}
-			requested++
+		done, err := s.requestAll(ctx, t, ops, now)
+		requested += done
+		if err != nil {
+			s.answer(w, http.StatusServiceUnavailable, n.Sender, "error", reply{HelmOps: requested, Error: "the controller could not annotate every HelmOp; retry"})
+			return
 		}
 	}
 	switch {
@@ -270,4 +294,17 @@ func (s *Server) serve(w http.ResponseWriter, req *http.Request) {
 	default:
 		s.answer(w, http.StatusAccepted, n.Sender, "accepted", reply{HelmOps: requested})
 	}
+}
+
+// requestAll requests a reconcile of each of ops and returns how many it requested. On an error
+// the repository's rate-limit window is given back, so the sender's retry is let through.
+func (s *Server) requestAll(ctx context.Context, t Target, ops []*v1alpha1.HelmOp, now time.Time) (int, error) {
+	for i, op := range ops {
+		if err := requestReconcile(ctx, s.client, op, now); err != nil && !apierrors.IsNotFound(err) {
+			s.limiter.forget(t.Key)
+			s.log.Error(err, "Requesting a reconcile", "HelmOp", klog.KObj(op))
+			return i, err
+		}
+	}
+	return len(ops), nil
 }
