@@ -11,16 +11,19 @@ import (
 	"github.com/helmops/helmops/api/v1alpha1"
 )
 
-// diff.comparePatches: a field the patch removes from the comparison may change downstream
-// without being reported; any other change is.
+// diff.comparePatches: a field a patch removes from the comparison may change downstream
+// without being reported; any other change is. A target's patches are added to the HelmOp's.
 func TestComparePatchesLeaveFieldsOutOfDrift(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	h := helmOp("diffopts", "fleet-default", v1alpha1.HelmOptions{Repo: env.State.RepoURL, Chart: "hello", Version: "0.2.x",
-		Values: &v1alpha1.GenericMap{Data: map[string]any{"data": map[string]any{"color": "gray", "size": "m"}}}},
+		Values: &v1alpha1.GenericMap{Data: map[string]any{"data": map[string]any{"color": "gray", "size": "m", "shape": "round"}}}},
 		func(h *v1alpha1.HelmOp) {
 			h.Spec.Namespace = "diffopts"
-			h.Spec.Targets = []v1alpha1.BundleTarget{{ClusterName: "dev"}}
+			h.Spec.Targets = []v1alpha1.BundleTarget{{ClusterName: "dev", Diff: &v1alpha1.DiffOptions{ComparePatches: []v1alpha1.ComparePatch{{
+				APIVersion: "v1", Kind: "ConfigMap", Name: "diffopts-config", Namespace: "diffopts",
+				Operations: []v1alpha1.Operation{{Op: "remove", Path: "/data/shape"}},
+			}}}}}
 			h.Spec.Diff = &v1alpha1.DiffOptions{ComparePatches: []v1alpha1.ComparePatch{{
 				APIVersion: "v1", Kind: "ConfigMap", Name: "diffopts-config", Namespace: "diffopts",
 				Operations: []v1alpha1.Operation{{Op: "remove", Path: "/data/color"}},
@@ -32,10 +35,10 @@ func TestComparePatchesLeaveFieldsOutOfDrift(t *testing.T) {
 		expectReady(g, client.ObjectKeyFromObject(h))
 	}, timeout, interval).Should(Succeed())
 
-	// Change both keys downstream: only size is reported.
+	// Change the three keys downstream: only size is reported.
 	g.Eventually(func(g Gomega) {
 		cm := configMap(g, env.Downstreams["dev"], "diffopts", "diffopts")
-		cm.Data["color"], cm.Data["size"] = "pink", "xl"
+		cm.Data["color"], cm.Data["size"], cm.Data["shape"] = "pink", "xl", "square"
 		g.Expect(env.Downstreams["dev"].Client.Update(ctx, cm)).To(Succeed())
 	}, timeout, interval).Should(Succeed())
 	g.Eventually(func(g Gomega) {
@@ -46,6 +49,7 @@ func TestComparePatchesLeaveFieldsOutOfDrift(t *testing.T) {
 		g.Expect(bd.Status.ModifiedStatus).To(HaveLen(1))
 		g.Expect(bd.Status.ModifiedStatus[0].Patch).To(ContainSubstring("size"))
 		g.Expect(bd.Status.ModifiedStatus[0].Patch).NotTo(ContainSubstring("color"))
+		g.Expect(bd.Status.ModifiedStatus[0].Patch).NotTo(ContainSubstring("shape"), "the target's patch")
 		got := &v1alpha1.HelmOp{}
 		g.Expect(mgmt().Get(ctx, client.ObjectKeyFromObject(h), got)).To(Succeed())
 		g.Expect(meta.IsStatusConditionTrue(got.Status.Conditions, v1alpha1.ReadyCondition)).To(BeFalse())

@@ -63,10 +63,11 @@ func releaseRevision(g Gomega, cluster, name string) int {
 // labels, annotations and templateValues, global.fleet.clusterLabels, helm.templateValues,
 // disablePreProcess, disableDNS, AllMatches merging the options of every matching target,
 // clusterName matching the display-name label, namespaceLabels/namespaceAnnotations on the
-// release namespace, and forceSyncGeneration redeploying. A HelmOp whose template comes to read
-// a missing label says so on the HelmOp and the BundleDeployment, naming the cluster and the
-// value, keeps its release as it was and disturbs nothing else; an unknown
-// targetCustomizationMode is refused naming the field.
+// release namespace, and forceSyncGeneration redeploying (a target's only its clusters).
+// A HelmOp whose template comes to read a missing label says so on the HelmOp and the
+// BundleDeployment, naming the cluster and the value, keeps its release as it was and disturbs
+// nothing else; so does a template calling a sprig function that reads the environment. An
+// unknown targetCustomizationMode is refused naming the field.
 func TestFleetOptionsReachEachCluster(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
@@ -117,6 +118,11 @@ func TestFleetOptionsReachEachCluster(t *testing.T) {
 			h.Spec.Targets = []v1alpha1.BundleTarget{{ClusterName: "dev"}}
 		})
 	g.Expect(mgmt().Create(ctx, bad)).To(Succeed())
+	// Sprig's functions that read the environment are not among those a template may call.
+	badFunc := helmOp("badfunc", "fleet-default", v1alpha1.HelmOptions{Repo: env.State.RepoURL, Chart: "fleetopts", Version: "1.0.0",
+		Values: &v1alpha1.GenericMap{Data: map[string]any{"data": map[string]any{"home": `${ env "HOME" }`}}}},
+		func(h *v1alpha1.HelmOp) { h.Spec.Targets = []v1alpha1.BundleTarget{{ClusterName: "dev"}} })
+	g.Expect(mgmt().Create(ctx, badFunc)).To(Succeed())
 
 	g.Eventually(func(g Gomega) {
 		dev := configMap(g, env.Downstreams["dev"], "fleetopts", "fleetopts").Data
@@ -177,6 +183,11 @@ func TestFleetOptionsReachEachCluster(t *testing.T) {
 		g.Expect(ready.Reason).To(Equal(v1alpha1.ReasonInvalidValues))
 		g.Expect(ready.Message).To(ContainSubstring("cluster dev: helm.values.data.region"))
 		g.Expect(ready.Message).To(ContainSubstring(`map has no entry for key "region"`))
+		g.Expect(mgmt().Get(ctx, keyOf(badFunc), got)).To(Succeed())
+		ready = got.Condition(v1alpha1.ReadyCondition)
+		g.Expect(ready).NotTo(BeNil())
+		g.Expect(ready.Reason).To(Equal(v1alpha1.ReasonInvalidValues))
+		g.Expect(ready.Message).To(And(ContainSubstring("cluster dev: helm.values.data.home"), ContainSubstring(`function "env" not defined`)))
 		targeted := bundleDeployment(g, "dev", "badtemplate").Condition(v1alpha1.TargetedCondition)
 		g.Expect(targeted).NotTo(BeNil())
 		g.Expect(targeted.Status).To(Equal(metav1.ConditionFalse))
@@ -203,6 +214,19 @@ func TestFleetOptionsReachEachCluster(t *testing.T) {
 		}
 		expectReady(g, client.ObjectKeyFromObject(h))
 	}, timeout, interval).Should(Succeed())
+
+	// A target's forceSyncGeneration above the HelmOp's replaces it: only dev redeploys.
+	for _, name := range []string{"dev", "prod"} {
+		before[name] = releaseRevision(g, name, "fleetopts")
+	}
+	prodID := bundleDeployment(g, "prod", "fleetopts").Spec.DeploymentID
+	updateHelmOp(t, keyOf(h), func(h *v1alpha1.HelmOp) { h.Spec.Targets[1].ForceSyncGeneration = 5 })
+	g.Eventually(func(g Gomega) {
+		g.Expect(releaseRevision(g, "dev", "fleetopts")).To(BeNumerically(">", before["dev"]))
+		expectReady(g, client.ObjectKeyFromObject(h))
+	}, timeout, interval).Should(Succeed())
+	g.Expect(bundleDeployment(g, "prod", "fleetopts").Spec.DeploymentID).To(Equal(prodID))
+	g.Expect(releaseRevision(g, "prod", "fleetopts")).To(Equal(before["prod"]))
 }
 
 const crdChart = `apiVersion: apiextensions.k8s.io/v1
@@ -221,19 +245,19 @@ spec:
 `
 
 // The CRDs of a chart's templates stay when the release is uninstalled, as in Fleet, unless
-// deleteCRDResources is set.
+// deleteCRDResources is set (on the HelmOp or on the target).
 func TestDeleteCRDResources(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	g.Expect(env.Repo.Publish("crdchart", "1.0.0", testenv.WithTemplate("crd.yaml", crdChart))).To(Succeed())
 	ops := map[string]*v1alpha1.HelmOp{}
-	for name, del := range map[string]bool{"keeps": false, "drops": true} {
+	for name, del := range map[string]bool{"keeps": false, "drops": true, "targetdrops": false} {
 		ops[name] = helmOp("crd-"+name, "fleet-default", v1alpha1.HelmOptions{Repo: env.State.RepoURL, Chart: "crdchart", Version: "1.0.0",
 			Values: &v1alpha1.GenericMap{Data: map[string]any{"plural": name, "kind": strings.ToUpper(name[:1]) + name[1:]}}},
 			func(h *v1alpha1.HelmOp) {
 				h.Spec.Namespace = "crd-" + name
 				h.Spec.DeleteCRDResources = del
-				h.Spec.Targets = []v1alpha1.BundleTarget{{ClusterName: "dev"}}
+				h.Spec.Targets = []v1alpha1.BundleTarget{{ClusterName: "dev", DeleteCRDResources: name == "targetdrops"}}
 			})
 		g.Expect(mgmt().Create(ctx, ops[name])).To(Succeed())
 	}
@@ -260,6 +284,7 @@ func TestDeleteCRDResources(t *testing.T) {
 			g.Expect(records.Items).To(BeEmpty(), name)
 		}
 		g.Expect(apierrors.IsNotFound(crd("drops"))).To(BeTrue(), "deleteCRDResources: the CRD goes with the release")
+		g.Expect(apierrors.IsNotFound(crd("targetdrops"))).To(BeTrue(), "deleteCRDResources on the target")
 	}, timeout, interval).Should(Succeed())
 	g.Expect(crd("keeps")).To(Succeed(), "the CRD is kept by default")
 }
