@@ -53,9 +53,9 @@ func readyCondition(g Gomega, cluster, name string) *metav1.Condition {
 // Per-target options with targetCustomizationMode FirstMatch (the default): a cluster gets the
 // options of the first target it matches only. ignore.conditions on dev's target leaves the
 // stalled resource's condition out of its readiness; prod, matched by the second target, reports
-// it. serviceAccount on dev's target: the agent deploys as that account (refused until it has
-// the rights, naming it); createNamespace false on prod's target: the release waits for the
-// namespace; correctDrift on dev's target restores a changed resource.
+// it, and correctDrift on dev's target restores a changed resource. serviceAccount on dev's
+// target: the agent deploys as that account (refused until it has the rights, naming it);
+// createNamespace false on prod's target: the release waits for the namespace.
 func TestPerTargetOptionsFirstMatch(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
@@ -67,7 +67,7 @@ func TestPerTargetOptionsFirstMatch(t *testing.T) {
 	gadgets := helmOp("gadgets", "fleet-default", v1alpha1.HelmOptions{Repo: env.State.RepoURL, Chart: "gadgets", Version: "1.0.0"}, func(h *v1alpha1.HelmOp) {
 		h.Spec.Namespace = "gadgets"
 		h.Spec.Targets = []v1alpha1.BundleTarget{
-			{Name: "dev", ClusterName: "dev", Helm: values(map[string]any{"target": "dev"}),
+			{Name: "dev", ClusterName: "dev", Helm: values(map[string]any{"target": "dev"}), CorrectDrift: &v1alpha1.CorrectDrift{Enabled: true},
 				Ignore: &v1alpha1.IgnoreOptions{Conditions: []map[string]string{{"type": "Stalled", "status": "True"}}}},
 			{Name: "all", ClusterSelector: everyCluster(), Helm: values(map[string]any{"target": "all", "second": "yes"})},
 		}
@@ -81,7 +81,7 @@ func TestPerTargetOptionsFirstMatch(t *testing.T) {
 	pertarget := helmOp("pertarget", "fleet-default", v1alpha1.HelmOptions{Repo: env.State.RepoURL, Chart: "hello", Version: "0.2.x"}, func(h *v1alpha1.HelmOp) {
 		h.Spec.Namespace = "pertarget"
 		h.Spec.Targets = []v1alpha1.BundleTarget{
-			{Name: "dev", ClusterName: "dev", ServiceAccount: "deployer", CorrectDrift: &v1alpha1.CorrectDrift{Enabled: true}},
+			{Name: "dev", ClusterName: "dev", ServiceAccount: "deployer"},
 			{Name: "prod", ClusterName: "prod", CreateNamespace: &no},
 		}
 	})
@@ -97,6 +97,14 @@ func TestPerTargetOptionsFirstMatch(t *testing.T) {
 		c := readyCondition(g, "prod", "gadgets")
 		g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
 		g.Expect(c.Message).To(And(ContainSubstring("Gadget gadgets/gadgets"), ContainSubstring("waiting for hardware")))
+	}, timeout, interval).Should(Succeed())
+
+	// correctDrift on dev's target: a change made downstream is taken back (checked below, while
+	// the agent's drift check runs).
+	g.Eventually(func(g Gomega) {
+		cm := configMap(g, env.Downstreams["dev"], "gadgets", "gadgets")
+		cm.Data["target"] = "changed"
+		g.Expect(dev.Update(ctx, cm)).To(Succeed())
 	}, timeout, interval).Should(Succeed())
 
 	g.Eventually(func(g Gomega) {
@@ -124,15 +132,8 @@ func TestPerTargetOptionsFirstMatch(t *testing.T) {
 			g.Expect(configMap(g, env.Downstreams[name], "pertarget", "pertarget").Data).To(HaveKeyWithValue("greeting", "hello"), name)
 		}
 	}, timeout, interval).Should(Succeed())
-
-	// correctDrift on dev's target: a change made downstream is taken back.
 	g.Eventually(func(g Gomega) {
-		cm := configMap(g, env.Downstreams["dev"], "pertarget", "pertarget")
-		cm.Data["greeting"] = "changed"
-		g.Expect(dev.Update(ctx, cm)).To(Succeed())
-	}, timeout, interval).Should(Succeed())
-	g.Eventually(func(g Gomega) {
-		g.Expect(configMap(g, env.Downstreams["dev"], "pertarget", "pertarget").Data).To(HaveKeyWithValue("greeting", "hello"))
-		expectReady(g, keyOf(pertarget))
+		g.Expect(configMap(g, env.Downstreams["dev"], "gadgets", "gadgets").Data).To(HaveKeyWithValue("target", "dev"))
+		g.Expect(readyCondition(g, "dev", "gadgets").Status).To(Equal(metav1.ConditionTrue))
 	}, timeout, interval).Should(Succeed())
 }
