@@ -60,7 +60,7 @@ func namesIn(g Gomega, c client.Client, list client.ObjectList, name string) []s
 // longer targeted loses its copies (and, with deleteNamespace, the namespace) unless
 // keepResources is set. An entry naming a missing Secret holds only the cluster that needs it,
 // says so naming the cluster and the field, and recovers once the Secret exists; the other
-// HelmOp is undisturbed.
+// HelmOp is undisturbed. An entry of another kind is refused, naming the field.
 func TestDownstreamResourcesFollowTheTargets(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
@@ -86,6 +86,10 @@ func TestDownstreamResourcesFollowTheTargets(t *testing.T) {
 		h.Spec.Targets = []v1alpha1.BundleTarget{{Name: "dev", ClusterName: "dev"}, {Name: "prod", ClusterName: "prod"}}
 	})
 	g.Expect(mgmt().Create(ctx, missing)).To(Succeed())
+	badKind := helmOp("dsr-kind", "fleet-default", v1alpha1.HelmOptions{Repo: env.State.RepoURL, Chart: "hello", Version: "0.2.x"}, func(h *v1alpha1.HelmOp) {
+		h.Spec.Targets = []v1alpha1.BundleTarget{{ClusterName: "dev", DownstreamResources: []v1alpha1.DownstreamResource{{Kind: "Deployment", Name: "dsr-db"}}}}
+	})
+	g.Expect(mgmt().Create(ctx, badKind)).To(Succeed())
 
 	dev, prod := env.Downstreams["dev"].Client, env.Downstreams["prod"].Client
 	g.Eventually(func(g Gomega) {
@@ -103,6 +107,18 @@ func TestDownstreamResourcesFollowTheTargets(t *testing.T) {
 			configMap(g, env.Downstreams[name], "dsr", "dsr")
 		}
 	}, timeout, interval).Should(Succeed())
+
+	// An entry of another kind is a spec error naming the field; nothing is deployed for it.
+	g.Eventually(func(g Gomega) {
+		got := &v1alpha1.HelmOp{}
+		g.Expect(mgmt().Get(ctx, keyOf(badKind), got)).To(Succeed())
+		ready := got.Condition(v1alpha1.ReadyCondition)
+		g.Expect(ready).NotTo(BeNil())
+		g.Expect(ready.Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(ready.Message).To(ContainSubstring(`spec.targets[0].downstreamResources[0].kind: unsupported kind "Deployment"`))
+	}, timeout, interval).Should(Succeed())
+	err := mgmt().Get(ctx, keyOfName(clusterNamespaceOf(g, "fleet-default", "dev"), "dsr-kind"), &v1alpha1.BundleDeployment{})
+	g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "no BundleDeployment for a HelmOp with a spec error: %v", err)
 
 	// Nowhere else: the Secret is only in dev's release namespace (not on prod, which does not
 	// name it), and on the management cluster only as its source and dev's cluster namespace copy.
