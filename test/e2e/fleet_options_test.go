@@ -66,8 +66,9 @@ func releaseRevision(g Gomega, cluster, name string) int {
 // release namespace, and forceSyncGeneration redeploying (a target's only its clusters).
 // A HelmOp whose template comes to read a missing label says so on the HelmOp and the
 // BundleDeployment, naming the cluster and the value, keeps its release as it was and disturbs
-// nothing else; so does a template calling a sprig function that reads the environment. An
-// unknown targetCustomizationMode is refused naming the field.
+// nothing else; so do a templateValues entry reading a missing label and a template calling a
+// sprig function that reads the environment. An unknown targetCustomizationMode is refused
+// naming the field.
 func TestFleetOptionsReachEachCluster(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
@@ -123,6 +124,10 @@ func TestFleetOptionsReachEachCluster(t *testing.T) {
 		Values: &v1alpha1.GenericMap{Data: map[string]any{"data": map[string]any{"home": `${ env "HOME" }`}}}},
 		func(h *v1alpha1.HelmOp) { h.Spec.Targets = []v1alpha1.BundleTarget{{ClusterName: "dev"}} })
 	g.Expect(mgmt().Create(ctx, badFunc)).To(Succeed())
+	badTV := helmOp("badtemplatevalues", "fleet-default", v1alpha1.HelmOptions{Repo: env.State.RepoURL, Chart: "fleetopts", Version: "1.0.0",
+		TemplateValues: map[string]string{"hosts": "${ .ClusterLabels.nope }"}},
+		func(h *v1alpha1.HelmOp) { h.Spec.Targets = []v1alpha1.BundleTarget{{ClusterName: "dev"}} })
+	g.Expect(mgmt().Create(ctx, badTV)).To(Succeed())
 
 	g.Eventually(func(g Gomega) {
 		dev := configMap(g, env.Downstreams["dev"], "fleetopts", "fleetopts").Data
@@ -188,6 +193,11 @@ func TestFleetOptionsReachEachCluster(t *testing.T) {
 		g.Expect(ready).NotTo(BeNil())
 		g.Expect(ready.Reason).To(Equal(v1alpha1.ReasonInvalidValues))
 		g.Expect(ready.Message).To(And(ContainSubstring("cluster dev: helm.values.data.home"), ContainSubstring(`function "env" not defined`)))
+		g.Expect(mgmt().Get(ctx, keyOf(badTV), got)).To(Succeed())
+		ready = got.Condition(v1alpha1.ReadyCondition)
+		g.Expect(ready).NotTo(BeNil())
+		g.Expect(ready.Reason).To(Equal(v1alpha1.ReasonInvalidValues))
+		g.Expect(ready.Message).To(And(ContainSubstring("cluster dev: helm.templateValues.hosts"), ContainSubstring(`map has no entry for key "nope"`)))
 		targeted := bundleDeployment(g, "dev", "badtemplate").Condition(v1alpha1.TargetedCondition)
 		g.Expect(targeted).NotTo(BeNil())
 		g.Expect(targeted.Status).To(Equal(metav1.ConditionFalse))
