@@ -92,7 +92,9 @@ func TestChartsInstallOnARealAPIServer(t *testing.T) {
 	// The local agent is on by default.
 	local := &appsv1.Deployment{}
 	g.Expect(c.Get(ctx, client.ObjectKey{Namespace: "helmops-system", Name: "helmops-agent-local"}, local)).To(Succeed())
-	g.Expect(local.Spec.Template.Spec.Containers[0].Args).To(ContainElements("agent", "--upstream-in-cluster", "--cluster-name=local", "--workspace=fleet-local",
+	// It uses the credential the controller writes, never the rights it installs charts with.
+	g.Expect(ctr.Args).To(ContainElement("--local-agent-credential-secret=helmops-system/helmops-agent-local-credential"))
+	g.Expect(local.Spec.Template.Spec.Containers[0].Args).To(ContainElements("agent", "--credential-secret=helmops-system/helmops-agent-local-credential",
 		"--upstream-kube-api-qps=50", "--upstream-kube-api-burst=100", "--downstream-kube-api-qps=100", "--downstream-kube-api-burst=200"))
 
 	// The downstream agent chart needs a cluster name and renders the registration labels.

@@ -193,8 +193,7 @@ func (o *Options) register(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// The granted credential gets the client limits the token's configuration was given.
-	cred.Upstream.QPS, cred.Upstream.Burst = o.Registration.Token.QPS, o.Registration.Token.Burst
+	cred.Upstream.QPS, cred.Upstream.Burst = o.Registration.QPS, o.Registration.Burst
 	o.Upstream, o.ClusterName, o.Workspace = cred.Upstream, cred.ClusterName, cred.Workspace
 	return nil
 }

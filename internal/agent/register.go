@@ -26,9 +26,12 @@ import (
 
 // Registration is how an agent without a credential of its own gets one: with the kubeconfig of a
 // ClusterRegistrationToken it asks the management cluster to register its cluster, and keeps the
-// credential it is granted in a downstream Secret, so it never needs the token again.
+// credential it is granted in a downstream Secret, so it never needs the token again. Without a
+// token it waits for the management cluster's controller to write that Secret (the agent of the
+// local cluster, and agents the controller installed through spec.kubeConfigSecret).
 type Registration struct {
-	// Token reaches the management cluster with the token's credential.
+	// Token reaches the management cluster with the token's credential; nil waits for the
+	// credential to appear in CredentialSecret.
 	Token *rest.Config
 	// ClientID identifies this cluster across registrations; default the UID of the
 	// downstream kube-system namespace.
@@ -37,6 +40,10 @@ type Registration struct {
 	Labels map[string]string
 	// CredentialSecret is the downstream Secret the granted credential is kept in.
 	CredentialSecret types.NamespacedName
+	// QPS and Burst limit the agent's client of the management cluster once it has its
+	// credential; 0 leaves client-go's defaults.
+	QPS   float32
+	Burst int
 }
 
 // Credential is what a granted registration hands the agent.
@@ -58,6 +65,8 @@ func Register(ctx context.Context, downstream client.Client, reg Registration) (
 		return credentialFrom(kept.Data)
 	case !apierrors.IsNotFound(err):
 		return nil, fmt.Errorf("reading the agent credential %s downstream: %w", reg.CredentialSecret, err)
+	case reg.Token == nil:
+		return waitForKept(ctx, downstream, reg.CredentialSecret)
 	}
 	workspace, token, err := tokenIdentity(ctx, reg.Token)
 	if err != nil {
@@ -165,6 +174,30 @@ func waitForCredential(ctx context.Context, up client.Client, cr *v1alpha1.Clust
 		case <-time.After(delay):
 		}
 		delay = min(2*delay, 5*time.Second)
+	}
+}
+
+// waitForKept polls for the credential the management cluster's controller writes into key.
+func waitForKept(ctx context.Context, downstream client.Client, key types.NamespacedName) (*Credential, error) {
+	log := ctrl.LoggerFrom(ctx)
+	log.Info("Waiting for the management cluster to write this agent's credential", "secret", key)
+	delay := 200 * time.Millisecond
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 5*time.Second)
+		s := &corev1.Secret{}
+		err := downstream.Get(ctx, key, s)
+		switch {
+		case err == nil && len(s.Data[v1alpha1.RegistrationKubeconfigKey]) > 0:
+			log.Info("Using the agent credential written by the management cluster", "secret", key)
+			return credentialFrom(s.Data)
+		case err != nil && !apierrors.IsNotFound(err):
+			log.Error(err, "Reading the agent credential", "secret", key)
+		}
 	}
 }
 

@@ -25,7 +25,6 @@ import (
 
 type agentFlags struct {
 	upstreamKubeconfig, kubeconfig string
-	upstreamInCluster              bool
 	registrationKubeconfig         string
 	clientID, credentialSecret     string
 	clusterName, workspace         string
@@ -54,6 +53,13 @@ SDK in the downstream cluster (--kubeconfig, else $KUBECONFIG, else the in-clust
 writes the release's status back, corrects drift when asked and renews a heartbeat Lease in its
 cluster namespace.
 
+It reaches the management cluster one of three ways:
+  --registration-kubeconfig  a ClusterRegistrationToken's kubeconfig: it registers the cluster and
+                             keeps the credential it is granted in --credential-secret;
+  --credential-secret alone  the credential the management cluster's controller writes there (the
+                             agent of the local cluster; agents installed through a Cluster's
+                             spec.kubeConfigSecret), waiting for it;
+  --upstream-kubeconfig      a kubeconfig made by hand, with --cluster-name and --workspace.
 With --register it creates its Cluster (with --labels) when it does not exist; either way it
 waits until the management cluster gave the Cluster a namespace (status.namespace).`,
 		Args: cobra.NoArgs,
@@ -75,12 +81,11 @@ waits until the management cluster gave the Cluster a namespace (status.namespac
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.upstreamKubeconfig, "upstream-kubeconfig", "", "kubeconfig of the management cluster (required)")
-	fl.BoolVar(&f.upstreamInCluster, "upstream-in-cluster", false, "reach the management cluster with the in-cluster configuration: for the agent of the management cluster itself")
+	fl.StringVar(&f.upstreamKubeconfig, "upstream-kubeconfig", "", "kubeconfig of the management cluster, made by hand (instead of --registration-kubeconfig or --credential-secret)")
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig of the downstream cluster; default $KUBECONFIG, ~/.kube/config, then the in-cluster configuration")
 	fl.StringVar(&f.registrationKubeconfig, "registration-kubeconfig", "", "kubeconfig of a ClusterRegistrationToken (its status.secretName, key kubeconfig): register this cluster and keep the granted credential in --credential-secret; replaces --upstream-kubeconfig and --cluster-name")
 	fl.StringVar(&f.clientID, "client-id", "", "with --registration-kubeconfig: the ID of this cluster across registrations; default the UID of namespace kube-system")
-	fl.StringVar(&f.credentialSecret, "credential-secret", "helmops-system/helmops-agent-credential", "with --registration-kubeconfig: the downstream Secret (namespace/name) the granted credential is kept in")
+	fl.StringVar(&f.credentialSecret, "credential-secret", "", "the downstream Secret (namespace/name) holding this agent's credential: with --registration-kubeconfig where the granted one is kept (default "+defaultCredentialSecret+"); alone, the one the management cluster's controller writes there")
 	fl.StringVar(&f.clusterName, "cluster-name", "", "name of this cluster's Cluster on the management cluster (required)")
 	fl.StringVar(&f.workspace, "workspace", "fleet-default", "namespace of the Cluster on the management cluster")
 	fl.BoolVar(&f.register, "register", false, "create the Cluster when it does not exist")
@@ -101,12 +106,18 @@ waits until the management cluster gave the Cluster a namespace (status.namespac
 	return cmd
 }
 
+// defaultCredentialSecret keeps the credential a registration grants.
+const defaultCredentialSecret = "helmops-system/helmops-agent-credential"
+
 func (f *agentFlags) options() (agent.Options, error) {
-	if f.registrationKubeconfig != "" {
+	if f.registrationKubeconfig != "" || (f.credentialSecret != "" && f.upstreamKubeconfig == "") {
 		return f.registrationOptions()
 	}
-	if f.upstreamKubeconfig == "" && !f.upstreamInCluster {
-		return agent.Options{}, fmt.Errorf("--upstream-kubeconfig is required: the kubeconfig that reaches the management cluster (or --upstream-in-cluster for the agent of the management cluster itself)")
+	if f.upstreamKubeconfig == "" {
+		return agent.Options{}, fmt.Errorf("--upstream-kubeconfig is required: the kubeconfig that reaches the management cluster (or register with --registration-kubeconfig, or use the credential the controller writes with --credential-secret)")
+	}
+	if f.credentialSecret != "" {
+		return agent.Options{}, fmt.Errorf("--credential-secret and --upstream-kubeconfig exclude each other: the credential secret holds the kubeconfig")
 	}
 	if f.clusterName == "" {
 		return agent.Options{}, fmt.Errorf("--cluster-name is required: the name of this cluster's Cluster on the management cluster")
@@ -121,12 +132,7 @@ func (f *agentFlags) options() (agent.Options, error) {
 	if len(labels) > 0 && !f.register {
 		return agent.Options{}, fmt.Errorf("--labels only applies with --register")
 	}
-	var upstream *rest.Config
-	if f.upstreamKubeconfig != "" {
-		upstream, err = restConfig(f.upstreamKubeconfig)
-	} else {
-		upstream, err = rest.InClusterConfig()
-	}
+	upstream, err := restConfig(f.upstreamKubeconfig)
 	if err != nil {
 		return agent.Options{}, fmt.Errorf("--upstream-kubeconfig: %w", err)
 	}
@@ -140,25 +146,35 @@ func (f *agentFlags) options() (agent.Options, error) {
 	return o, err
 }
 
-// registrationOptions are the options of an agent that registers with a token.
+// registrationOptions are the options of an agent that registers with a token, or uses the
+// credential the controller writes into its credential secret.
 func (f *agentFlags) registrationOptions() (agent.Options, error) {
-	if f.upstreamKubeconfig != "" || f.upstreamInCluster || f.clusterName != "" || f.register {
-		return agent.Options{}, fmt.Errorf("--registration-kubeconfig replaces --upstream-kubeconfig, --upstream-in-cluster, --cluster-name and --register: the registration assigns the cluster")
+	if f.upstreamKubeconfig != "" || f.clusterName != "" || f.register {
+		return agent.Options{}, fmt.Errorf("--registration-kubeconfig and --credential-secret replace --upstream-kubeconfig, --cluster-name and --register: the credential names the cluster")
+	}
+	secret := f.credentialSecret
+	if secret == "" {
+		secret = defaultCredentialSecret
 	}
 	if f.heartbeat <= 0 || f.drift <= 0 {
 		return agent.Options{}, fmt.Errorf("--heartbeat-interval and --drift-interval must be positive")
 	}
-	ns, name, ok := strings.Cut(f.credentialSecret, "/")
-	if !ok || ns == "" || name == "" {
-		return agent.Options{}, fmt.Errorf("--credential-secret %q: write it as namespace/name", f.credentialSecret)
+	ns, name, ok := strings.Cut(secret, "/")
+	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+		return agent.Options{}, fmt.Errorf("--credential-secret %q: write it as namespace/name", secret)
 	}
 	labels, err := parseLabels(f.labels)
 	if err != nil {
 		return agent.Options{}, err
 	}
-	token, err := restConfig(f.registrationKubeconfig)
-	if err != nil {
-		return agent.Options{}, fmt.Errorf("--registration-kubeconfig: %w", err)
+	var token *rest.Config
+	if f.registrationKubeconfig != "" {
+		if token, err = restConfig(f.registrationKubeconfig); err != nil {
+			return agent.Options{}, fmt.Errorf("--registration-kubeconfig: %w", err)
+		}
+		token = apiclient.WithLimits(token, f.upstreamQPS, f.upstreamBurst)
+	} else if len(labels) > 0 || f.clientID != "" {
+		return agent.Options{}, fmt.Errorf("--labels and --client-id only apply with --register or --registration-kubeconfig")
 	}
 	downstream, err := restConfig(f.kubeconfig)
 	if err != nil {
@@ -166,7 +182,7 @@ func (f *agentFlags) registrationOptions() (agent.Options, error) {
 	}
 	o, err := f.common(downstream)
 	o.Registration = &agent.Registration{
-		Token: apiclient.WithLimits(token, f.upstreamQPS, f.upstreamBurst), ClientID: f.clientID, Labels: labels,
+		Token: token, ClientID: f.clientID, Labels: labels, QPS: f.upstreamQPS, Burst: f.upstreamBurst,
 		CredentialSecret: types.NamespacedName{Namespace: ns, Name: name},
 	}
 	return o, err

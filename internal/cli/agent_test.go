@@ -130,3 +130,45 @@ func TestControllerClientLimitFlags(t *testing.T) {
 	err = runController(t.Context(), &controllerFlags{workers: 4, maxSlow: 4, kubeAPIQPS: 200, kubeAPIBurst: 400})
 	g.Expect(err).To(MatchError(ContainSubstring("--max-slow-fetches is 4: it must be at least 1 and below --workers (4)")))
 }
+
+func TestAgentCredentialSecretFlags(t *testing.T) {
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kubeconfig, []byte(testKubeconfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := func() *agentFlags {
+		return &agentFlags{kubeconfig: kubeconfig, workspace: "fleet-default", heartbeat: 15 * time.Second, drift: 30 * time.Second,
+			waitStrategy: "watcher", maxArchiveBytes: 1 << 20, upstreamQPS: 7, upstreamBurst: 9, downstreamQPS: 11, downstreamBurst: 13, workers: 4}
+	}
+	cases := []struct {
+		name       string
+		change     func(*agentFlags)
+		wantSecret string
+		wantToken  bool
+		wantErr    string
+	}{
+		{"the credential the controller writes", func(f *agentFlags) { f.credentialSecret = "helmops-system/local" }, "helmops-system/local", false, ""},
+		{"a registration keeps it by default", func(f *agentFlags) { f.registrationKubeconfig = kubeconfig }, defaultCredentialSecret, true, ""},
+		{"both kubeconfigs", func(f *agentFlags) { f.credentialSecret, f.upstreamKubeconfig = "a/b", kubeconfig }, "", false, "exclude each other"},
+		{"a cluster name with a credential", func(f *agentFlags) { f.credentialSecret, f.clusterName = "a/b", "dev" }, "", false, "the credential names the cluster"},
+		{"labels without a registration", func(f *agentFlags) { f.credentialSecret, f.labels = "a/b", "env=dev" }, "", false, "--labels and --client-id only apply"},
+		{"not namespace/name", func(f *agentFlags) { f.credentialSecret = "just-a-name" }, "", false, `--credential-secret "just-a-name": write it as namespace/name`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			f := base()
+			tc.change(f)
+			o, err := f.options()
+			if tc.wantErr != "" {
+				g.Expect(err).To(MatchError(ContainSubstring(tc.wantErr)))
+				return
+			}
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(o.Registration).NotTo(BeNil())
+			g.Expect(o.Registration.CredentialSecret.String()).To(Equal(tc.wantSecret))
+			g.Expect(o.Registration.Token != nil).To(Equal(tc.wantToken))
+			g.Expect([]any{o.Registration.QPS, o.Registration.Burst}).To(Equal([]any{float32(7), 9}), "the upstream limits reach the granted credential")
+		})
+	}
+}

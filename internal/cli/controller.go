@@ -66,6 +66,7 @@ type controllerFlags struct {
 	webhookAddr    string
 	webhookSecret  string
 	agentImage     string
+	localAgentCred string
 }
 
 func newControllerCommand() *cobra.Command {
@@ -102,6 +103,7 @@ func newControllerCommand() *cobra.Command {
 	f.network.register(fl)
 	fl.StringVar(&f.webhookAddr, "webhook-bind-address", ":8082", `address of the notification endpoint that registries and CI call when they publish a chart (see docs/notifications.md); "0" turns it off`)
 	fl.StringVar(&f.webhookSecret, "webhook-secret", "helmops-webhook", `Secret with the notification endpoint's token (key "token"): NAME in the controller's namespace ($POD_NAMESPACE, else kube-system) or NAMESPACE/NAME`)
+	fl.StringVar(&f.localAgentCred, "local-agent-credential-secret", "", `NAMESPACE/NAME of the Secret of this cluster the controller writes the credential of the local cluster's agent into (Cluster "local" in fleet-local), for an agent run with --credential-secret NAMESPACE/NAME; empty writes none`)
 	fl.StringVar(&f.agentImage, "agent-image", "ghcr.io/helmops/helmops:"+version.Get().Version, "image of the agents the controller installs into clusters with spec.kubeConfigSecret")
 	fl.Float32Var(&f.kubeAPIQPS, "kube-api-qps", apiclient.ControllerQPS, "requests per second to the Kubernetes API, per resource kind (client-side limit; the apiserver's own fairness protects it too)")
 	fl.IntVar(&f.kubeAPIBurst, "kube-api-burst", apiclient.ControllerBurst, "requests above --kube-api-qps allowed in a burst, per resource kind")
@@ -258,12 +260,39 @@ func setupRegistration(mgr ctrl.Manager, cfg *rest.Config, f *controllerFlags) e
 	if err != nil {
 		return err
 	}
+	if f.localAgentCred != "" {
+		ns, name, ok := strings.Cut(f.localAgentCred, "/")
+		if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+			return fmt.Errorf("--local-agent-credential-secret %q: write it as NAMESPACE/NAME", f.localAgentCred)
+		}
+		local, err := localServer(cfg)
+		if err != nil {
+			return err
+		}
+		if err := (&registration.LocalAgent{Client: mgr.GetClient(), Direct: direct, Tokens: tokens, Server: local,
+			Secret: client.ObjectKey{Namespace: ns, Name: name}}).SetupWithManager(mgr); err != nil {
+			return err
+		}
+	}
 	repo, tag, ok := strings.Cut(f.agentImage, ":")
 	if !ok || repo == "" || tag == "" || strings.Contains(tag, "/") {
 		return fmt.Errorf("--agent-image %q: write it as repository:tag", f.agentImage)
 	}
 	return (&registration.AgentDeployer{Client: mgr.GetClient(), Direct: direct, Tokens: tokens, Server: server, Chart: ch,
 		Image: registration.AgentImage{Repository: repo, Tag: tag}}).SetupWithManager(mgr)
+}
+
+// localServer is how the local agent reaches this cluster's API server: as the controller does.
+func localServer(cfg *rest.Config) (registration.Server, error) {
+	s := registration.Server{URL: cfg.Host, CAData: cfg.CAData}
+	if len(s.CAData) == 0 && cfg.CAFile != "" {
+		b, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return s, fmt.Errorf("reading the CA of the controller's own configuration for the local agent: %w", err)
+		}
+		s.CAData = b
+	}
+	return s, nil
 }
 
 // webhookSecretKey reads --webhook-secret: NAMESPACE/NAME, or NAME in the controller's namespace.

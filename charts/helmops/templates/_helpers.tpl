@@ -37,3 +37,8 @@ seccompProfile:
 - --deny-address-ranges={{ join "," . }}
 {{- end }}
 {{- end -}}
+
+{{- /* The Secret the controller writes the local agent's credential into, and the agent reads. */ -}}
+{{- define "helmops.localAgentCredential" -}}
+{{ .Release.Namespace }}/{{ include "helmops.fullname" . }}-agent-local-credential
+{{- end -}}

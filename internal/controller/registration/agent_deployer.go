@@ -41,7 +41,8 @@ const (
 	AgentReleaseName = "helmops-agent"
 	// DefaultAgentNamespace is where a deployed agent runs when spec.agentNamespace is empty.
 	DefaultAgentNamespace = "helmops-system"
-	// agentUpstreamSecret is the downstream Secret holding the deployed agent's credential.
+	// agentUpstreamSecret is the downstream Secret holding the deployed agent's credential (the
+	// format of --credential-secret).
 	agentUpstreamSecret = "helmops-upstream"
 	// uninstallGiveUp is how long a deleted Cluster waits for its downstream cluster to let the
 	// agent be uninstalled before it lets go (the kubeconfig may be gone for good).
@@ -155,38 +156,81 @@ func agentNamespace(c *v1alpha1.Cluster) string {
 	return DefaultAgentNamespace
 }
 
+// AgentCredentialSecret is the secret, in the Cluster's workspace, holding the credential the
+// controller minted for the agent of a Cluster it hands one to (spec.kubeConfigSecret, the
+// local cluster).
+func AgentCredentialSecret(clusterName string) string { return clusterName + "-agent-credential" }
+
+// agentCredential grants the Cluster's agent its ServiceAccount and keeps a kubeconfig for it in
+// AgentCredentialSecret, in the format an agent reads with --credential-secret. It returns the
+// secret's data and when to renew it.
+func agentCredential(ctx context.Context, direct client.Client, tokens kubernetes.Interface, server Server, c *v1alpha1.Cluster, now time.Time) (map[string][]byte, time.Time, error) {
+	sa := cluster.AgentServiceAccount(c.Name)
+	if err := ensureAccount(ctx, direct, c, c.Namespace, sa, AgentWorkspaceRules(c.Name)); err != nil {
+		return nil, time.Time{}, err
+	}
+	name := AgentCredentialSecret(c.Name)
+	renew, err := ensureKubeconfigSecret(ctx, direct, tokens, server, c, kubeconfigSecret{
+		namespace: c.Namespace, name: name, account: sa, lifetime: credentialLifetime, now: now,
+		secretType: v1alpha1.RegistrationSecretType, extra: credentialNames(c),
+	})
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	cred := &corev1.Secret{}
+	if err := direct.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: name}, cred); err != nil {
+		return nil, time.Time{}, fmt.Errorf("reading the agent credential %s/%s: %w", c.Namespace, name, err)
+	}
+	return cred.Data, renew, nil
+}
+
+// credentialNames are the keys besides the kubeconfig that tell an agent which Cluster it is.
+func credentialNames(c *v1alpha1.Cluster) map[string]string {
+	return map[string]string{
+		v1alpha1.CredentialClusterNameKey:      c.Name,
+		v1alpha1.CredentialWorkspaceKey:        c.Namespace,
+		v1alpha1.CredentialClusterNamespaceKey: cluster.NamespaceName(c.Namespace, c.Name),
+	}
+}
+
+// deliverCredential writes the agent's credential into the Secret key of the cluster c reaches
+// (the downstream cluster, or the management cluster for the local agent), creating its
+// namespace when missing.
+func deliverCredential(ctx context.Context, c client.Client, key client.ObjectKey, data map[string][]byte) error {
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: key.Namespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating namespace %s for the agent's credential: %w", key.Namespace, err)
+	}
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
+	if _, err := controllerutil.CreateOrUpdate(ctx, c, s, func() error {
+		if s.Labels == nil {
+			s.Labels = map[string]string{}
+		}
+		s.Labels[v1alpha1.ManagedLabel] = "true"
+		s.Data = map[string][]byte{}
+		for _, k := range []string{v1alpha1.RegistrationKubeconfigKey, v1alpha1.CredentialClusterNameKey, v1alpha1.CredentialWorkspaceKey, v1alpha1.CredentialClusterNamespaceKey} {
+			s.Data[k] = data[k]
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("writing the agent's credential into secret %s: %w", key, err)
+	}
+	return nil
+}
+
 // deploy grants the agent its credential, puts it downstream and installs or upgrades the chart.
 func (r *AgentDeployer) deploy(ctx context.Context, c *v1alpha1.Cluster, cfg *rest.Config) error {
 	log := ctrl.LoggerFrom(ctx).WithValues("Cluster", klog.KObj(c))
-	sa := cluster.AgentServiceAccount(c.Name)
-	if err := ensureAccount(ctx, r.Direct, c, c.Namespace, sa, AgentWorkspaceRules(c.Name)); err != nil {
+	cred, _, err := agentCredential(ctx, r.Direct, r.Tokens, r.Server, c, r.Clock.Now())
+	if err != nil {
 		return err
-	}
-	credName := c.Name + "-agent-credential"
-	if _, err := ensureKubeconfigSecret(ctx, r.Direct, r.Tokens, r.Server, c, kubeconfigSecret{
-		namespace: c.Namespace, name: credName, account: sa, lifetime: credentialLifetime, now: r.Clock.Now(),
-		secretType: v1alpha1.RegistrationSecretType,
-	}); err != nil {
-		return err
-	}
-	cred := &corev1.Secret{}
-	if err := r.Direct.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: credName}, cred); err != nil {
-		return fmt.Errorf("reading the agent credential: %w", err)
 	}
 	down, err := client.New(cfg, client.Options{Scheme: r.Direct.Scheme()})
 	if err != nil {
 		return fmt.Errorf("reaching the downstream cluster: %w", err)
 	}
 	ns := agentNamespace(c)
-	if err := down.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("creating namespace %s downstream: %w", ns, err)
-	}
-	up := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: agentUpstreamSecret}}
-	if _, err := controllerutil.CreateOrUpdate(ctx, down, up, func() error {
-		up.Data = map[string][]byte{"kubeconfig": cred.Data[v1alpha1.RegistrationKubeconfigKey]}
-		return nil
-	}); err != nil {
-		return fmt.Errorf("writing the agent's credential downstream: %w", err)
+	if err := deliverCredential(ctx, down, client.ObjectKey{Namespace: ns, Name: agentUpstreamSecret}, cred); err != nil {
+		return fmt.Errorf("downstream: %w", err)
 	}
 	hc, err := helmaction.New(cfg, slog.New(logr.ToSlogHandler(log.WithName("helm").V(1))))
 	if err != nil {
@@ -195,7 +239,7 @@ func (r *AgentDeployer) deploy(ctx context.Context, c *v1alpha1.Cluster, cfg *re
 	values := map[string]any{
 		"clusterName": c.Name, "workspace": c.Namespace, "register": false,
 		"image":    map[string]any{"repository": r.Image.Repository, "tag": r.Image.Tag},
-		"upstream": map[string]any{"kubeconfigSecret": agentUpstreamSecret, "key": "kubeconfig"},
+		"upstream": map[string]any{"kubeconfigSecret": agentUpstreamSecret, "key": v1alpha1.RegistrationKubeconfigKey},
 	}
 	redeploy := c.Status.AgentDeployedGeneration == nil || *c.Status.AgentDeployedGeneration != c.Spec.RedeployAgentGeneration
 	hist, err := hc.History(ctx, AgentReleaseName, ns)

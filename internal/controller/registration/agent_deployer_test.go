@@ -12,8 +12,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 
 	"github.com/helmops/helmops/api/v1alpha1"
 	"github.com/helmops/helmops/internal/agent"
@@ -54,16 +56,19 @@ func TestAClusterWithAKubeconfigGetsItsAgentAndLosesItOnDeletion(t *testing.T) {
 		return c.Status.AgentDeployedGeneration
 	}, timeout, interval).ShouldNot(BeNil())
 
-	// No kubelet runs the Pod here: run the agent the chart would run, with that credential,
-	// and the Cluster becomes Ready from its heartbeat.
-	upCfg, err := clientcmd.RESTConfigFromKubeConfig(cred.Data["kubeconfig"])
-	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(cred.Data).To(And(HaveKeyWithValue(v1alpha1.CredentialClusterNameKey, []byte("prod")),
+		HaveKeyWithValue(v1alpha1.CredentialWorkspaceKey, []byte(ws))))
+
+	// No kubelet runs the Pod here: run the agent the chart would run, with that credential
+	// (read as helmops agent --credential-secret does), and the Cluster becomes Ready from its
+	// heartbeat.
 	agentCtx, stopAgent := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
 		done <- agent.Run(agentCtx, agent.Options{
-			Upstream: upCfg, Downstream: down.Config, ClusterName: "prod", Workspace: ws,
-			HeartbeatInterval: time.Second, Fetcher: agent.ResolverFetcher{Resolver: chartsource.NewResolver(chartsource.Options{})}, MetricsBindAddress: "0",
+			Downstream:        down.Config,
+			Registration:      &agent.Registration{CredentialSecret: types.NamespacedName{Namespace: registration.DefaultAgentNamespace, Name: "helmops-upstream"}},
+			HeartbeatInterval: time.Second, Fetcher: agent.ResolverFetcher{Resolver: chartsource.NewResolver(chartsource.Options{})}, MetricsBindAddress: "0", Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 		})
 	}()
 	g.Eventually(func() metav1.ConditionStatus {

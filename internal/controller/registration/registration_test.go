@@ -36,6 +36,9 @@ var (
 	downstream [2]*testenv.ControlPlane
 )
 
+// localCredential is where the controller under test writes the local agent's credential.
+var localCredential = client.ObjectKey{Namespace: "helmops-system", Name: "helmops-agent-local-credential"}
+
 const (
 	timeout  = 60 * time.Second
 	interval = 100 * time.Millisecond
@@ -88,6 +91,10 @@ func run(m *testing.M) int {
 			return err
 		}
 		if err := (&registration.Reconciler{Client: mgr.GetClient(), Direct: direct, Tokens: tokens, Server: server}).SetupWithManager(mgr); err != nil {
+			return err
+		}
+		if err := (&registration.LocalAgent{Client: mgr.GetClient(), Direct: direct, Tokens: tokens, Server: server,
+			Secret: localCredential}).SetupWithManager(mgr); err != nil {
 			return err
 		}
 		ch, err := charts.AgentChart()

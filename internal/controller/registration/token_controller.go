@@ -219,7 +219,7 @@ func ensureKubeconfigSecret(ctx context.Context, c client.Client, tokens kuberne
 	if err == nil {
 		if exp, perr := time.Parse(time.RFC3339, s.Annotations[tokenExpiresAnnotation]); perr == nil {
 			renew := exp.Add(-k.lifetime / 5)
-			if k.now.Before(renew) && len(s.Data[v1alpha1.RegistrationKubeconfigKey]) > 0 {
+			if k.now.Before(renew) && len(s.Data[v1alpha1.RegistrationKubeconfigKey]) > 0 && hasData(s, k.extra) {
 				return renew, nil
 			}
 		}
@@ -258,6 +258,15 @@ func ensureKubeconfigSecret(ctx context.Context, c client.Client, tokens kuberne
 		return time.Time{}, fmt.Errorf("writing secret %s/%s: %w", k.namespace, k.name, err)
 	}
 	return exp.Add(-k.lifetime / 5), nil
+}
+
+func hasData(s *corev1.Secret, want map[string]string) bool {
+	for k, v := range want {
+		if string(s.Data[k]) != v {
+			return false
+		}
+	}
+	return true
 }
 
 func minPositive(a, b time.Duration) time.Duration {
