@@ -170,14 +170,15 @@ func TestTheChainWorksUnderTheChartsRBAC(t *testing.T) {
 
 	agentArgs := deploymentArgs(t, c, "helmops-agent-local", func(a string) []string {
 		switch {
-		case a == "--upstream-in-cluster":
-			return []string{"--upstream-kubeconfig=" + agentKC, "--kubeconfig=" + agentKC}
+		case a == "agent":
+			// In a Pod the downstream is the in-cluster configuration of this ServiceAccount.
+			return []string{a, "--kubeconfig=" + agentKC}
 		case strings.HasPrefix(a, "--chart-cache-dir="):
 			return []string{"--chart-cache-dir=" + filepath.Join(dir, "charts")}
 		}
 		return []string{a}
 	})
-	g.Expect(agentArgs).To(ContainElements("agent", "--cluster-name=local", "--workspace=fleet-local"))
+	g.Expect(agentArgs).To(ContainElements("agent", "--credential-secret=helmops-system/helmops-agent-local-credential"))
 	agentLog := startProcess(t, bin, append(agentArgs, "--metrics-bind-address=0"))
 
 	// The controller's bootstrap makes the workspace; a workspace administrator adds a Policy
