@@ -61,7 +61,11 @@ func TestControllerProcess(t *testing.T) {
 	})
 	g.Expect(mgmt().Create(ctx, h)).To(Succeed())
 
-	g.Eventually(func() int { code, _ := httpGet("http://" + probes + "/readyz"); return code }, time.Minute, 200*time.Millisecond).Should(Equal(http.StatusOK))
+	controllerLog := func() string {
+		log, _ := os.ReadFile(logPath)
+		return "the controller's log ends:\n" + tail(string(log))
+	}
+	g.Eventually(func() int { code, _ := httpGet("http://" + probes + "/readyz"); return code }, timeout, 200*time.Millisecond).Should(Equal(http.StatusOK), controllerLog)
 	g.Eventually(func(g Gomega) {
 		code, _ := httpGet("http://" + probes + "/healthz")
 		g.Expect(code).To(Equal(http.StatusOK))
@@ -72,7 +76,7 @@ func TestControllerProcess(t *testing.T) {
 		_, body := httpGet("http://" + metrics + "/metrics")
 		g.Expect(body).To(ContainSubstring(`fleet_helmop_ready_clusters{chart="hello",name="sharded",namespace="fleet-default",repo="` + env.State.RepoURL + `",version="0.1.0"} 1`))
 		g.Expect(body).To(ContainSubstring("helmops_index_requests_total"))
-	}, time.Minute, 250*time.Millisecond).Should(Succeed())
+	}, timeout, 250*time.Millisecond).Should(Succeed(), controllerLog)
 
 	lease := &metav1.PartialObjectMetadata{}
 	lease.SetGroupVersionKind(coordinationLease)
