@@ -47,8 +47,10 @@ func newDevCommand() *cobra.Command {
 		Long: `Starts a complete helmops environment on this machine, with nothing to install:
 a management control plane and two downstream control planes (dev, prod), a Helm repository
 (public and private) and an OCI registry pre-loaded with demo charts, the controller, and one
-agent per cluster (plus the agent for the "local" cluster). It applies the example HelmOps and
-shows them until Ctrl-C, which stops everything.`,
+agent per cluster (plus the agent for the "local" cluster). It onboards the downstream clusters
+the two ways helmops offers: dev's agent registers with a ClusterRegistrationToken, prod is a
+Cluster with spec.kubeConfigSecret whose agent the controller installs. It applies the example
+HelmOps and shows them until Ctrl-C, which stops everything.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -246,6 +248,11 @@ helmops dev is running.
   OCI registry:             oci://%s/charts/<chart>
   Kubeconfigs:              %s
   Logs:                     %s
+Clusters (fleet-default), each onboarded one of the two ways:
+  dev    agent-initiated: its agent registered with ClusterRegistrationToken %s
+         (kubectl get clusterregistrationtokens,clusterregistrations -n fleet-default)
+  prod   manager-initiated: Cluster spec.kubeConfigSecret %s; the controller installed
+         its agent there (kubectl --kubeconfig %s get deployments -n %s)
 Try, in another terminal:
   %s --kubeconfig %s get helmops -A
   %s --kubeconfig %s get deployments,pods,hpa,widgets -A
@@ -255,6 +262,7 @@ Try, in another terminal:
 Ctrl-C stops everything.
 `, env.State.RepoURL, devenv.PrivateUsername, env.State.PrivateRepoURL, env.State.RegistryHost,
 		filepath.Join(dir, "kubeconfigs")+"/{"+joinComma(names)+"}.yaml", filepath.Join(dir, "logs"),
+		devenv.TokenName, devenv.KubeconfigSecretName("prod"), env.State.Kubeconfigs["prod"], devenv.AgentNamespace,
 		kubectl, env.State.Kubeconfigs["management"], kubectl, env.State.Kubeconfigs["dev"], env.State.Kubeconfigs["management"])
 }
 

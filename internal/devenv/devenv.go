@@ -2,6 +2,14 @@
 // downstream control planes, a Helm repository (public and private) and an OCI registry loaded
 // with demo charts, the controller and one agent per cluster as child processes. `helmops dev`
 // and the end-to-end tests both use it.
+//
+// Every agent reaches the management cluster with the scoped credential helmops grants it, never
+// with an administrator's: the local agent with the one the controller writes for Cluster local,
+// a downstream cluster either by registering with a ClusterRegistrationToken (agent-initiated) or
+// through a Cluster whose spec.kubeConfigSecret lets the controller install its agent
+// (manager-initiated). No container runs on the simulated nodes, so for the latter the environment
+// runs the agent process the installed chart describes, with the credential the controller put
+// there.
 package devenv
 
 import (
@@ -26,6 +34,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/helmops/helmops/api/v1alpha1"
 	"github.com/helmops/helmops/internal/localenv"
 )
 
@@ -40,11 +49,36 @@ const (
 	RegistrySecretName = "local-registry"
 )
 
-// Downstream is one downstream cluster and the labels its agent registers with.
+// Downstream is one downstream cluster, its labels and how it is onboarded.
 type Downstream struct {
 	Name   string
 	Labels map[string]string
+	// ManagerInitiated onboards the cluster through a Cluster with spec.kubeConfigSecret (the
+	// controller installs its agent); otherwise its agent registers with the
+	// ClusterRegistrationToken TokenName.
+	ManagerInitiated bool
 }
+
+const (
+	// TokenName is the ClusterRegistrationToken of fleet-default that agent-initiated
+	// downstream clusters register with.
+	TokenName = "onboarding"
+	// AgentNamespace is the downstream namespace holding an agent's credential.
+	AgentNamespace = "helmops-system"
+	// registeredCredential is where a registered agent keeps the credential it was granted
+	// (helmops agent's default --credential-secret).
+	registeredCredential = AgentNamespace + "/helmops-agent-credential"
+	// installedCredential is where the controller writes the credential of an agent it
+	// installed through spec.kubeConfigSecret.
+	installedCredential = AgentNamespace + "/helmops-upstream"
+	// localCredential is the Secret of the management cluster the controller writes the local
+	// agent's credential into, as the helmops chart has it do.
+	localCredential = AgentNamespace + "/helmops-agent-local-credential"
+)
+
+// KubeconfigSecretName is the Secret of fleet-default holding the kubeconfig of a
+// manager-initiated downstream cluster (its Cluster's spec.kubeConfigSecret).
+func KubeconfigSecretName(cluster string) string { return cluster + "-kubeconfig" }
 
 // Options configure the environment.
 type Options struct {
@@ -55,7 +89,8 @@ type Options struct {
 	// RepoAddr, PrivateRepoAddr and RegistryAddr are listen addresses; "127.0.0.1:0" picks a
 	// free port. Defaults: 127.0.0.1:8879, 127.0.0.1:8880, 127.0.0.1:5055.
 	RepoAddr, PrivateRepoAddr, RegistryAddr string
-	// Downstreams default to dev (env=dev) and prod (env=prod).
+	// Downstreams default to dev (env=dev, registered with a token) and prod (env=prod,
+	// manager-initiated).
 	Downstreams []Downstream
 	// Nodes is the number of simulated nodes of each downstream cluster, on which Pods run and
 	// become Ready (localenv.Options.Nodes); 0 means 3, a negative number none.
@@ -136,7 +171,10 @@ func (o *Options) defaults() error {
 		o.RegistryAddr = "127.0.0.1:5055"
 	}
 	if o.Downstreams == nil {
-		o.Downstreams = []Downstream{{Name: "dev", Labels: map[string]string{"env": "dev"}}, {Name: "prod", Labels: map[string]string{"env": "prod"}}}
+		o.Downstreams = []Downstream{
+			{Name: "dev", Labels: map[string]string{"env": "dev"}},
+			{Name: "prod", Labels: map[string]string{"env": "prod"}, ManagerInitiated: true},
+		}
 	}
 	if o.Progress == nil {
 		o.Progress = io.Discard
@@ -176,7 +214,8 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 		{fmt.Sprintf("Starting control planes: management, %s (%d simulated nodes each)",
 			strings.Join(names(opts.Downstreams), ", "), opts.Nodes), e.startControlPlanes},
 		{"Creating workspaces fleet-local and fleet-default with the repository secrets", e.createWorkspaces},
-		{fmt.Sprintf("Starting the controller and %d agents", len(opts.Downstreams)+1), e.startHelmops},
+		{"Starting the controller and the local agent", e.startHelmops},
+		{fmt.Sprintf("Onboarding %s", onboardingSummary(opts.Downstreams)), e.onboard},
 	}
 	if err := e.makeDirs(); err != nil {
 		return nil, err
@@ -298,36 +337,140 @@ func (e *Env) createWorkspaces(ctx context.Context) error {
 	return nil
 }
 
-// startHelmops starts the controller, the agent of the management cluster ("local") and one
-// agent per downstream cluster.
-func (e *Env) startHelmops(context.Context) error {
+// startHelmops starts the controller and the agent of the management cluster ("local"), which
+// waits for the credential the controller writes for it.
+func (e *Env) startHelmops(ctx context.Context) error {
 	opts := e.opts
-	// Every repository of the environment listens on loopback, which chart fetches refuse by default.
-	opts.AgentArgs = append([]string{"--allow-loopback"}, opts.AgentArgs...)
-	opts.ControllerArgs = append([]string{"--allow-loopback"}, opts.ControllerArgs...)
 	mgmt := e.State.Kubeconfigs["management"]
-	if err := e.startProcess("controller", append([]string{"controller", "--kubeconfig", mgmt,
-		"--metrics-bind-address", "0", "--health-probe-bind-address", "0", "--webhook-bind-address", "0"}, opts.ControllerArgs...)); err != nil {
+	// Every repository of the environment listens on loopback, which chart fetches refuse by default.
+	if err := e.startProcess("controller", append([]string{"controller", "--kubeconfig", mgmt, "--allow-loopback",
+		"--metrics-bind-address", "0", "--health-probe-bind-address", "0", "--webhook-bind-address", "0",
+		"--local-agent-credential-secret", localCredential}, opts.ControllerArgs...)); err != nil {
 		return err
 	}
 	// The management control plane has no nodes, so its Pods never start: Helm waits only for
 	// hooks there.
-	if err := e.startProcess("agent-local", append([]string{"agent", "--upstream-kubeconfig", mgmt, "--kubeconfig", mgmt,
-		"--cluster-name", "local", "--workspace", "fleet-local", "--metrics-bind-address", "0",
-		"--chart-cache-dir", filepath.Join(opts.Dir, "charts", "local"), "--helm-wait-strategy", "hookOnly"}, opts.AgentArgs...)); err != nil {
+	return e.startAgent("local", mgmt, []string{"--credential-secret", localCredential, "--helm-wait-strategy", "hookOnly"})
+}
+
+// startAgent starts the agent process of a cluster with the downstream kubeconfig and args.
+func (e *Env) startAgent(name, kubeconfig string, args []string) error {
+	base := []string{"agent", "--kubeconfig", kubeconfig, "--allow-loopback", "--metrics-bind-address", "0",
+		"--chart-cache-dir", filepath.Join(e.opts.Dir, "charts", name)}
+	if name != "local" && e.opts.Nodes == 0 {
+		base = append(base, "--helm-wait-strategy", "hookOnly")
+	}
+	return e.startProcess("agent-"+name, append(append(base, args...), e.opts.AgentArgs...))
+}
+
+func onboardingSummary(ds []Downstream) string {
+	parts := make([]string, 0, len(ds))
+	for _, d := range ds {
+		if d.ManagerInitiated {
+			parts = append(parts, d.Name+" through its Cluster's spec.kubeConfigSecret")
+		} else {
+			parts = append(parts, d.Name+" with ClusterRegistrationToken "+TokenName)
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// onboard onboards every downstream cluster its way, as an administrator would, and starts its
+// agent process.
+func (e *Env) onboard(ctx context.Context) error {
+	for _, d := range e.opts.Downstreams {
+		var err error
+		if d.ManagerInitiated {
+			err = e.onboardManaged(ctx, d)
+		} else {
+			err = e.onboardRegistered(ctx, d)
+		}
+		if err != nil {
+			return fmt.Errorf("onboarding cluster %s: %w", d.Name, err)
+		}
+	}
+	return nil
+}
+
+// onboardRegistered creates the workspace's registration token (once) and the Cluster with the
+// client ID the agent registers with, so the Cluster has the name and labels the examples
+// target, then starts the agent with the token's kubeconfig: it registers, keeps the
+// credential it is granted downstream and never uses the token again.
+func (e *Env) onboardRegistered(ctx context.Context, d Downstream) error {
+	c := e.Management.Client
+	token := &v1alpha1.ClusterRegistrationToken{ObjectMeta: metav1.ObjectMeta{Name: TokenName, Namespace: "fleet-default"}}
+	if err := c.Create(ctx, token); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
-	for _, d := range opts.Downstreams {
-		args := []string{"agent", "--upstream-kubeconfig", mgmt,
-			"--kubeconfig", e.State.Kubeconfigs[d.Name], "--cluster-name", d.Name, "--workspace", "fleet-default",
-			"--register", "--labels", labelString(d.Labels), "--metrics-bind-address", "0",
-			"--chart-cache-dir", filepath.Join(opts.Dir, "charts", d.Name)}
-		if opts.Nodes == 0 {
-			args = append(args, "--helm-wait-strategy", "hookOnly")
+	cluster := &v1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: d.Name, Namespace: "fleet-default", Labels: d.Labels},
+		Spec: v1alpha1.ClusterSpec{ClientID: d.Name}}
+	if err := c.Create(ctx, cluster); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	kubeconfig, err := e.registrationKubeconfig(ctx)
+	if err != nil {
+		return err
+	}
+	if err := createNamespace(ctx, e.Downstreams[d.Name].Client, AgentNamespace); err != nil {
+		return err
+	}
+	return e.startAgent(d.Name, e.State.Kubeconfigs[d.Name], []string{"--registration-kubeconfig", kubeconfig,
+		"--client-id", d.Name, "--labels", labelString(d.Labels), "--credential-secret", registeredCredential})
+}
+
+// registrationKubeconfig waits for the controller to write the token's kubeconfig and copies it
+// into Dir/kubeconfigs, as an administrator hands it to a cluster to onboard.
+func (e *Env) registrationKubeconfig(ctx context.Context) (string, error) {
+	path := filepath.Join(e.opts.Dir, "kubeconfigs", "registration-"+TokenName+".yaml")
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	for {
+		token := &v1alpha1.ClusterRegistrationToken{}
+		err := e.Management.Client.Get(ctx, client.ObjectKey{Namespace: "fleet-default", Name: TokenName}, token)
+		if err == nil && token.Status.SecretName != "" {
+			s := &corev1.Secret{}
+			err = e.Management.Client.Get(ctx, client.ObjectKey{Namespace: "fleet-default", Name: token.Status.SecretName}, s)
+			if err == nil && len(s.Data[v1alpha1.RegistrationKubeconfigKey]) > 0 {
+				return path, os.WriteFile(path, s.Data[v1alpha1.RegistrationKubeconfigKey], 0o600)
+			}
 		}
-		if err := e.startProcess("agent-"+d.Name, append(args, opts.AgentArgs...)); err != nil {
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("the controller wrote no kubeconfig for ClusterRegistrationToken fleet-default/%s (see %s): %w", TokenName, e.LogPath("controller"), ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// onboardManaged creates the Secret with the downstream kubeconfig and the Cluster naming it:
+// the controller grants the agent its credential, writes it downstream and installs the agent
+// chart there. No container runs on the simulated nodes (kwok only marks the chart's Pod
+// Running), so the environment runs the agent process that chart describes, with the credential
+// the controller wrote.
+func (e *Env) onboardManaged(ctx context.Context, d Downstream) error {
+	c := e.Management.Client
+	raw, err := os.ReadFile(e.State.Kubeconfigs[d.Name])
+	if err != nil {
+		return err
+	}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: KubeconfigSecretName(d.Name), Namespace: "fleet-default"},
+		Data: map[string][]byte{"value": raw}}
+	cluster := &v1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: d.Name, Namespace: "fleet-default", Labels: d.Labels},
+		Spec: v1alpha1.ClusterSpec{KubeConfigSecret: secret.Name}}
+	for _, o := range []client.Object{secret, cluster} {
+		if err := c.Create(ctx, o); err != nil && !apierrors.IsAlreadyExists(err) {
 			return err
 		}
+	}
+	return e.startAgent(d.Name, e.State.Kubeconfigs[d.Name], []string{"--credential-secret", installedCredential})
+}
+
+func createNamespace(ctx context.Context, c client.Client, name string) error {
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating namespace %s: %w", name, err)
 	}
 	return nil
 }
