@@ -1,64 +1,59 @@
 package agent
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"io"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	. "github.com/onsi/gomega"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/helmops/helmops/api/v1alpha1"
 	"github.com/helmops/helmops/internal/clusterns"
-	"github.com/helmops/helmops/internal/testenv"
+	"github.com/helmops/helmops/internal/controller/cluster"
+	"github.com/helmops/helmops/internal/controller/registration"
 )
 
-// applyRBAC creates the objects of config/agent-rbac/upstream.yaml for one agent, keeping only
-// those in namespace ns (the workspace part can be applied before the cluster namespace exists).
-func applyRBAC(t *testing.T, g Gomega, name, clusterNS, onlyNS string) {
-	t.Helper()
-	root, err := testenv.ModuleRoot()
-	g.Expect(err).NotTo(HaveOccurred())
-	raw, err := os.ReadFile(filepath.Join(root, "config", "agent-rbac", "upstream.yaml"))
-	g.Expect(err).NotTo(HaveOccurred())
-	text := strings.NewReplacer("CLUSTER_NAMESPACE", clusterNS, "CLUSTER_NAME", name, "WORKSPACE", workspace).Replace(string(raw))
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader([]byte(text)), 4096)
-	for {
-		u := &unstructured.Unstructured{}
-		err := dec.Decode(&u.Object)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		g.Expect(err).NotTo(HaveOccurred())
-		if len(u.Object) == 0 || u.GetNamespace() != onlyNS {
-			continue
-		}
-		g.Expect(upstream.Client.Create(context.Background(), u)).To(Succeed(), "%s %s", u.GetKind(), u.GetName())
+// grantAsHelmopsDoes gives the agent of Cluster name exactly the rights helmops grants an agent:
+// the ServiceAccount with registration.AgentWorkspaceRules in the workspace (what a
+// ClusterRegistration, a Cluster with spec.kubeConfigSecret or the local Cluster gets), and
+// cluster.AgentNamespaceRules in its cluster namespace (what the cluster controller grants there).
+func grantAsHelmopsDoes(g Gomega, name, clusterNS string) {
+	ctx := context.Background()
+	sa := cluster.AgentServiceAccount(name)
+	subject := []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: sa, Namespace: workspace}}
+	for _, o := range []client.Object{
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa, Namespace: workspace}},
+		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: sa, Namespace: workspace}, Rules: registration.AgentWorkspaceRules(name)},
+		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: sa, Namespace: workspace}, Subjects: subject,
+			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: sa}},
+		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: cluster.AgentRoleName, Namespace: clusterNS}, Rules: cluster.AgentNamespaceRules()},
+		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: cluster.AgentRoleName, Namespace: clusterNS}, Subjects: subject,
+			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: cluster.AgentRoleName}},
+	} {
+		g.Expect(upstream.Client.Create(ctx, o)).To(Succeed(), "%T %s", o, o.GetName())
 	}
 }
 
-// TestAgentWorksWithTheShippedUpstreamRBAC runs an agent as the ServiceAccount of
-// config/agent-rbac/upstream.yaml: registration, heartbeat, install (with a downstream resource
-// copied), status and uninstall all work with exactly those rights.
-func TestAgentWorksWithTheShippedUpstreamRBAC(t *testing.T) {
+// TestAgentWorksWithTheRightsHelmopsGrants runs an agent as the ServiceAccount helmops grants an
+// agent, with exactly its rights: heartbeat, install (with a downstream resource copied), status
+// and uninstall all work, and every write outside them is refused.
+func TestAgentWorksWithTheRightsHelmopsGrants(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	const name = "scoped"
-	clusterNS := "cluster-" + workspace + "-" + name
-	applyRBAC(t, g, name, clusterNS, workspace)
+	cl := &v1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: workspace}}
+	g.Expect(upstream.Client.Create(ctx, cl)).To(Succeed())
+	ns, err := standInClusterController(ctx, name)
+	g.Expect(err).NotTo(HaveOccurred())
+	clusterNS := ns
+	grantAsHelmopsDoes(g, name, clusterNS)
 
 	cfg := rest.CopyConfig(upstream.Config)
 	cfg.Impersonate = rest.ImpersonationConfig{
@@ -70,21 +65,16 @@ func TestAgentWorksWithTheShippedUpstreamRBAC(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(scoped.List(ctx, &v1alpha1.BundleDeploymentList{}, client.InNamespace(mainNS))).NotTo(Succeed())
 
-	o := agentOptions(name, true)
+	// No rule lets it create a Cluster: onboarding is registration's (or an administrator's).
+	err = scoped.Create(ctx, &v1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "another", Namespace: workspace}})
+	g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "creating a Cluster: %v", err)
+
+	o := agentOptions(name, false)
 	o.Upstream = cfg
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- Run(runCtx, o) }()
 	t.Cleanup(func() { cancel(); <-done })
-
-	cl := &v1alpha1.Cluster{}
-	g.Eventually(func() error {
-		return upstream.Client.Get(ctx, client.ObjectKey{Namespace: workspace, Name: name}, cl)
-	}, timeout, interval).Should(Succeed())
-	ns, err := standInClusterController(ctx, name)
-	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(ns).To(Equal(clusterNS))
-	applyRBAC(t, g, name, clusterNS, clusterNS)
 
 	g.Eventually(func(g Gomega) {
 		lease := &coordinationv1.Lease{}

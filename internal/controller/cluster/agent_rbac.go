@@ -25,22 +25,31 @@ const (
 )
 
 // AgentServiceAccount is the upstream ServiceAccount, in the Cluster's workspace, that the
-// cluster's agent uses (config/agent-rbac/upstream.yaml creates it with its workspace rights).
+// cluster's agent uses. Registration (or the controller, for a Cluster it installs the agent of)
+// creates it with its workspace rights.
 func AgentServiceAccount(clusterName string) string { return "helmops-agent-" + clusterName }
 
-// agentRole is what an agent needs in its cluster namespace: its BundleDeployments and the
-// repository secrets and downstreamResources copied there, nothing else.
+// AgentNamespaceRules are what an agent needs in its cluster namespace: its BundleDeployments and
+// the repository secrets and downstreamResources copied there, and its heartbeat, nothing else.
+func AgentNamespaceRules() []rbacv1.PolicyRule {
+	return []rbacv1.PolicyRule{
+		// get, list, watch: its cache and watch; update, patch: add and remove its finalizer.
+		{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"bundledeployments"}, Verbs: []string{"get", "list", "watch", "update", "patch"}},
+		// The status it reports.
+		{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"bundledeployments/status"}, Verbs: []string{"get", "update", "patch"}},
+		// metadata.finalizers where OwnerReferencesPermissionEnforcement is on.
+		{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"bundledeployments/finalizers"}, Verbs: []string{"update"}},
+		// The copied repository secrets and downstreamResources (only copies live here).
+		{APIGroups: []string{""}, Resources: []string{"secrets", "configmaps"}, Verbs: []string{"get", "list", "watch"}},
+		// Its heartbeat: renew the one Lease the controller created, create none.
+		{APIGroups: []string{coordinationv1.GroupName}, Resources: []string{"leases"}, ResourceNames: []string{clusterns.AgentLease}, Verbs: []string{"get", "update"}},
+	}
+}
+
 func agentRole(namespace string) *rbacv1.Role {
 	return &rbacv1.Role{
 		ObjectMeta: metav1.ObjectMeta{Name: AgentRoleName, Namespace: namespace, Labels: map[string]string{v1alpha1.ManagedLabel: "true"}},
-		Rules: []rbacv1.PolicyRule{
-			{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"bundledeployments"}, Verbs: []string{"get", "list", "watch", "update", "patch"}},
-			{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"bundledeployments/status"}, Verbs: []string{"get", "update", "patch"}},
-			{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"bundledeployments/finalizers"}, Verbs: []string{"update"}},
-			{APIGroups: []string{""}, Resources: []string{"secrets", "configmaps"}, Verbs: []string{"get", "list", "watch"}},
-			// Its heartbeat: renew the one Lease the controller created, create none.
-			{APIGroups: []string{coordinationv1.GroupName}, Resources: []string{"leases"}, ResourceNames: []string{clusterns.AgentLease}, Verbs: []string{"get", "update"}},
-		},
+		Rules:      AgentNamespaceRules(),
 	}
 }
 
