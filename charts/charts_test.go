@@ -97,18 +97,26 @@ func TestChartsInstallOnARealAPIServer(t *testing.T) {
 	g.Expect(local.Spec.Template.Spec.Containers[0].Args).To(ContainElements("agent", "--credential-secret=helmops-system/helmops-agent-local-credential",
 		"--upstream-kube-api-qps=50", "--upstream-kube-api-burst=100", "--downstream-kube-api-qps=100", "--downstream-kube-api-burst=200"))
 
-	// The downstream agent chart needs a cluster name and renders the registration labels.
+	// The downstream agent chart needs a cluster name or a registration token; it renders the
+	// registration labels, and never asks to create a Cluster by default.
 	err = install(t, cp, "helmops-agent", "agent-missing", "agent-a", nil)
 	g.Expect(err).To(MatchError(ContainSubstring("clusterName is required")))
 	g.Expect(install(t, cp, "helmops-agent", "agent", "cattle-helmops", map[string]any{
-		"clusterName": "prod-1", "labels": map[string]any{"env": "prod", "region": "eu"},
-		"kubeAPI": map[string]any{"downstream": map[string]any{"qps": 30, "burst": 60}},
+		"registration": map[string]any{"kubeconfigSecret": "token", "clientID": "prod-1"},
+		"labels":       map[string]any{"env": "prod", "region": "eu"},
+		"kubeAPI":      map[string]any{"downstream": map[string]any{"qps": 30, "burst": 60}},
 	})).To(Succeed())
 	agent := &appsv1.Deployment{}
 	g.Expect(c.Get(ctx, client.ObjectKey{Namespace: "cattle-helmops", Name: "agent-helmops-agent"}, agent)).To(Succeed())
 	args := strings.Join(agent.Spec.Template.Spec.Containers[0].Args, " ")
-	g.Expect(args).To(ContainSubstring("--cluster-name=prod-1"))
+	g.Expect(args).To(ContainSubstring("--registration-kubeconfig=/etc/helmops/registration/kubeconfig --credential-secret=cattle-helmops/agent-helmops-agent-credential --client-id=prod-1"))
 	g.Expect(args).To(ContainSubstring("--labels=env=prod,region=eu"))
+	g.Expect(install(t, cp, "helmops-agent", "agent-named", "agent-b", map[string]any{"clusterName": "prod-2"})).To(Succeed())
+	named := &appsv1.Deployment{}
+	g.Expect(c.Get(ctx, client.ObjectKey{Namespace: "agent-b", Name: "agent-named-helmops-agent"}, named)).To(Succeed())
+	namedArgs := strings.Join(named.Spec.Template.Spec.Containers[0].Args, " ")
+	g.Expect(namedArgs).To(ContainSubstring("--cluster-name=prod-2"))
+	g.Expect(namedArgs).NotTo(ContainSubstring("--register"))
 	g.Expect(args).To(ContainSubstring("--upstream-kube-api-qps=50 --upstream-kube-api-burst=100 --downstream-kube-api-qps=30 --downstream-kube-api-burst=60"))
 	g.Expect(agent.Spec.Template.Spec.SecurityContext.RunAsNonRoot).To(Equal(ptr.To(true)))
 }

@@ -59,9 +59,11 @@ It reaches the management cluster one of three ways:
   --credential-secret alone  the credential the management cluster's controller writes there (the
                              agent of the local cluster; agents installed through a Cluster's
                              spec.kubeConfigSecret), waiting for it;
-  --upstream-kubeconfig      a kubeconfig made by hand, with --cluster-name and --workspace.
-With --register it creates its Cluster (with --labels) when it does not exist; either way it
-waits until the management cluster gave the Cluster a namespace (status.namespace).`,
+  --upstream-kubeconfig      a kubeconfig made by hand, with --cluster-name and --workspace
+                             (--register creates the Cluster, with --labels, when it does not
+                             exist: that needs create on clusters, which no credential helmops
+                             grants has).
+Either way it waits until the management cluster gave the Cluster a namespace (status.namespace).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o, err := f.options()
@@ -88,7 +90,7 @@ waits until the management cluster gave the Cluster a namespace (status.namespac
 	fl.StringVar(&f.credentialSecret, "credential-secret", "", "the downstream Secret (namespace/name) holding this agent's credential: with --registration-kubeconfig where the granted one is kept (default "+defaultCredentialSecret+"); alone, the one the management cluster's controller writes there")
 	fl.StringVar(&f.clusterName, "cluster-name", "", "name of this cluster's Cluster on the management cluster (required)")
 	fl.StringVar(&f.workspace, "workspace", "fleet-default", "namespace of the Cluster on the management cluster")
-	fl.BoolVar(&f.register, "register", false, "create the Cluster when it does not exist")
+	fl.BoolVar(&f.register, "register", false, "with --upstream-kubeconfig: create the Cluster when it does not exist (needs create on clusters, which no credential helmops grants has)")
 	fl.StringVar(&f.labels, "labels", "", "labels of a registered Cluster, k=v,k2=v2")
 	fl.DurationVar(&f.heartbeat, "heartbeat-interval", 15*time.Second, "how often the heartbeat Lease (helmops-agent in the cluster namespace) is renewed")
 	fl.DurationVar(&f.drift, "drift-interval", 30*time.Second, "how often deployed releases are checked for readiness and drift")
