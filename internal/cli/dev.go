@@ -248,11 +248,11 @@ helmops dev is running.
   OCI registry:             oci://%s/charts/<chart>
   Kubeconfigs:              %s
   Logs:                     %s
-Clusters (fleet-default), each onboarded one of the two ways:
-  dev    agent-initiated: its agent registered with ClusterRegistrationToken %s
-         (kubectl get clusterregistrationtokens,clusterregistrations -n fleet-default)
-  prod   manager-initiated: Cluster spec.kubeConfigSecret %s; the controller installed
-         its agent there (kubectl --kubeconfig %s get deployments -n %s)
+Clusters of fleet-default, onboarded the two ways helmops offers:
+  dev    its agent registered itself with ClusterRegistrationToken %s:
+           %s --kubeconfig %s get clusterregistrations -n fleet-default
+  prod   the controller installed its agent through Cluster spec.kubeConfigSecret %s:
+           %s --kubeconfig %s get deployments -n %s
 Try, in another terminal:
   %s --kubeconfig %s get helmops -A
   %s --kubeconfig %s get deployments,pods,hpa,widgets -A
@@ -262,7 +262,8 @@ Try, in another terminal:
 Ctrl-C stops everything.
 `, env.State.RepoURL, devenv.PrivateUsername, env.State.PrivateRepoURL, env.State.RegistryHost,
 		filepath.Join(dir, "kubeconfigs")+"/{"+joinComma(names)+"}.yaml", filepath.Join(dir, "logs"),
-		devenv.TokenName, devenv.KubeconfigSecretName("prod"), env.State.Kubeconfigs["prod"], devenv.AgentNamespace,
+		devenv.TokenName, kubectl, env.State.Kubeconfigs["management"],
+		devenv.KubeconfigSecretName("prod"), kubectl, env.State.Kubeconfigs["prod"], devenv.AgentNamespace,
 		kubectl, env.State.Kubeconfigs["management"], kubectl, env.State.Kubeconfigs["dev"], env.State.Kubeconfigs["management"])
 }
 
