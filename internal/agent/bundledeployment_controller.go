@@ -341,6 +341,7 @@ func (r *Reconciler) observe(ctx context.Context, s *scope, hc *helmaction.Clien
 	}
 	last := newest(hist)
 	s.releaseStatus, s.foreign = "", nil
+	s.deployedBefore = deployedBefore(hist)
 	switch {
 	case last != nil && !owns(bd, last):
 		// Someone else's release: neither recorded nor monitored as this BundleDeployment's.
@@ -430,6 +431,17 @@ func withEntries(m, add map[string]string) map[string]string {
 	return m
 }
 
+// deployedBefore tells whether any revision of hist was ever deployed: until then a retried
+// install, which Helm runs as an upgrade, is still an install for the user.
+func deployedBefore(hist []*release.Release) bool {
+	for _, rel := range hist {
+		if st := rel.Info.Status; st == rcommon.StatusDeployed || st == rcommon.StatusSuperseded {
+			return true
+		}
+	}
+	return false
+}
+
 func newest(hist []*release.Release) *release.Release {
 	if len(hist) == 0 {
 		return nil
@@ -506,8 +518,9 @@ func (r *Reconciler) helmOptions(bd *v1alpha1.BundleDeployment) helmaction.Optio
 // deploy downloads the chart, computes the values and installs or upgrades the release.
 func (r *Reconciler) deploy(ctx context.Context, hc *helmaction.Client, bd *v1alpha1.BundleDeployment, f *facts, action releasestate.Action, name, ns string) error {
 	h := bd.Spec.Options.HelmOrEmpty()
+	// A retry of an install that never succeeded is an upgrade for Helm, an install for the user.
 	reason := v1alpha1.ReasonUpgradeFailed
-	if action == releasestate.Install {
+	if action == releasestate.Install || !f.deployedBefore {
 		reason = v1alpha1.ReasonInstallFailed
 	}
 	ch, err := r.chart(ctx, bd)
@@ -529,20 +542,31 @@ func (r *Reconciler) deploy(ctx context.Context, hc *helmaction.Client, bd *v1al
 		return err
 	}
 	markOwner(ch, bd)
-	o := r.helmOptions(bd)
-	key := ns + "/" + name
-	r.inflight.Store(key, struct{}{})
-	defer r.inflight.Delete(key)
-	if action == releasestate.Install {
-		_, err = hc.Install(ctx, name, ns, ch, values, o)
-	} else {
-		_, err = hc.Upgrade(ctx, name, ns, ch, values, o)
-	}
-	if err != nil {
+	if err := r.runHelm(ctx, hc, bd, action, ch, values, name, ns); err != nil {
 		f.deployErr, f.deployReason = fmt.Errorf("helm %s of release %s/%s (chart %s %s): %w", actionVerb(action), ns, name, ch.Metadata.Name, ch.Metadata.Version, err), reason
 		return f.deployErr
 	}
 	ctrl.LoggerFrom(ctx).Info("Deployed chart", "release", klog.KRef(ns, name), "chart", ch.Metadata.Name, "version", ch.Metadata.Version)
+	return nil
+}
+
+// runHelm installs or upgrades the release, marked in flight meanwhile; a failure says what is
+// not ready and why (explainFailure).
+func (r *Reconciler) runHelm(ctx context.Context, hc *helmaction.Client, bd *v1alpha1.BundleDeployment, action releasestate.Action, ch *chart.Chart, values map[string]any, name, ns string) error {
+	o := r.helmOptions(bd)
+	key := ns + "/" + name
+	r.inflight.Store(key, struct{}{})
+	defer r.inflight.Delete(key)
+	var rel *release.Release
+	var err error
+	if action == releasestate.Install {
+		rel, err = hc.Install(ctx, name, ns, ch, values, o)
+	} else {
+		rel, err = hc.Upgrade(ctx, name, ns, ch, values, o)
+	}
+	if err != nil {
+		return r.explainFailure(ctx, rel, bd.Spec.Options.HelmOrEmpty(), o.Timeout, err)
+	}
 	return nil
 }
 

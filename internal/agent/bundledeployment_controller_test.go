@@ -360,8 +360,9 @@ func TestAgentStoppedDuringAnUpgradeEndsHealthy(t *testing.T) {
 	stop, ns, err := startAgent(ctx, "killed", false)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(repo.Publish("killed", "0.1.0")).To(Succeed())
-	// 0.2.0 has a post-upgrade hook Job: Helm waits for it, and with no kubelet it never
-	// completes, so the upgrade is still running when the agent is stopped (its context cancelled).
+	// 0.2.0 has a post-upgrade hook Job: Helm waits for it, and its Pod is never scheduled (it
+	// asks for more CPU than any node has), so the upgrade is still running when the agent is
+	// stopped (its context cancelled).
 	g.Expect(repo.Publish("killed", "0.2.0", testenv.WithTemplate("configmap.yaml", testenv.DefaultTemplate),
 		testenv.WithTemplate("hook.yaml", hookJob))).To(Succeed())
 	g.Expect(repo.Publish("killed", "0.3.0")).To(Succeed())
@@ -400,6 +401,8 @@ func TestAgentStoppedDuringAnUpgradeEndsHealthy(t *testing.T) {
 	}, timeout, interval).Should(Succeed())
 }
 
+// hookJob is a post-upgrade hook that never completes: its Pod asks for more CPU than any
+// simulated node has.
 const hookJob = `apiVersion: batch/v1
 kind: Job
 metadata:
@@ -415,6 +418,9 @@ spec:
         - name: wait
           image: busybox
           command: ["true"]
+          resources:
+            requests:
+              cpu: "1000"
 `
 
 func TestRegisterCreatesTheClusterAndTheHeartbeatAdvances(t *testing.T) {
@@ -583,7 +589,7 @@ func TestAgentProcessKilledDuringAnUpgradeRecovers(t *testing.T) {
 	g.Expect(upstream.Client.Create(ctx, bd)).To(Succeed())
 	g.Eventually(func(g Gomega) { expectReady(g, bd) }, timeout, interval).Should(Succeed())
 
-	// The upgrade to 0.2.0 waits for a hook Job that never completes; the process is killed
+	// The upgrade to 0.2.0 waits for a hook Job that never completes (hookJob); the process is killed
 	// (SIGKILL: no chance to clean up) while Helm holds the release pending-upgrade.
 	update(g, bd, func(b *v1alpha1.BundleDeployment) {
 		b.Spec.Options.Helm.Version = "0.2.0"

@@ -27,6 +27,8 @@ type facts struct {
 	deployed bool
 	// releaseStatus is Helm's status of the newest revision, empty when none.
 	releaseStatus string
+	// deployedBefore is true when a revision of the release was ever deployed.
+	deployedBefore bool
 
 	// monitored is true when the release's resources could be read.
 	monitored  bool

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -79,8 +80,9 @@ func observe(ctx context.Context, c client.Reader, objs []*unstructured.Unstruct
 		ignoreConditions = opts.Ignore.Conditions
 	}
 	var o observation
+	waitForJobs := opts.HelmOrEmpty().WaitForJobs
 	for _, want := range objs {
-		if err := o.add(ctx, c, want, patches, ignoreConditions); err != nil {
+		if err := o.add(ctx, c, want, patches, ignoreConditions, waitForJobs); err != nil {
 			return o, err
 		}
 	}
@@ -89,7 +91,7 @@ func observe(ctx context.Context, c client.Reader, objs []*unstructured.Unstruct
 
 // add observes one resource of the manifest: whether it is missing or differs from the manifest,
 // and whether it is ready.
-func (o *observation) add(ctx context.Context, c client.Reader, want *unstructured.Unstructured, patches []v1alpha1.ComparePatch, ignoreConditions []map[string]string) error {
+func (o *observation) add(ctx context.Context, c client.Reader, want *unstructured.Unstructured, patches []v1alpha1.ComparePatch, ignoreConditions []map[string]string, waitForJobs bool) error {
 	gvk := want.GroupVersionKind()
 	id := v1alpha1.BundleDeploymentResource{Kind: gvk.Kind, APIVersion: want.GetAPIVersion(), Namespace: want.GetNamespace(), Name: want.GetName()}
 	o.resources = append(o.resources, id)
@@ -110,7 +112,7 @@ func (o *observation) add(ctx context.Context, c client.Reader, want *unstructur
 		o.modified = append(o.modified, v1alpha1.ModifiedStatus{Kind: id.Kind, APIVersion: id.APIVersion, Namespace: id.Namespace, Name: id.Name,
 			Patch: "changed: " + strings.Join(paths, ", ")})
 	}
-	nr, err := notReady(ctx, c, id, live, ignoreConditions)
+	nr, err := notReady(ctx, c, id, live, ignoreConditions, waitForJobs)
 	if nr != nil {
 		o.nonReady = append(o.nonReady, *nr)
 	}
@@ -118,12 +120,16 @@ func (o *observation) add(ctx context.Context, c client.Reader, want *unstructur
 }
 
 // notReady is the non-ready status of a live resource, from its kstatus and, for workloads, why
-// their Pods are not ready; nil when it is Current.
-func notReady(ctx context.Context, c client.Reader, id v1alpha1.BundleDeploymentResource, live *unstructured.Unstructured, ignoreConditions []map[string]string) (*v1alpha1.NonReadyStatus, error) {
+// their Pods are not ready; nil when it is Current. With waitForJobs a Job is ready only once it
+// completed (kstatus counts a started Job as Current, as Helm does without waitForJobs).
+func notReady(ctx context.Context, c client.Reader, id v1alpha1.BundleDeploymentResource, live *unstructured.Unstructured, ignoreConditions []map[string]string, waitForJobs bool) (*v1alpha1.NonReadyStatus, error) {
 	res, err := status.Compute(driftfilter.ForReadiness(ignoreConditions, live))
 	if err != nil {
 		return &v1alpha1.NonReadyStatus{Kind: id.Kind, APIVersion: id.APIVersion, Namespace: id.Namespace, Name: id.Name,
 			Summary: v1alpha1.NonReadySummary{State: string(status.UnknownStatus), Error: true, Message: []string{err.Error()}}}, nil
+	}
+	if res.Status == status.CurrentStatus && waitForJobs && isJob(live.GroupVersionKind()) && !jobComplete(live) {
+		res = &status.Result{Status: status.InProgressStatus, Message: "Job has not completed (helm.waitForJobs)"}
 	}
 	if res.Status == status.CurrentStatus {
 		return nil, nil
@@ -255,4 +261,18 @@ func number(v any) (float64, bool) {
 		return n, true
 	}
 	return 0, false
+}
+
+func isJob(gvk schema.GroupVersionKind) bool { return gvk.Group == "batch" && gvk.Kind == "Job" }
+
+// jobComplete reports whether a Job has the condition Complete=True.
+func jobComplete(job *unstructured.Unstructured) bool {
+	conds, _, _ := unstructured.NestedSlice(job.Object, "status", "conditions")
+	for _, c := range conds {
+		m, _ := c.(map[string]any)
+		if m["type"] == "Complete" && m["status"] == "True" {
+			return true
+		}
+	}
+	return false
 }

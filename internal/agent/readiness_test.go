@@ -1,11 +1,16 @@
 package agent
 
 import (
+	"context"
+	"errors"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/helmops/helmops/api/v1alpha1"
 )
 
 func TestPodReasonSaysWhyAPodIsNotReady(t *testing.T) {
@@ -40,6 +45,29 @@ func TestPodReasonSaysWhyAPodIsNotReady(t *testing.T) {
 			g := NewWithT(t)
 			tc.pod.ObjectMeta = metav1.ObjectMeta{Name: "p"}
 			g.Expect(podReason(&tc.pod)).To(Equal(tc.want))
+		})
+	}
+}
+
+func TestExplainFailureWithoutARelease(t *testing.T) {
+	waitErr := errors.Join(errors.New("resource Job/ns/j not ready. status: InProgress, message: Job in progress"), context.DeadlineExceeded)
+	for _, tc := range []struct {
+		name string
+		h    v1alpha1.HelmOptions
+		err  error
+		want string
+	}{
+		{"timeoutSeconds", v1alpha1.HelmOptions{TimeoutSeconds: 5}, waitErr,
+			"timed out after 5s (helm.timeoutSeconds); helm: resource Job/ns/j not ready. status: InProgress, message: Job in progress"},
+		{"default timeout", v1alpha1.HelmOptions{}, waitErr,
+			"timed out after 5s (the default; set helm.timeoutSeconds to change it); helm: resource Job/ns/j not ready. status: InProgress, message: Job in progress"},
+		{"other errors as Helm says them, on one line", v1alpha1.HelmOptions{}, errors.New("failed pre-install:\nbad"), "failed pre-install:; bad"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			err := (&Reconciler{}).explainFailure(context.Background(), nil, tc.h, 5*time.Second, tc.err)
+			g.Expect(err).To(MatchError(tc.want))
+			g.Expect(errors.Is(err, tc.err)).To(BeTrue(), "Helm's error stays in the chain")
 		})
 	}
 }

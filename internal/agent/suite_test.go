@@ -98,7 +98,9 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer upstream.Stop()
-	if downstream, err = testenv.Start(ctx, testenv.Options{Name: "downstream"}); err != nil {
+	// Simulated nodes run the Pods of the charts, so readiness means what it means on a real
+	// cluster (workloads_test.go).
+	if downstream, err = testenv.Start(ctx, testenv.Options{Name: "downstream", Nodes: 2}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -155,8 +157,9 @@ func agentOptions(name string, register bool) Options {
 		ClusterName: name, Workspace: workspace, Register: register,
 		HeartbeatInterval: time.Second, DriftInterval: time.Second,
 		MetricsBindAddress: "0",
-		WaitStrategy:       kube.HookOnlyStrategy,
-		Fetcher:            ResolverFetcher{Resolver: chartsource.NewResolver(chartsource.Options{Network: testNetwork})},
+		// Helm waits as `helmops agent` does by default (kstatus), the downstream has nodes.
+		WaitStrategy: kube.StatusWatcherStrategy,
+		Fetcher:      ResolverFetcher{Resolver: chartsource.NewResolver(chartsource.Options{Network: testNetwork})},
 		// The tests run several agents in this process.
 		Controller: config.Controller{SkipNameValidation: ptrTo(true)},
 	}

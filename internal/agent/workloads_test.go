@@ -1,0 +1,258 @@
+package agent
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	rcommon "helm.sh/helm/v4/pkg/release/common"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/helmops/helmops/api/v1alpha1"
+	"github.com/helmops/helmops/internal/localenv"
+	"github.com/helmops/helmops/internal/testenv"
+)
+
+// The charts of these tests run real Pods on the downstream's simulated nodes. A value picks how
+// they fail: crashLoop makes the containers wait in CrashLoopBackOff, fail makes them exit 1,
+// tooBig asks for more CPU than any node has, so the Pod is never scheduled.
+
+const appDeployment = `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: {{ .Release.Name }}
+  template:
+    metadata:
+      labels:
+        app: {{ .Release.Name }}
+        {{- if .Values.crashLoop }}
+        ` + localenv.CrashLoopLabel + `: "true"
+        {{- end }}
+      annotations:
+        chart-version: {{ .Chart.Version | quote }}
+    spec:
+      containers:
+        - name: app
+          image: example.com/app:1
+`
+
+// taskJob is named after the chart version: a Job's Pod template cannot be changed, so each
+// version runs a Job of its own.
+const taskJob = `apiVersion: batch/v1
+kind: Job
+metadata:
+  name: {{ .Release.Name }}-task-{{ .Chart.Version | replace "." "-" }}
+spec:
+  backoffLimit: 0
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+        - name: task
+          image: example.com/task:1
+          {{- if .Values.tooBig }}
+          resources:
+            requests:
+              cpu: "1000"
+          {{- end }}
+`
+
+const migrateHook = `apiVersion: batch/v1
+kind: Job
+metadata:
+  name: {{ .Release.Name }}-migrate
+  annotations:
+    helm.sh/hook: pre-install,post-upgrade
+    helm.sh/hook-delete-policy: before-hook-creation
+spec:
+  backoffLimit: 0
+  template:
+    metadata:
+      labels:
+        {{- if .Values.fail }}
+        ` + localenv.KwokContainerFailedLabel + `: "true"
+        {{- end }}
+        job: {{ .Release.Name }}-migrate
+    spec:
+      restartPolicy: Never
+      containers:
+        - name: migrate
+          image: example.com/migrate:1
+`
+
+// readyCondition returns the BundleDeployment's Ready condition, failing when it has none.
+func readyCondition(g Gomega, bd *v1alpha1.BundleDeployment) *metav1.Condition {
+	c := meta.FindStatusCondition(getBD(g, bd).Status.Conditions, v1alpha1.ReadyCondition)
+	g.Expect(c).NotTo(BeNil())
+	return c
+}
+
+func newestRevision(g Gomega, name, ns string) string {
+	hist, err := helm.History(context.Background(), name, ns)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(hist).NotTo(BeEmpty())
+	return hist[len(hist)-1].Info.Status.String()
+}
+
+// TestDeploymentReadyFollowsItsPods: Ready waits for the Deployment to be Available; a version
+// whose Pods crash-loop is not Ready, naming the Deployment and the Pods' reason, whether Helm
+// waits (timeoutSeconds) or only the agent's readiness check sees it.
+func TestDeploymentReadyFollowsItsPods(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	g.Expect(repo.Publish("app", "0.1.0", testenv.WithTemplate("deployment.yaml", appDeployment))).To(Succeed())
+	g.Expect(repo.Publish("app", "0.2.0", testenv.WithTemplate("deployment.yaml", appDeployment),
+		testenv.WithValues(map[string]any{"crashLoop": true}))).To(Succeed())
+	bd := bundleDeployment(mainNS, "app", v1alpha1.HelmOptions{Repo: repo.URL, Chart: "app", Version: "0.1.0"})
+	g.Expect(upstream.Client.Create(ctx, bd)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		got := expectReady(g, bd)
+		expectCoherent(g, got)
+	}, timeout, interval).Should(Succeed())
+	d := &appsv1.Deployment{}
+	g.Expect(downstream.Client.Get(ctx, client.ObjectKey{Namespace: "app", Name: "app"}, d)).To(Succeed())
+	g.Expect(d.Status.AvailableReplicas).To(Equal(int32(2)), "Ready only once every replica is available")
+
+	// Helm does not wait (no timeoutSeconds): the release is deployed, the readiness check
+	// reports the Pods.
+	update(g, bd, func(b *v1alpha1.BundleDeployment) {
+		b.Spec.Options.Helm.Version = "0.2.0"
+		b.Spec.DeploymentID = "v:0.2.0"
+	})
+	g.Eventually(func(g Gomega) {
+		got := getBD(g, bd)
+		g.Expect(got.Status.Release.ChartVersion).To(Equal("0.2.0"))
+		c := readyCondition(g, bd)
+		g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(c.Reason).To(Equal(v1alpha1.ReasonResourcesNotReady))
+		g.Expect(c.Message).To(And(ContainSubstring("Deployment app/app"), ContainSubstring("CrashLoopBackOff")))
+		g.Expect(got.Status.NonReadyStatus).To(ContainElement(HaveField("Name", "app")))
+		g.Expect(got.Status.Ready).To(BeFalse())
+	}, timeout, interval).Should(Succeed())
+	g.Expect(newestRevision(g, "app", "app")).To(Equal(rcommon.StatusDeployed.String()))
+
+	// With timeoutSeconds Helm waits for the Deployment and fails the upgrade when the time is
+	// up; the condition names what it waited for and why it is not ready.
+	update(g, bd, func(b *v1alpha1.BundleDeployment) {
+		b.Spec.Options.Helm.TimeoutSeconds = 3
+		b.Spec.DeploymentID = "v:0.2.0-wait"
+	})
+	g.Eventually(func(g Gomega) {
+		c := readyCondition(g, bd)
+		g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(c.Reason).To(Equal(v1alpha1.ReasonUpgradeFailed))
+		g.Expect(c.Message).To(And(ContainSubstring("Deployment app/app"), ContainSubstring("CrashLoopBackOff"),
+			ContainSubstring("3s (helm.timeoutSeconds)")))
+		g.Expect(newestRevision(g, "app", "app")).To(Equal(rcommon.StatusFailed.String()))
+	}, timeout, interval).Should(Succeed())
+	t.Logf("Ready: %s", readyCondition(g, bd).Message)
+
+	// Back to a good version: Ready again.
+	update(g, bd, func(b *v1alpha1.BundleDeployment) {
+		b.Spec.Options.Helm.Version = "0.1.0"
+		b.Spec.DeploymentID = "v:0.1.0-again"
+	})
+	g.Eventually(func(g Gomega) {
+		expectCoherent(g, expectReady(g, bd))
+	}, timeout, interval).Should(Succeed())
+}
+
+// TestWaitForJobsHonoursTheTimeout: with waitForJobs, Helm waits for the chart's Job to
+// complete for timeoutSeconds, then the release fails and Ready says which Job and why; without
+// waitForJobs, the same Job (started, never finishing) is not waited for.
+func TestWaitForJobsHonoursTheTimeout(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	g.Expect(repo.Publish("task", "0.1.0", testenv.WithTemplate("job.yaml", taskJob),
+		testenv.WithValues(map[string]any{"tooBig": true}))).To(Succeed())
+	g.Expect(repo.Publish("task", "0.2.0", testenv.WithTemplate("job.yaml", taskJob))).To(Succeed())
+
+	waits := bundleDeployment(mainNS, "task-waits", v1alpha1.HelmOptions{Repo: repo.URL, Chart: "task", Version: "0.1.0",
+		WaitForJobs: true, TimeoutSeconds: 5})
+	noWait := bundleDeployment(mainNS, "task-nowait", v1alpha1.HelmOptions{Repo: repo.URL, Chart: "task", Version: "0.1.0",
+		TimeoutSeconds: 5})
+	g.Expect(upstream.Client.Create(ctx, waits)).To(Succeed())
+	g.Expect(upstream.Client.Create(ctx, noWait)).To(Succeed())
+
+	g.Eventually(func(g Gomega) {
+		got := expectReady(g, noWait)
+		expectCoherent(g, got)
+	}, timeout, interval).Should(Succeed())
+	job := &batchv1.Job{}
+	g.Expect(downstream.Client.Get(ctx, client.ObjectKey{Namespace: "task-nowait", Name: "task-nowait-task-0-1-0"}, job)).To(Succeed())
+	g.Expect(job.Status.Succeeded).To(BeZero(), "Ready without waiting for the Job")
+
+	g.Eventually(func(g Gomega) {
+		c := readyCondition(g, waits)
+		g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(c.Reason).To(Equal(v1alpha1.ReasonInstallFailed))
+		g.Expect(c.Message).To(And(ContainSubstring("Job task-waits/task-waits-task-0-1-0"), ContainSubstring("Insufficient cpu"),
+			ContainSubstring("5s (helm.timeoutSeconds)")))
+		// Helm gave up only once the timeout had passed (both times have whole seconds).
+		g.Expect(c.LastTransitionTime.Sub(getBD(g, waits).CreationTimestamp.Time)).To(BeNumerically(">=", 5*time.Second))
+		g.Expect(newestRevision(g, "task-waits", "task-waits")).To(Equal(rcommon.StatusFailed.String()))
+	}, timeout, interval).Should(Succeed())
+	t.Logf("Ready: %s", readyCondition(g, waits).Message)
+
+	// A version whose Job completes: Ready once it has.
+	update(g, waits, func(b *v1alpha1.BundleDeployment) {
+		b.Spec.Options.Helm.Version = "0.2.0"
+		b.Spec.DeploymentID = "v:0.2.0"
+	})
+	g.Eventually(func(g Gomega) {
+		expectCoherent(g, expectReady(g, waits))
+	}, timeout, interval).Should(Succeed())
+	g.Expect(downstream.Client.Get(ctx, client.ObjectKey{Namespace: "task-waits", Name: "task-waits-task-0-2-0"}, job)).To(Succeed())
+	g.Expect(job.Status.Succeeded).To(Equal(int32(1)))
+}
+
+// TestFailingHookIsReported: a pre-install hook Job that fails fails the install, a
+// post-upgrade one the upgrade; Ready names the hook, its Job and the Pod's reason, and a
+// version whose hook succeeds recovers.
+func TestFailingHookIsReported(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	for v, fail := range map[string]bool{"0.1.0": true, "0.2.0": false, "0.3.0": true} {
+		g.Expect(repo.Publish("hooked", v, testenv.WithTemplate("job.yaml", migrateHook), testenv.WithTemplate("configmap.yaml", testenv.DefaultTemplate),
+			testenv.WithValues(map[string]any{"fail": fail}))).To(Succeed())
+	}
+	bd := bundleDeployment(mainNS, "hooked", v1alpha1.HelmOptions{Repo: repo.URL, Chart: "hooked", Version: "0.1.0"})
+	g.Expect(upstream.Client.Create(ctx, bd)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		c := readyCondition(g, bd)
+		g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(c.Reason).To(Equal(v1alpha1.ReasonInstallFailed))
+		g.Expect(c.Message).To(And(ContainSubstring("pre-install"), ContainSubstring("Job hooked/hooked-migrate"), ContainSubstring("containerFailed")))
+	}, timeout, interval).Should(Succeed())
+	t.Logf("Ready: %s", readyCondition(g, bd).Message)
+
+	update(g, bd, func(b *v1alpha1.BundleDeployment) {
+		b.Spec.Options.Helm.Version = "0.2.0"
+		b.Spec.DeploymentID = "v:0.2.0"
+	})
+	g.Eventually(func(g Gomega) {
+		expectCoherent(g, expectReady(g, bd))
+	}, timeout, interval).Should(Succeed())
+
+	update(g, bd, func(b *v1alpha1.BundleDeployment) {
+		b.Spec.Options.Helm.Version = "0.3.0"
+		b.Spec.DeploymentID = "v:0.3.0"
+	})
+	g.Eventually(func(g Gomega) {
+		c := readyCondition(g, bd)
+		g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(c.Reason).To(Equal(v1alpha1.ReasonUpgradeFailed))
+		g.Expect(c.Message).To(And(ContainSubstring("post-upgrade"), ContainSubstring("Job hooked/hooked-migrate"), ContainSubstring("containerFailed")))
+	}, timeout, interval).Should(Succeed())
+	t.Logf("Ready: %s", readyCondition(g, bd).Message)
+}
