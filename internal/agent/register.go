@@ -76,6 +76,9 @@ func Register(ctx context.Context, downstream client.Client, reg Registration) (
 	if err != nil {
 		return nil, err
 	}
+	if err := ensureNamespace(ctx, downstream, reg.CredentialSecret); err != nil {
+		return nil, err
+	}
 	up, cr, err := requestRegistration(ctx, reg, workspace, token, id)
 	if err != nil {
 		return nil, err
@@ -93,6 +96,22 @@ func Register(ctx context.Context, downstream client.Client, reg Registration) (
 	}
 	log.Info("Registered", "Cluster", klog.KRef(workspace, string(granted.Data[v1alpha1.CredentialClusterNameKey])))
 	return credentialFrom(granted.Data)
+}
+
+// ensureNamespace creates the namespace the granted credential is kept in when it is missing,
+// before registering: a credential granted and then not kept would need a registration again.
+func ensureNamespace(ctx context.Context, downstream client.Client, key types.NamespacedName) error {
+	err := downstream.Get(ctx, client.ObjectKey{Name: key.Namespace}, &corev1.Namespace{})
+	if apierrors.IsNotFound(err) {
+		err = downstream.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: key.Namespace}})
+		if apierrors.IsAlreadyExists(err) {
+			err = nil
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("the namespace of the agent credential %s downstream: %w", key, err)
+	}
+	return nil
 }
 
 // clientID is the registration's client ID: the one given, else the UID of the downstream

@@ -411,9 +411,6 @@ func (e *Env) onboardRegistered(ctx context.Context, d Downstream) error {
 	if err != nil {
 		return err
 	}
-	if err := createNamespace(ctx, e.Downstreams[d.Name].Client, AgentNamespace); err != nil {
-		return err
-	}
 	return e.startAgent(d.Name, e.State.Kubeconfigs[d.Name], []string{"--registration-kubeconfig", kubeconfig,
 		"--client-id", d.Name, "--labels", labelString(d.Labels), "--credential-secret", registeredCredential})
 }
@@ -466,13 +463,6 @@ func (e *Env) onboardManaged(ctx context.Context, d Downstream) error {
 		}
 	}
 	return e.startAgent(d.Name, e.State.Kubeconfigs[d.Name], []string{"--credential-secret", installedCredential})
-}
-
-func createNamespace(ctx context.Context, c client.Client, name string) error {
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("creating namespace %s: %w", name, err)
-	}
-	return nil
 }
 
 func (e *Env) writeState() error {
