@@ -18,7 +18,7 @@ import (
 // moves through their lifecycle: scheduled Pods become Running and Ready, Job Pods complete,
 // deleted Pods go away. No container runs; node and pod IPs are status fields only.
 //
-// Failure on demand, for Pod templates (docs/testing.md):
+// Failure on demand, for Pod templates (docs/local-environment.md):
 //   - label CrashLoopLabel=true: the containers wait in CrashLoopBackOff and the Pod never gets
 //     Ready (stages/pod-crash-loop.yaml);
 //   - label KwokContainerFailedLabel=true: kwok's own chaos stage fails the containers and the
