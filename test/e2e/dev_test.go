@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -184,24 +185,27 @@ func TestDevRunsTheExamplesAndCtrlCStopsEverything(t *testing.T) {
 		close(lines)
 	}()
 	var transcript strings.Builder
-	wait := func(what string) {
+	// waitLines waits until, for each entry of want, a line holding all its parts was printed, in
+	// any order.
+	waitLines := func(want ...[]string) {
 		t.Helper()
 		deadline := time.After(4 * time.Minute)
-		for {
+		for len(want) > 0 {
 			select {
 			case l, ok := <-lines:
 				if !ok {
-					t.Fatalf("helmops dev ended before %q:\n%s", what, transcript.String())
+					t.Fatalf("helmops dev ended before %q:\n%s", want, transcript.String())
 				}
 				transcript.WriteString(l + "\n")
-				if strings.Contains(l, what) {
-					return
-				}
+				want = slices.DeleteFunc(want, func(parts []string) bool {
+					return !slices.ContainsFunc(parts, func(p string) bool { return !strings.Contains(l, p) })
+				})
 			case <-deadline:
-				t.Fatalf("no %q within 4 minutes:\n%s", what, transcript.String())
+				t.Fatalf("no %q within 4 minutes:\n%s", want, transcript.String())
 			}
 		}
 	}
+	wait := func(what string) { t.Helper(); waitLines([]string{what}) }
 	wait("All example HelmOps deployed")
 	t.Logf("helmops dev: start to all examples deployed in %.1fs", time.Since(start).Seconds())
 	for _, name := range []string{"management", "dev", "prod"} {
@@ -218,8 +222,8 @@ func TestDevRunsTheExamplesAndCtrlCStopsEverything(t *testing.T) {
 	// A version of the Deployment chart whose Pods crash-loop: both clusters say NotReady and why.
 	out, err = exec.Command(helmopsBinary, "dev", "publish", "web", "1.2.0", "--failing", "--dir", dir).CombinedOutput()
 	g.Expect(err).NotTo(HaveOccurred(), string(out))
-	wait("fleet-default/web on dev: NotReady")
-	wait("CrashLoopBackOff")
+	waitLines([]string{"fleet-default/web on dev: NotReady", "Deployment web/web", "CrashLoopBackOff"},
+		[]string{"fleet-default/web on prod: NotReady", "Deployment web/web", "CrashLoopBackOff"})
 
 	started := descendants(cmd.Process.Pid)
 	g.Expect(started).NotTo(BeEmpty(), "helmops dev runs its control planes as child processes")
