@@ -99,6 +99,10 @@ const (
 	// the BundleDeployment names was installed by another BundleDeployment (or by something
 	// else): the agent neither upgrades nor uninstalls it.
 	ReasonReleaseConflict = "ReleaseConflict"
+	// ReasonChartDigestMismatch (BundleDeployment Installed, Deployed, Ready) says the chart the
+	// agent downloaded has other content than the controller resolved (the Bundle's
+	// helmOpChartDigest): the agent installs nothing from it.
+	ReasonChartDigestMismatch = "ChartDigestMismatch"
 	// ReasonTransientError: a call to the API server failed and is retried with backoff; what it
 	// would have observed keeps its last value.
 	ReasonTransientError = "TransientError"

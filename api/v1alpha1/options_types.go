@@ -651,6 +651,17 @@ type BundleHelmOptions struct {
 	// +optional
 	// +nullable
 	CABundle []byte `json:"helmOpCABundle,omitempty"`
+
+	// ChartDigest pins the content of the chart the controller resolved: "sha256:<hex>" of the
+	// chart archive for a Helm repository (the digest its index lists), or of the OCI manifest
+	// for an OCI registry. The agent refuses a chart whose content does not match (a version
+	// re-published with other content, a moved tag). Empty (no pin) for chart archive URLs,
+	// for index entries without a digest, and on a BundleDeployment whose target overrides the
+	// chart, repository or version. Written by the controller; defaults to empty.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^(sha256:[a-f0-9]{64})?$`
+	ChartDigest string `json:"helmOpChartDigest,omitempty"`
 }
 
 // BundleSummary counts BundleDeployments by state.

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -739,7 +740,7 @@ func (r *Reconciler) chart(ctx context.Context, bd *v1alpha1.BundleDeployment) (
 	h := bd.Spec.Options.HelmOrEmpty()
 	req := ChartRequest{Repo: h.Repo, Chart: h.Chart, Version: h.Version}
 	if o := bd.Spec.HelmChartOptions; o != nil {
-		req.InsecureSkipTLSVerify, req.CABundle = o.InsecureSkipTLSVerify, o.CABundle
+		req.InsecureSkipTLSVerify, req.CABundle, req.Digest = o.InsecureSkipTLSVerify, o.CABundle, o.ChartDigest
 		if o.SecretName != "" {
 			s := &corev1.Secret{}
 			if err := r.Upstream.Get(ctx, client.ObjectKey{Namespace: bd.Namespace, Name: o.SecretName}, s); err != nil {
@@ -759,10 +760,15 @@ func (r *Reconciler) chart(ctx context.Context, bd *v1alpha1.BundleDeployment) (
 	}
 	if !ok {
 		ctrl.LoggerFrom(ctx).Info("Downloading chart", "repo", redact.URL(h.Repo), "chart", redact.URL(h.Chart), "version", h.Version)
-		var err error
-		data, err = r.Fetcher.Fetch(ctx, req, limits.MaxArchiveBytes)
+		got, err := "", error(nil)
+		data, got, err = r.Fetcher.Fetch(ctx, req, limits.MaxArchiveBytes)
 		if err != nil {
 			return nil, fmt.Errorf("downloading chart %s: %w", chartName(h), err)
+		}
+		if req.Digest != "" && !strings.EqualFold(got, req.Digest) {
+			ctrl.LoggerFrom(ctx).Info("Refusing a chart whose content changed under the same version",
+				"chart", chartName(h), "expected", req.Digest, "actual", got)
+			return nil, &DigestMismatchError{Chart: chartName(h), Expected: req.Digest, Actual: got}
 		}
 	}
 	ch, err := chartarchive.Load(data, limits)

@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"os/exec"
 	"strings"
@@ -660,4 +662,74 @@ func TestAtomicAndMaxHistory(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(len(hist)).To(BeNumerically("<=", 2), "maxHistory 2")
 	g.Expect(hist[len(hist)-1].Chart.Metadata.Version).To(Equal("0.5.0"))
+}
+
+// TestRepublishedChartRefused: a chart version re-published with other content after the
+// controller pinned its digest is refused, naming both digests, and the installed release is
+// left as it was.
+func TestRepublishedChartRefused(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	// A repository of its own: no resolver has its index cached from another test.
+	r, err := testenv.StartChartRepo(testenv.RepoOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	defer r.Stop()
+	digest := func(version string) string {
+		data, ok := r.Archive("pinned", version)
+		g.Expect(ok).To(BeTrue())
+		sum := sha256.Sum256(data)
+		return "sha256:" + hex.EncodeToString(sum[:])
+	}
+	g.Expect(r.Publish("pinned", "1.0.0", testenv.WithValues(map[string]any{"data": map[string]any{"content": "original"}}))).To(Succeed())
+	v1 := digest("1.0.0")
+	bd := bundleDeployment(mainNS, "pinned", v1alpha1.HelmOptions{Repo: r.URL, Chart: "pinned", Version: "1.0.0"}, func(b *v1alpha1.BundleDeployment) {
+		b.Spec.HelmChartOptions = &v1alpha1.BundleHelmOptions{ChartDigest: v1}
+	})
+	g.Expect(upstream.Client.Create(ctx, bd)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		expectCoherent(g, expectReady(g, bd))
+	}, timeout, interval).Should(Succeed())
+	g.Expect(configMap(g, "pinned", "pinned").Data).To(HaveKeyWithValue("content", "original"))
+
+	// 2.0.0 is resolved (its digest pinned), then re-published with other content.
+	g.Expect(r.Publish("pinned", "2.0.0", testenv.WithValues(map[string]any{"data": map[string]any{"content": "resolved"}}))).To(Succeed())
+	resolved := digest("2.0.0")
+	original, _ := r.Archive("pinned", "2.0.0")
+	g.Expect(r.Republish("pinned", "2.0.0", testenv.WithValues(map[string]any{"data": map[string]any{"content": "swapped"}}))).To(Succeed())
+	swapped := digest("2.0.0")
+	g.Expect(swapped).NotTo(Equal(resolved))
+	update(g, bd, func(b *v1alpha1.BundleDeployment) {
+		b.Spec.Options.Helm.Version = "2.0.0"
+		b.Spec.DeploymentID = "v:2.0.0"
+		b.Spec.HelmChartOptions.ChartDigest = resolved
+	})
+	g.Eventually(func(g Gomega) {
+		got := getBD(g, bd)
+		g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
+		for _, t := range []string{v1alpha1.InstalledCondition, v1alpha1.DeployedCondition, v1alpha1.ReadyCondition} {
+			c := meta.FindStatusCondition(got.Status.Conditions, t)
+			g.Expect(c).NotTo(BeNil(), t)
+			g.Expect(c.Status).To(Equal(metav1.ConditionFalse), t)
+			g.Expect(c.Reason).To(Equal(v1alpha1.ReasonChartDigestMismatch), t)
+			g.Expect(c.Message).To(And(ContainSubstring(resolved), ContainSubstring(swapped)), t)
+		}
+		g.Expect(got.Status.Ready).To(BeFalse())
+		g.Expect(got.Status.AppliedDeploymentID).NotTo(Equal("v:2.0.0"))
+	}, timeout, interval).Should(Succeed())
+	// Nothing installed changed: still revision 1 of 1.0.0 with the original content.
+	g.Consistently(func(g Gomega) {
+		hist, err := helm.History(ctx, "pinned", "pinned")
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(hist).To(HaveLen(1))
+		g.Expect(configMap(g, "pinned", "pinned").Data).To(HaveKeyWithValue("content", "original"))
+	}, 3*time.Second, interval).Should(Succeed())
+
+	// The content the controller resolved comes back: the upgrade goes through.
+	g.Expect(r.RepublishArchive(original)).To(Succeed())
+	g.Expect(digest("2.0.0")).To(Equal(resolved))
+	g.Eventually(func(g Gomega) {
+		got := expectReady(g, bd)
+		g.Expect(got.Status.Release.ChartVersion).To(Equal("2.0.0"))
+		g.Expect(configMap(g, "pinned", "pinned").Data).To(HaveKeyWithValue("content", "resolved"))
+	}, timeout, interval).Should(Succeed())
 }

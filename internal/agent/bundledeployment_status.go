@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -37,6 +38,16 @@ type facts struct {
 	modified   []v1alpha1.ModifiedStatus
 }
 
+// downloadReason is ChartDigestMismatch for a chart refused for its content, DownloadFailed
+// otherwise.
+func downloadReason(err error) string {
+	var dm *DigestMismatchError
+	if errors.As(err, &dm) {
+		return v1alpha1.ReasonChartDigestMismatch
+	}
+	return v1alpha1.ReasonDownloadFailed
+}
+
 func setCondition(bd *v1alpha1.BundleDeployment, t string, ok bool, reason, msg string) {
 	lifecycle.SetCondition(&bd.Status.Conditions, bd.Generation, t, lifecycle.Bool(ok), reason, msg, time.Time{})
 }
@@ -45,7 +56,7 @@ func setCondition(bd *v1alpha1.BundleDeployment, t string, ok bool, reason, msg 
 func setInstalledCondition(bd *v1alpha1.BundleDeployment, f *facts) {
 	switch {
 	case f.downloadErr != nil:
-		setCondition(bd, v1alpha1.InstalledCondition, false, v1alpha1.ReasonDownloadFailed, f.downloadErr.Error())
+		setCondition(bd, v1alpha1.InstalledCondition, false, downloadReason(f.downloadErr), f.downloadErr.Error())
 	case f.deployErr != nil:
 		setCondition(bd, v1alpha1.InstalledCondition, false, f.deployReason, f.deployErr.Error())
 	case f.deployed:
@@ -61,7 +72,7 @@ func setInstalledCondition(bd *v1alpha1.BundleDeployment, f *facts) {
 func setDeployedCondition(bd *v1alpha1.BundleDeployment, f *facts) {
 	switch {
 	case f.downloadErr != nil:
-		setCondition(bd, v1alpha1.DeployedCondition, false, v1alpha1.ReasonDownloadFailed, f.downloadErr.Error())
+		setCondition(bd, v1alpha1.DeployedCondition, false, downloadReason(f.downloadErr), f.downloadErr.Error())
 	case f.deployErr != nil:
 		setCondition(bd, v1alpha1.DeployedCondition, false, f.deployReason, f.deployErr.Error())
 	case f.deployed:
@@ -90,7 +101,7 @@ func setMonitoredCondition(bd *v1alpha1.BundleDeployment, f *facts) {
 func setReadyCondition(bd *v1alpha1.BundleDeployment, f *facts) {
 	switch {
 	case f.downloadErr != nil:
-		setCondition(bd, v1alpha1.ReadyCondition, false, v1alpha1.ReasonDownloadFailed, f.downloadErr.Error())
+		setCondition(bd, v1alpha1.ReadyCondition, false, downloadReason(f.downloadErr), f.downloadErr.Error())
 	case f.deployErr != nil:
 		setCondition(bd, v1alpha1.ReadyCondition, false, f.deployReason, f.deployErr.Error())
 	case f.paused && !f.deployed:

@@ -17,6 +17,9 @@ type ChartRequest struct {
 	// InsecureSkipTLSVerify and CABundle come from spec.helmChartOptions.
 	InsecureSkipTLSVerify bool
 	CABundle              []byte
+	// Digest is spec.helmChartOptions.helmOpChartDigest: the content the controller resolved,
+	// empty when it pinned none.
+	Digest string
 }
 
 // cacheKey identifies an archive in the local cache: the chart reference and exact version plus
@@ -33,6 +36,7 @@ func cacheKey(req ChartRequest) string {
 		write("insecure")
 	}
 	write(string(req.CABundle))
+	write(req.Digest)
 	if req.Secret != nil {
 		write(string(req.Secret.Type))
 		keys := make([]string, 0, len(req.Secret.Data))

@@ -247,8 +247,12 @@ func (r *Resolver) fetchOCI(ctx context.Context, ref Ref, a Auth, maxBytes int64
 
 // fetchOCILayer pulls the chart layer of the manifest res names.
 func fetchOCILayer(ctx context.Context, repo *remote.Repository, res *Resolution, repoName string, maxBytes int64) ([]byte, error) {
-	tag := res.URL[strings.LastIndex(res.URL, ":")+1:]
-	mdesc, rc, err := repo.FetchReference(ctx, tag)
+	ref := res.URL[strings.LastIndex(res.URL, ":")+1:]
+	if res.Digest != "" {
+		// The manifest the tag resolved to, not whatever the tag names by now.
+		ref = res.Digest
+	}
+	mdesc, rc, err := repo.FetchReference(ctx, ref)
 	if err != nil {
 		return nil, ociError(err, "fetching the manifest of "+res.URL, repoName)
 	}

@@ -180,6 +180,34 @@ func (r *ChartRepo) PublishArchive(data []byte) error {
 	return r.rebuildIndexLocked()
 }
 
+// Republish replaces a published chart version with other content under the same name and
+// version (what a repository that does not forbid it allows), updating the index's digest.
+func (r *ChartRepo) Republish(name, version string, opts ...ChartOption) error {
+	data, err := BuildChart(name, version, opts...)
+	if err != nil {
+		return err
+	}
+	return r.RepublishArchive(data)
+}
+
+// RepublishArchive publishes a packaged chart in place of the one of the same name and version.
+func (r *ChartRepo) RepublishArchive(data []byte) error {
+	ch, err := loader.LoadArchive(bytes.NewReader(data))
+	if err != nil {
+		return fmt.Errorf("loading chart archive: %w", err)
+	}
+	r.mu.Lock()
+	versions := r.index.Entries[ch.Metadata.Name]
+	for i, v := range versions {
+		if v.Version == ch.Metadata.Version {
+			r.index.Entries[ch.Metadata.Name] = append(versions[:i:i], versions[i+1:]...)
+			break
+		}
+	}
+	r.mu.Unlock()
+	return r.PublishArchive(data)
+}
+
 // Archive returns the published archive of a chart version.
 func (r *ChartRepo) Archive(name, version string) ([]byte, bool) {
 	r.mu.Lock()

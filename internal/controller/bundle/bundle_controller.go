@@ -614,6 +614,18 @@ func sameRepository(bundle, target *v1alpha1.HelmOptions) bool {
 	return a == b || chartsource.SameOrigin(a, b)
 }
 
+// sameChart reports whether a target deploys the Bundle's own chart reference and version (its
+// digest then applies).
+func sameChart(bundle, target *v1alpha1.HelmOptions) bool {
+	ref := func(h *v1alpha1.HelmOptions) chartsource.Ref {
+		if h == nil {
+			return chartsource.Ref{}
+		}
+		return chartsource.Ref{Repo: h.Repo, Chart: h.Chart, Version: h.Version}
+	}
+	return ref(bundle) == ref(target)
+}
+
 // copySecret copies the repository secret next to a BundleDeployment and releases the copy of a
 // secret the Bundle no longer names.
 func (r *Reconciler) copySecret(ctx context.Context, s *scope, bd, current *v1alpha1.BundleDeployment) (ctrl.Result, error) {
@@ -674,6 +686,10 @@ func desiredDeployment(b *v1alpha1.Bundle, p targeting.Placement, ns string) *v1
 		// The credentials are the HelmOp's repository's: a target that fetches from another
 		// host gets neither the secret's name nor its copy.
 		chartOpts.SecretName = ""
+	}
+	if chartOpts != nil && chartOpts.ChartDigest != "" && !sameChart(b.Spec.Helm, p.Options.Helm) {
+		// The digest is that of the Bundle's own chart and version.
+		chartOpts.ChartDigest = ""
 	}
 	return &v1alpha1.BundleDeployment{
 		ObjectMeta: metav1.ObjectMeta{Name: b.Name, Namespace: ns, Labels: lbls},

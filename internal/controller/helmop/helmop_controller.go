@@ -468,6 +468,12 @@ func (r *Reconciler) writeBundle(ctx context.Context, s *scope) (ctrl.Result, er
 		ctrl.LoggerFrom(ctx).Info("Got new chart version", "old", old, "new", s.version)
 		r.Recorder.Eventf(op, corev1.EventTypeNormal, "GotNewChartVersion", "Chart version changed from %s to %s", old, s.version)
 	}
+	if old, now := chartDigestOf(before), chartDigestOf(bundle); s.existing != nil && old != "" && now != "" && old != now &&
+		before.Spec.HelmOrEmpty().Version == s.version {
+		ctrl.LoggerFrom(ctx).Info("Chart content changed under the same version", "version", s.version, "old", old, "new", now)
+		r.Recorder.Eventf(op, corev1.EventTypeWarning, "ChartContentChanged",
+			"Chart version %s was re-published with other content (%s, now %s): clusters deploy the new content", s.version, old, now)
+	}
 	return ctrl.Result{}, nil
 }
 
@@ -500,6 +506,13 @@ func (r *Reconciler) putBundle(ctx context.Context, s *scope, before, bundle *v1
 // schedule asks to come back when the next poll is due.
 func (r *Reconciler) schedule(_ context.Context, s *scope) (ctrl.Result, error) {
 	return ctrl.Result{RequeueAfter: r.nextPoll(s.op, &s.facts, s.now)}, nil
+}
+
+func chartDigestOf(b *v1alpha1.Bundle) string {
+	if b.Spec.HelmOpOptions == nil {
+		return ""
+	}
+	return b.Spec.HelmOpOptions.ChartDigest
 }
 
 func describeVersion(res *chartsource.Resolution) string {

@@ -2,6 +2,8 @@ package helmop
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"strings"
 	"testing"
@@ -69,7 +71,10 @@ func TestVersionsResolveToAnExactBundle(t *testing.T) {
 			}, timeout, interval).Should(Succeed())
 			g.Expect(b.Labels).To(Equal(map[string]string{"team": "a", v1alpha1.HelmOpLabel: "alpine"}))
 			g.Expect(b.Spec.Targets).To(Equal([]v1alpha1.BundleTarget{{Name: "default", ClusterGroup: "default"}}))
-			g.Expect(b.Spec.HelmOpOptions).To(Equal(&v1alpha1.BundleHelmOptions{InsecureSkipTLSVerify: i%2 == 0}))
+			archive, ok := repo.Archive("alpine", "0.2.0")
+			g.Expect(ok).To(BeTrue())
+			sum := sha256.Sum256(archive)
+			g.Expect(b.Spec.HelmOpOptions).To(Equal(&v1alpha1.BundleHelmOptions{InsecureSkipTLSVerify: i%2 == 0, ChartDigest: "sha256:" + hex.EncodeToString(sum[:])}))
 			g.Expect(metav1.IsControlledBy(b, op)).To(BeTrue())
 
 			g.Eventually(func(g Gomega) {

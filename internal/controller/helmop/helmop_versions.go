@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/helmops/helmops/api/v1alpha1"
 	"github.com/helmops/helmops/internal/chartsource"
@@ -22,6 +23,9 @@ type resolved struct {
 	Credentials string `json:"credentials"`
 	// Versions maps refKey(ref) to the exact version chosen.
 	Versions map[string]string `json:"versions,omitempty"`
+	// Digest pins the content of spec.helm's chart at its chosen version (see chartDigest);
+	// empty when the source gives none.
+	Digest string `json:"digest,omitempty"`
 	// Requested is the reconcile-requested-at value the last requested resolution handled, so
 	// that a reconcile reading the HelmOp from a cache older than that reconcile's status
 	// patch does not handle (and revalidate) it twice.
@@ -121,6 +125,7 @@ func (r *Reconciler) resolveRefs(ctx context.Context, refs []versionRef, auth ch
 		}
 		if vr.field == "" {
 			main = res
+			out.Digest = chartDigest(res.Digest)
 		}
 		out.Versions[key] = res.Version
 	}
@@ -141,6 +146,7 @@ func bundleSpec(op *v1alpha1.HelmOp, kind chartsource.Kind, versions resolved) v
 		HelmOpOptions: &v1alpha1.BundleHelmOptions{
 			SecretName:            op.Spec.HelmSecretName,
 			InsecureSkipTLSVerify: op.Spec.InsecureSkipTLSVerify,
+			ChartDigest:           versions.Digest,
 		},
 	}
 	if spec.Helm == nil {
@@ -163,6 +169,21 @@ func bundleSpec(op *v1alpha1.HelmOp, kind chartsource.Kind, versions resolved) v
 		spec.Targets = []v1alpha1.BundleTarget{{Name: "default", ClusterGroup: v1alpha1.DefaultClusterGroup}}
 	}
 	return spec
+}
+
+// chartDigest is a resolution's digest as the Bundle carries it, "sha256:<64 lowercase hex>",
+// or empty when the source gave none or one in another form (an index may list anything): the
+// chart is then not pinned rather than the Bundle refused.
+func chartDigest(d string) string {
+	d = strings.ToLower(strings.TrimSpace(d))
+	hexPart, ok := strings.CutPrefix(d, "sha256:")
+	if !ok || len(hexPart) != 64 {
+		return ""
+	}
+	if _, err := hex.DecodeString(hexPart); err != nil {
+		return ""
+	}
+	return d
 }
 
 func firstOf(a, b string) string {
