@@ -107,34 +107,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Recorder == nil {
 		r.Recorder = mgr.GetEventRecorderFor("helmops-controller")
 	}
-	ctx := context.Background()
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.Bundle{}, dependsOnIndex, func(o client.Object) []string {
-		if len(o.(*v1alpha1.Bundle).Spec.DependsOn) > 0 {
-			return []string{"true"}
-		}
-		return nil
-	}); err != nil {
-		return err
-	}
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.Bundle{}, secretNameIndex, func(o client.Object) []string {
-		if n := secretName(o.(*v1alpha1.Bundle)); n != "" {
-			return []string{n}
-		}
-		return nil
-	}); err != nil {
-		return err
-	}
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.Bundle{}, downstreamIndex, func(o client.Object) []string {
-		return downstreamKeys(o.(*v1alpha1.Bundle))
-	}); err != nil {
-		return err
-	}
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.BundleDeployment{}, bundleIndex, func(o client.Object) []string {
-		if k, ok := bundleKeyOf(o); ok {
-			return []string{k.String()}
-		}
-		return nil
-	}); err != nil {
+	if err := indexFields(mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).
@@ -149,6 +122,43 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.bundlesForSource(downstreamres.KindSecret))).
 		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.bundlesForSource(downstreamres.KindConfigMap))).
 		Complete(r)
+}
+
+// indexFields registers the field indexes the reverse watches and the reconciler look up.
+func indexFields(indexer client.FieldIndexer) error {
+	indexes := []struct {
+		obj     client.Object
+		field   string
+		extract client.IndexerFunc
+	}{
+		{&v1alpha1.Bundle{}, dependsOnIndex, func(o client.Object) []string {
+			if len(o.(*v1alpha1.Bundle).Spec.DependsOn) > 0 {
+				return []string{"true"}
+			}
+			return nil
+		}},
+		{&v1alpha1.Bundle{}, secretNameIndex, func(o client.Object) []string {
+			if n := secretName(o.(*v1alpha1.Bundle)); n != "" {
+				return []string{n}
+			}
+			return nil
+		}},
+		{&v1alpha1.Bundle{}, downstreamIndex, func(o client.Object) []string {
+			return downstreamKeys(o.(*v1alpha1.Bundle))
+		}},
+		{&v1alpha1.BundleDeployment{}, bundleIndex, func(o client.Object) []string {
+			if k, ok := bundleKeyOf(o); ok {
+				return []string{k.String()}
+			}
+			return nil
+		}},
+	}
+	for _, ix := range indexes {
+		if err := indexer.IndexField(context.Background(), ix.obj, ix.field, ix.extract); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func secretName(b *v1alpha1.Bundle) string {
@@ -526,19 +536,12 @@ func (r *Reconciler) applyPlacement(ctx context.Context, s *scope, p targeting.P
 			PendingMessage: s.nsWaiting[types.NamespacedName{Namespace: p.Cluster.Namespace, Name: p.Cluster.Name}]})
 		return ctrl.Result{RequeueAfter: pendingRetry}, nil
 	}
-	s.keep[ns] = true
-	current := s.byNamespace[ns]
-	if s.rollout != nil {
-		if i, ok := s.rollout.index[ns]; ok {
-			s.rollout.entry[i] = len(s.entries) // every path below adds exactly one entry
-		}
-	}
+	current := s.claim(ns)
 	if p.Err != nil {
 		// The values cannot be computed for this cluster: its deployment stays as it is
 		// until the HelmOp or the Cluster changes.
 		s.valuesErrs = append(s.valuesErrs, p.Err)
-		s.entries = append(s.entries, Entry{Name: p.Cluster.Name, BundleDeployment: current, PendingMessage: p.Err.Error()})
-		return ctrl.Result{}, r.markDeployment(ctx, current, &clusterProblem{reason: v1alpha1.ReasonInvalidValues, err: p.Err})
+		return ctrl.Result{}, r.leaveAsIs(ctx, s, p, current, &clusterProblem{reason: v1alpha1.ReasonInvalidValues, err: p.Err})
 	}
 	copies, problem, err := r.downstreamCopies(ctx, s, p.Cluster.Name, p.Options)
 	if err != nil {
@@ -549,13 +552,9 @@ func (r *Reconciler) applyPlacement(ctx context.Context, s *scope, p targeting.P
 		// A downstream resource cannot be copied: the deployment and its copies stay as they
 		// are until the source or the entry is fixed.
 		s.downstreamErrs = append(s.downstreamErrs, problem)
-		s.entries = append(s.entries, Entry{Name: p.Cluster.Name, BundleDeployment: current, PendingMessage: problem.Error()})
-		return ctrl.Result{}, r.markDeployment(ctx, current, problem)
+		return ctrl.Result{}, r.leaveAsIs(ctx, s, p, current, problem)
 	}
 	if s.secretErr != nil && (s.secretReason == v1alpha1.ReasonSecretNotFound || s.secretReason == ReasonSecretRefused) {
-		if err := r.markDeployment(ctx, current, nil); err != nil {
-			return ctrl.Result{}, err
-		}
 		return ctrl.Result{}, r.withoutCredentials(ctx, s, p, current)
 	}
 	if msg, held := s.held(ns); held {
@@ -569,6 +568,32 @@ func (r *Reconciler) applyPlacement(ctx context.Context, s *scope, p targeting.P
 		return s.writeFailed(p, ns, current, err)
 	}
 	s.entries = append(s.entries, Entry{Name: p.Cluster.Name, BundleDeployment: bd})
+	return r.copyNextTo(ctx, s, bd, current, copies)
+}
+
+// claim keeps the deployment in namespace ns and returns the one that exists there (nil when
+// none does). The placement's rollout entry points at the entry applyPlacement adds next: every
+// path after claim adds exactly one.
+func (s *scope) claim(ns string) *v1alpha1.BundleDeployment {
+	s.keep[ns] = true
+	if s.rollout != nil {
+		if i, ok := s.rollout.index[ns]; ok {
+			s.rollout.entry[i] = len(s.entries)
+		}
+	}
+	return s.byNamespace[ns]
+}
+
+// leaveAsIs records a placement that cannot be written because of problem: the deployment that
+// exists keeps its spec and is marked with the problem.
+func (r *Reconciler) leaveAsIs(ctx context.Context, s *scope, p targeting.Placement, current *v1alpha1.BundleDeployment, problem *clusterProblem) error {
+	s.entries = append(s.entries, Entry{Name: p.Cluster.Name, BundleDeployment: current, PendingMessage: problem.Error()})
+	return r.markDeployment(ctx, current, problem)
+}
+
+// copyNextTo copies the repository secret and the downstream resources next to a written
+// BundleDeployment and marks it with what could not be copied.
+func (r *Reconciler) copyNextTo(ctx context.Context, s *scope, bd, current *v1alpha1.BundleDeployment, copies []copied) (ctrl.Result, error) {
 	res, err := r.copySecret(ctx, s, bd, current)
 	problem, derr := r.copyDownstream(ctx, s, bd, current, copies)
 	if problem != nil {
@@ -582,6 +607,9 @@ func (r *Reconciler) applyPlacement(ctx context.Context, s *scope, p targeting.P
 // credentials the agents cannot download the chart, so nothing new is written and what exists is
 // reported. Copies follow their source: a deleted or refused source's copies go too.
 func (r *Reconciler) withoutCredentials(ctx context.Context, s *scope, p targeting.Placement, current *v1alpha1.BundleDeployment) error {
+	if err := r.markDeployment(ctx, current, nil); err != nil {
+		return err
+	}
 	s.entries = append(s.entries, Entry{Name: p.Cluster.Name, BundleDeployment: current, PendingMessage: s.secretErr.Error()})
 	if n := chartSecretName(current); n != "" && n == secretName(s.b) {
 		return r.releaseCopy(ctx, secretGVK, current.Namespace, n, "", current.UID)

@@ -101,26 +101,64 @@ func repositorySecretCopy(src *corev1.Secret) copied {
 // of secrets is never cached.
 func (r *Reconciler) ensureCopy(ctx context.Context, c copied, bd *v1alpha1.BundleDeployment) error {
 	key := client.ObjectKey{Namespace: bd.Namespace, Name: c.obj.GetName()}
-	current := metadataOf(c.gvk)
-	err := r.Client.Get(ctx, key, current)
-	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("reading the %s copy %s: %w", c.what, key, err)
-	}
-	found := err == nil
-	if found && current.Labels[v1alpha1.ManagedLabel] != "true" {
-		return &foreignCopyError{what: c.what, kind: c.gvk.Kind, namespace: key.Namespace, name: key.Name}
-	}
-	if other := current.Annotations[v1alpha1.DownstreamResourceAnnotation]; found && other != c.purpose {
-		return &foreignCopyError{what: c.what, kind: c.gvk.Kind, namespace: key.Namespace, name: key.Name, other: orDefault(other, "a repository secret")}
+	current, found, err := r.readCopy(ctx, c, key)
+	if err != nil {
+		return err
 	}
 	srcVersion := c.source.GetResourceVersion()
 	if found && current.Annotations[sourceVersionAnnotation] == srcVersion && hasOwner(current.OwnerReferences, bd.UID) {
 		return nil
 	}
+	obj := c.desired(key.Namespace, bd)
+	log := ctrl.LoggerFrom(ctx).WithValues(c.gvk.Kind, klog.KObj(obj), "BundleDeployment", klog.KObj(bd))
+	switch {
+	case !found:
+		log.Info("Copying into the cluster namespace", "copy", c.what)
+		return r.createCopy(ctx, c, obj)
+	case c.typeChanged(current, obj):
+		// A Secret's type cannot change: a source of another type replaces the copy.
+		log.Info("Replacing the copy, the source's type changed", "copy", c.what)
+		if err := r.Client.Delete(ctx, current, client.Preconditions{UID: &current.UID}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("replacing the %s copy %s: %w", c.what, key, err)
+		}
+		return r.createCopy(ctx, c, obj)
+	}
+	keepOthers(obj, current, bd.UID)
+	log.Info("Updating the copy in the cluster namespace", "copy", c.what)
+	if err := r.Client.Update(ctx, obj); err != nil {
+		return fmt.Errorf("updating the %s copy %s from %s/%s: %w", c.what, key, c.source.GetNamespace(), c.source.GetName(), err)
+	}
+	return nil
+}
+
+// readCopy reads the metadata of the object holding the copy's name; found is false when there
+// is none. An object helmops does not manage, or the copy of something else, is a
+// foreignCopyError.
+func (r *Reconciler) readCopy(ctx context.Context, c copied, key client.ObjectKey) (*metav1.PartialObjectMetadata, bool, error) {
+	current := metadataOf(c.gvk)
+	err := r.Client.Get(ctx, key, current)
+	if apierrors.IsNotFound(err) {
+		return current, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("reading the %s copy %s: %w", c.what, key, err)
+	}
+	if current.Labels[v1alpha1.ManagedLabel] != "true" {
+		return nil, false, &foreignCopyError{what: c.what, kind: c.gvk.Kind, namespace: key.Namespace, name: key.Name}
+	}
+	if other := current.Annotations[v1alpha1.DownstreamResourceAnnotation]; other != c.purpose {
+		return nil, false, &foreignCopyError{what: c.what, kind: c.gvk.Kind, namespace: key.Namespace, name: key.Name, other: orDefault(other, "a repository secret")}
+	}
+	return current, true, nil
+}
+
+// desired is the copy as it should be in namespace: managed label, the source's
+// resourceVersion and the copy's purpose in annotations, owned by bd.
+func (c copied) desired(namespace string, bd *v1alpha1.BundleDeployment) client.Object {
 	obj := c.obj
-	obj.SetNamespace(key.Namespace)
+	obj.SetNamespace(namespace)
 	obj.SetLabels(map[string]string{v1alpha1.ManagedLabel: "true"})
-	annotations := map[string]string{sourceVersionAnnotation: srcVersion}
+	annotations := map[string]string{sourceVersionAnnotation: c.source.GetResourceVersion()}
 	for k, v := range c.annotations {
 		annotations[k] = v
 	}
@@ -129,25 +167,26 @@ func (r *Reconciler) ensureCopy(ctx context.Context, c copied, bd *v1alpha1.Bund
 	}
 	obj.SetAnnotations(annotations)
 	obj.SetOwnerReferences([]metav1.OwnerReference{ownerRef(bd)})
-	log := ctrl.LoggerFrom(ctx).WithValues(c.gvk.Kind, klog.KObj(obj), "BundleDeployment", klog.KObj(bd))
-	if !found {
-		log.Info("Copying into the cluster namespace", "copy", c.what)
-		if err := r.Client.Create(ctx, obj); err != nil {
-			return fmt.Errorf("copying the %s %s/%s to %s: %w", c.what, c.source.GetNamespace(), c.source.GetName(), key, err)
-		}
-		return nil
+	return obj
+}
+
+// typeChanged tells whether a downstream Secret's copy must be replaced because its source's
+// type changed.
+func (c copied) typeChanged(current *metav1.PartialObjectMetadata, obj client.Object) bool {
+	return current.Annotations[SourceSecretTypeAnnotation] != obj.GetAnnotations()[SourceSecretTypeAnnotation] &&
+		c.purpose != "" && c.gvk == secretGVK
+}
+
+func (r *Reconciler) createCopy(ctx context.Context, c copied, obj client.Object) error {
+	if err := r.Client.Create(ctx, obj); err != nil {
+		return fmt.Errorf("copying the %s %s/%s to %s: %w", c.what, c.source.GetNamespace(), c.source.GetName(), client.ObjectKeyFromObject(obj), err)
 	}
-	if current.Annotations[SourceSecretTypeAnnotation] != annotations[SourceSecretTypeAnnotation] && c.purpose != "" && c.gvk == secretGVK {
-		// A Secret's type cannot change: a source of another type replaces the copy.
-		log.Info("Replacing the copy, the source's type changed", "copy", c.what)
-		if err := r.Client.Delete(ctx, current, client.Preconditions{UID: &current.UID}); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("replacing the %s copy %s: %w", c.what, key, err)
-		}
-		if err := r.Client.Create(ctx, obj); err != nil {
-			return fmt.Errorf("copying the %s %s/%s to %s: %w", c.what, c.source.GetNamespace(), c.source.GetName(), key, err)
-		}
-		return nil
-	}
+	return nil
+}
+
+// keepOthers carries over to obj the labels it does not set and the owners other than uid of
+// the copy that exists, and its resourceVersion for the update.
+func keepOthers(obj client.Object, current *metav1.PartialObjectMetadata, uid types.UID) {
 	labels := obj.GetLabels()
 	for k, v := range current.Labels {
 		if _, ok := labels[k]; !ok {
@@ -157,17 +196,12 @@ func (r *Reconciler) ensureCopy(ctx context.Context, c copied, bd *v1alpha1.Bund
 	obj.SetLabels(labels)
 	owners := obj.GetOwnerReferences()
 	for _, ref := range current.OwnerReferences {
-		if ref.UID != bd.UID {
+		if ref.UID != uid {
 			owners = append(owners, ref)
 		}
 	}
 	obj.SetOwnerReferences(owners)
 	obj.SetResourceVersion(current.ResourceVersion)
-	log.Info("Updating the copy in the cluster namespace", "copy", c.what)
-	if err := r.Client.Update(ctx, obj); err != nil {
-		return fmt.Errorf("updating the %s copy %s from %s/%s: %w", c.what, key, c.source.GetNamespace(), c.source.GetName(), err)
-	}
-	return nil
 }
 
 // releaseCopy removes the BundleDeployment from the owners of a copy and deletes the copy when
