@@ -219,7 +219,30 @@ func deliverCredential(ctx context.Context, c client.Client, key client.ObjectKe
 
 // deploy grants the agent its credential, puts it downstream and installs or upgrades the chart.
 func (r *AgentDeployer) deploy(ctx context.Context, c *v1alpha1.Cluster, cfg *rest.Config) error {
-	log := ctrl.LoggerFrom(ctx).WithValues("Cluster", klog.KObj(c))
+	ns := agentNamespace(c)
+	if err := r.sendCredential(ctx, c, cfg, ns); err != nil {
+		return err
+	}
+	redeploy := c.Status.AgentDeployedGeneration == nil || *c.Status.AgentDeployedGeneration != c.Spec.RedeployAgentGeneration
+	if err := r.applyRelease(ctx, c, cfg, ns, redeploy); err != nil {
+		return err
+	}
+	if !redeploy {
+		return nil
+	}
+	patch := client.MergeFrom(c.DeepCopy())
+	gen := c.Spec.RedeployAgentGeneration
+	c.Status.AgentDeployedGeneration = &gen
+	if err := r.Client.Status().Patch(ctx, c, patch); err != nil {
+		return fmt.Errorf("recording the deployed agent generation: %w", err)
+	}
+	r.Recorder.Eventf(c, corev1.EventTypeNormal, "AgentDeployed", "Deployed the agent into namespace %s of the downstream cluster", ns)
+	return nil
+}
+
+// sendCredential writes the agent's credential for the upstream cluster into namespace ns
+// of the downstream cluster.
+func (r *AgentDeployer) sendCredential(ctx context.Context, c *v1alpha1.Cluster, cfg *rest.Config, ns string) error {
 	cred, _, err := agentCredential(ctx, r.Direct, r.Tokens, r.Server, c, r.Clock.Now())
 	if err != nil {
 		return err
@@ -228,20 +251,21 @@ func (r *AgentDeployer) deploy(ctx context.Context, c *v1alpha1.Cluster, cfg *re
 	if err != nil {
 		return fmt.Errorf("reaching the downstream cluster: %w", err)
 	}
-	ns := agentNamespace(c)
 	if err := deliverCredential(ctx, down, client.ObjectKey{Namespace: ns, Name: agentUpstreamSecret}, cred); err != nil {
 		return fmt.Errorf("downstream: %w", err)
 	}
+	return nil
+}
+
+// applyRelease installs the agent's release downstream, reinstalls it when redeploy is asked
+// for, and upgrades it when its values or chart version differ; otherwise it leaves it.
+func (r *AgentDeployer) applyRelease(ctx context.Context, c *v1alpha1.Cluster, cfg *rest.Config, ns string, redeploy bool) error {
+	log := ctrl.LoggerFrom(ctx).WithValues("Cluster", klog.KObj(c))
 	hc, err := helmaction.New(cfg, slog.New(logr.ToSlogHandler(log.WithName("helm").V(1))))
 	if err != nil {
 		return err
 	}
-	values := map[string]any{
-		"clusterName": c.Name, "workspace": c.Namespace, "register": false,
-		"image":    map[string]any{"repository": r.Image.Repository, "tag": r.Image.Tag},
-		"upstream": map[string]any{"kubeconfigSecret": agentUpstreamSecret, "key": v1alpha1.RegistrationKubeconfigKey},
-	}
-	redeploy := c.Status.AgentDeployedGeneration == nil || *c.Status.AgentDeployedGeneration != c.Spec.RedeployAgentGeneration
+	values := r.agentValues(c)
 	hist, err := hc.History(ctx, AgentReleaseName, ns)
 	if err != nil {
 		return fmt.Errorf("reading the agent release downstream: %w", err)
@@ -264,17 +288,17 @@ func (r *AgentDeployer) deploy(ctx context.Context, c *v1alpha1.Cluster, cfg *re
 	if err != nil {
 		return fmt.Errorf("installing chart helmops-agent downstream: %w", err)
 	}
-	if !redeploy {
-		return nil
-	}
-	patch := client.MergeFrom(c.DeepCopy())
-	gen := c.Spec.RedeployAgentGeneration
-	c.Status.AgentDeployedGeneration = &gen
-	if err := r.Client.Status().Patch(ctx, c, patch); err != nil {
-		return fmt.Errorf("recording the deployed agent generation: %w", err)
-	}
-	r.Recorder.Eventf(c, corev1.EventTypeNormal, "AgentDeployed", "Deployed the agent into namespace %s of the downstream cluster", ns)
 	return nil
+}
+
+// agentValues are the agent chart's values for Cluster c: it does not register, it reads its
+// upstream kubeconfig from the delivered secret.
+func (r *AgentDeployer) agentValues(c *v1alpha1.Cluster) map[string]any {
+	return map[string]any{
+		"clusterName": c.Name, "workspace": c.Namespace, "register": false,
+		"image":    map[string]any{"repository": r.Image.Repository, "tag": r.Image.Tag},
+		"upstream": map[string]any{"kubeconfigSecret": agentUpstreamSecret, "key": v1alpha1.RegistrationKubeconfigKey},
+	}
 }
 
 // remove uninstalls the agent of a deleted Cluster (or one that no longer names a kubeconfig)

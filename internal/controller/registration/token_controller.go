@@ -211,32 +211,59 @@ type kubeconfigSecret struct {
 // ensureKubeconfigSecret keeps a secret holding a kubeconfig with a token of account, minting a
 // new token when none is there or a fifth of its lifetime is left. It returns when to renew.
 func ensureKubeconfigSecret(ctx context.Context, c client.Client, tokens kubernetes.Interface, server Server, owner client.Object, k kubeconfigSecret) (time.Time, error) {
+	renew, current, err := k.current(ctx, c)
+	if err != nil || current {
+		return renew, err
+	}
+	token, exp, err := k.mintToken(ctx, tokens)
+	if err != nil {
+		return time.Time{}, err
+	}
+	kubeconfig, err := Kubeconfig(server, k.namespace, k.account, token)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if err := k.write(ctx, c, owner, kubeconfig, exp); err != nil {
+		return time.Time{}, err
+	}
+	return exp.Add(-k.lifetime / 5), nil
+}
+
+// current reads the secret and tells whether it holds a kubeconfig and the extra data, with a
+// token more than a fifth of its lifetime from expiry; renew is then when to renew it.
+func (k kubeconfigSecret) current(ctx context.Context, c client.Client) (renew time.Time, current bool, err error) {
 	s := &corev1.Secret{}
-	err := c.Get(ctx, client.ObjectKey{Namespace: k.namespace, Name: k.name}, s)
-	if err != nil && !apierrors.IsNotFound(err) {
-		return time.Time{}, fmt.Errorf("reading secret %s/%s: %w", k.namespace, k.name, err)
+	err = c.Get(ctx, client.ObjectKey{Namespace: k.namespace, Name: k.name}, s)
+	if apierrors.IsNotFound(err) {
+		return time.Time{}, false, nil
 	}
-	if err == nil {
-		if exp, perr := time.Parse(time.RFC3339, s.Annotations[tokenExpiresAnnotation]); perr == nil {
-			renew := exp.Add(-k.lifetime / 5)
-			if k.now.Before(renew) && len(s.Data[v1alpha1.RegistrationKubeconfigKey]) > 0 && hasData(s, k.extra) {
-				return renew, nil
-			}
-		}
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("reading secret %s/%s: %w", k.namespace, k.name, err)
 	}
+	exp, err := time.Parse(time.RFC3339, s.Annotations[tokenExpiresAnnotation])
+	if err != nil {
+		return time.Time{}, false, nil
+	}
+	renew = exp.Add(-k.lifetime / 5)
+	return renew, k.now.Before(renew) && len(s.Data[v1alpha1.RegistrationKubeconfigKey]) > 0 && hasData(s, k.extra), nil
+}
+
+// mintToken asks for a token of the account that lives the secret's lifetime.
+func (k kubeconfigSecret) mintToken(ctx context.Context, tokens kubernetes.Interface) (string, time.Time, error) {
 	seconds := int64(k.lifetime / time.Second)
 	tr, err := tokens.CoreV1().ServiceAccounts(k.namespace).CreateToken(ctx, k.account, &authenticationv1.TokenRequest{
 		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &seconds},
 	}, metav1.CreateOptions{})
 	if err != nil {
-		return time.Time{}, fmt.Errorf("minting a token for ServiceAccount %s/%s: %w", k.namespace, k.account, err)
+		return "", time.Time{}, fmt.Errorf("minting a token for ServiceAccount %s/%s: %w", k.namespace, k.account, err)
 	}
-	kubeconfig, err := Kubeconfig(server, k.namespace, k.account, tr.Status.Token)
-	if err != nil {
-		return time.Time{}, err
-	}
-	exp := tr.Status.ExpirationTimestamp.Time
-	s = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: k.namespace, Name: k.name}}
+	return tr.Status.Token, tr.Status.ExpirationTimestamp.Time, nil
+}
+
+// write creates or updates the secret: managed label, the token's expiry in an annotation, the
+// kubeconfig and the extra data, owned by owner. Its type is set only on creation.
+func (k kubeconfigSecret) write(ctx context.Context, c client.Client, owner client.Object, kubeconfig []byte, exp time.Time) error {
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: k.namespace, Name: k.name}}
 	if _, err := controllerutil.CreateOrUpdate(ctx, c, s, func() error {
 		if s.Labels == nil {
 			s.Labels = map[string]string{}
@@ -255,9 +282,9 @@ func ensureKubeconfigSecret(ctx context.Context, c client.Client, tokens kuberne
 		}
 		return controllerutil.SetOwnerReference(owner, s, c.Scheme())
 	}); err != nil {
-		return time.Time{}, fmt.Errorf("writing secret %s/%s: %w", k.namespace, k.name, err)
+		return fmt.Errorf("writing secret %s/%s: %w", k.namespace, k.name, err)
 	}
-	return exp.Add(-k.lifetime / 5), nil
+	return nil
 }
 
 func hasData(s *corev1.Secret, want map[string]string) bool {
