@@ -85,28 +85,41 @@ func (r *Reconciler) copyDownstream(ctx context.Context, s *scope) (ctrl.Result,
 			return ctrl.Result{}, err
 		}
 	}
-	keep := map[string]bool{}
 	for i, ref := range refs {
-		keep[ref.String()] = true
-		src := emptyOf(ref)
-		err := r.Upstream.Get(ctx, client.ObjectKey{Namespace: bd.Namespace, Name: ref.CopyName()}, src)
-		if err != nil && !apierrors.IsNotFound(err) {
-			return ctrl.Result{}, fmt.Errorf("reading the copy of %s in %s: %w", ref, bd.Namespace, err)
-		}
-		if err != nil || !copiedFor(src, bd, ref) {
-			s.waiting = fmt.Sprintf("waiting for the controller to copy %s %s (spec.options.downstreamResources[%d]) into the cluster namespace", ref.Kind, ref.Name, i)
-			return lifecycle.Halt(ctrl.Result{RequeueAfter: copyWait})
-		}
-		if err := r.writeCopy(ctx, dc, bd, s.ns, ref, src); err != nil {
-			s.deployErr = fmt.Errorf("spec.options.downstreamResources[%d]: %w", i, err)
-			s.deployReason = v1alpha1.ReasonDownstreamCopyFailed
-			return ctrl.Result{}, s.deployErr
+		if res, err := r.copyOne(ctx, s, dc, i, ref); err != nil {
+			return res, err
 		}
 	}
 	if changed {
+		keep := map[string]bool{}
+		for _, ref := range refs {
+			keep[ref.String()] = true
+		}
 		if err := r.pruneCopies(ctx, dc, bd, s.ns, keep); err != nil {
 			return ctrl.Result{}, err
 		}
+	}
+	return ctrl.Result{}, nil
+}
+
+// copyOne writes the copy of downstreamResources entry i into the release namespace, from the
+// controller's copy in the cluster namespace; until that copy is there, the run halts and
+// waits for it.
+func (r *Reconciler) copyOne(ctx context.Context, s *scope, dc client.Client, i int, ref downstreamres.Ref) (ctrl.Result, error) {
+	bd := s.bd
+	src := emptyOf(ref)
+	err := r.Upstream.Get(ctx, client.ObjectKey{Namespace: bd.Namespace, Name: ref.CopyName()}, src)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return ctrl.Result{}, fmt.Errorf("reading the copy of %s in %s: %w", ref, bd.Namespace, err)
+	}
+	if err != nil || !copiedFor(src, bd, ref) {
+		s.waiting = fmt.Sprintf("waiting for the controller to copy %s %s (spec.options.downstreamResources[%d]) into the cluster namespace", ref.Kind, ref.Name, i)
+		return lifecycle.Halt(ctrl.Result{RequeueAfter: copyWait})
+	}
+	if err := r.writeCopy(ctx, dc, bd, s.ns, ref, src); err != nil {
+		s.deployErr = fmt.Errorf("spec.options.downstreamResources[%d]: %w", i, err)
+		s.deployReason = v1alpha1.ReasonDownstreamCopyFailed
+		return ctrl.Result{}, s.deployErr
 	}
 	return ctrl.Result{}, nil
 }
