@@ -171,12 +171,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 	start := r.Clock.Now()
 	defer func() { reconcileDuration.Observe(r.Clock.Since(start).Seconds()) }()
 
-	op := &v1alpha1.HelmOp{}
-	if err := r.Client.Get(ctx, req.NamespacedName, op); err != nil {
-		if apierrors.IsNotFound(err) {
-			deleteMetrics(req.Namespace, req.Name)
-		}
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+	op, err := r.get(ctx, req.NamespacedName)
+	if op == nil {
+		return ctrl.Result{}, err
 	}
 	if !op.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, r.delete(ctx, op)
@@ -197,7 +194,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 	// The steps have a deadline; the status patch above does not share it.
 	stepsCtx, cancel := context.WithTimeout(ctx, r.ReconcileTimeout)
 	defer cancel()
-	result, err := lifecycle.Run(stepsCtx, s,
+	result, err = lifecycle.Run(stepsCtx, s,
 		lifecycle.Step[*scope]{Name: "validate", Run: r.validate},
 		lifecycle.Step[*scope]{Name: "policy", Run: r.checkPolicy},
 		lifecycle.Step[*scope]{Name: "credentials", Run: r.credentials},
@@ -207,6 +204,18 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 		lifecycle.Step[*scope]{Name: "schedule", Run: r.schedule},
 	)
 	return pollPriority(s, result), err
+}
+
+// get reads the HelmOp: nil and no error when it is gone, whose metrics then go with it.
+func (r *Reconciler) get(ctx context.Context, key client.ObjectKey) (*v1alpha1.HelmOp, error) {
+	op := &v1alpha1.HelmOp{}
+	if err := r.Client.Get(ctx, key, op); err != nil {
+		if apierrors.IsNotFound(err) {
+			deleteMetrics(key.Namespace, key.Name)
+		}
+		return nil, client.IgnoreNotFound(err)
+	}
+	return op, nil
 }
 
 // pollPriority queues the next poll of a polling HelmOp behind new and changed HelmOps.
