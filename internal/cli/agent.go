@@ -2,20 +2,18 @@ package cli
 
 import (
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"helm.sh/helm/v4/pkg/kube"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/rest"
-	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/helmops/helmops/internal/agent"
@@ -47,7 +45,24 @@ func newAgentCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Run the agent of one downstream cluster: download and install the charts its BundleDeployments name",
-		Long: `The agent watches its cluster's namespace on the management cluster (--upstream-kubeconfig),
+		Long:  agentHelp,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o, err := f.options()
+			if err != nil {
+				return err
+			}
+			log := setLogger(cmd.ErrOrStderr(), f.verbose)
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return agent.Run(ctrl.LoggerInto(ctx, log), o)
+		},
+	}
+	f.addFlags(cmd.Flags())
+	return cmd
+}
+
+const agentHelp = `The agent watches its cluster's namespace on the management cluster (--upstream-kubeconfig),
 downloads the chart of each BundleDeployment there itself, installs or upgrades it with the Helm
 SDK in the downstream cluster (--kubeconfig, else $KUBECONFIG, else the in-cluster configuration),
 writes the release's status back, corrects drift when asked and renews a heartbeat Lease in its
@@ -63,26 +78,9 @@ It reaches the management cluster one of three ways:
                              (--register creates the Cluster, with --labels, when it does not
                              exist: that needs create on clusters, which no credential helmops
                              grants has).
-Either way it waits until the management cluster gave the Cluster a namespace (status.namespace).`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			o, err := f.options()
-			if err != nil {
-				return err
-			}
-			level := slog.LevelInfo
-			if f.verbose {
-				level = slog.Level(-4)
-			}
-			log := logr.FromSlogHandler(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
-			ctrl.SetLogger(log)
-			klog.SetLogger(log)
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return agent.Run(ctrl.LoggerInto(ctx, log), o)
-		},
-	}
-	fl := cmd.Flags()
+Either way it waits until the management cluster gave the Cluster a namespace (status.namespace).`
+
+func (f *agentFlags) addFlags(fl *pflag.FlagSet) {
 	fl.StringVar(&f.upstreamKubeconfig, "upstream-kubeconfig", "", "kubeconfig of the management cluster, made by hand (instead of --registration-kubeconfig or --credential-secret)")
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig of the downstream cluster; default $KUBECONFIG, ~/.kube/config, then the in-cluster configuration")
 	fl.StringVar(&f.registrationKubeconfig, "registration-kubeconfig", "", "kubeconfig of a ClusterRegistrationToken (its status.secretName, key kubeconfig): register this cluster and keep the granted credential in --credential-secret; replaces --upstream-kubeconfig and --cluster-name")
@@ -105,7 +103,6 @@ Either way it waits until the management cluster gave the Cluster a namespace (s
 	fl.Float32Var(&f.downstreamQPS, "downstream-kube-api-qps", apiclient.AgentDownstreamQPS, "requests per second to the downstream cluster's API (Helm installs and upgrades, drift checks)")
 	fl.IntVar(&f.downstreamBurst, "downstream-kube-api-burst", apiclient.AgentDownstreamBurst, "requests above --downstream-kube-api-qps allowed in a burst")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log Helm's debug output too")
-	return cmd
 }
 
 // defaultCredentialSecret keeps the credential a registration grants.

@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -112,6 +114,33 @@ func newControllerCommand() *cobra.Command {
 }
 
 func runController(ctx context.Context, f *controllerFlags) error {
+	if err := f.validate(); err != nil {
+		return err
+	}
+	log := setLogger(os.Stderr, f.verbose)
+	cfg, err := restConfig(f.kubeconfig)
+	if err != nil {
+		return err
+	}
+	cfg = apiclient.WithLimits(cfg, f.kubeAPIQPS, f.kubeAPIBurst)
+	mgr, err := newControllerManager(cfg, f)
+	if err != nil {
+		return err
+	}
+	if err := setupControllers(mgr, cfg, f); err != nil {
+		return err
+	}
+	if f.bootstrap {
+		if err := bootstrap(ctx, cfg); err != nil {
+			return err
+		}
+	}
+	log.Info("Starting the helmops controller", "shard", f.shardID, "leaderElection", f.leaderElect)
+	return mgr.Start(ctx)
+}
+
+// validate checks the flags that restConfig and the manager do not.
+func (f *controllerFlags) validate() error {
 	if f.workers < 1 {
 		return fmt.Errorf("--workers must be at least 1")
 	}
@@ -121,25 +150,26 @@ func runController(ctx context.Context, f *controllerFlags) error {
 	if f.maxSlow < 1 || f.maxSlow >= f.workers {
 		return fmt.Errorf("--max-slow-fetches is %d: it must be at least 1 and below --workers (%d), so that slow repositories cannot hold every worker", f.maxSlow, f.workers)
 	}
+	return nil
+}
+
+// setLogger makes a text logger to w, debug logs with verbose, the logger of controller-runtime
+// and klog.
+func setLogger(w io.Writer, verbose bool) logr.Logger {
 	level := slog.LevelInfo
-	if f.verbose {
+	if verbose {
 		level = slog.LevelDebug
 	}
-	log := logr.FromSlogHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	log := logr.FromSlogHandler(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 	ctrl.SetLogger(log)
 	klog.SetLogger(log)
-	cfg, err := restConfig(f.kubeconfig)
-	if err != nil {
-		return err
-	}
-	cfg = apiclient.WithLimits(cfg, f.kubeAPIQPS, f.kubeAPIBurst)
-	leaderNS := f.leaderNS
-	if leaderNS == "" {
-		leaderNS = os.Getenv("POD_NAMESPACE")
-	}
-	if leaderNS == "" {
-		leaderNS = "kube-system"
-	}
+	return log
+}
+
+// newControllerManager makes the manager: the leader election Lease of the shard, the caches
+// of the shard's objects, and the health checks.
+func newControllerManager(cfg *rest.Config, f *controllerFlags) (ctrl.Manager, error) {
+	leaderNS := cmp.Or(f.leaderNS, os.Getenv("POD_NAMESPACE"), "kube-system")
 	leaseName := "helmops-controller"
 	if f.shardID != "" {
 		leaseName += "-" + f.shardID
@@ -169,14 +199,20 @@ func runController(ctx context.Context, f *controllerFlags) error {
 		}},
 	})
 	if err != nil {
-		return fmt.Errorf("creating the controller manager: %w", err)
+		return nil, fmt.Errorf("creating the controller manager: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
-		return err
+		return nil, err
 	}
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
-		return err
+		return nil, err
 	}
+	return mgr, nil
+}
+
+// setupControllers adds the HelmOp, notification, Bundle and Cluster controllers and, on the
+// default shard, the registration ones.
+func setupControllers(mgr ctrl.Manager, cfg *rest.Config, f *controllerFlags) error {
 	network, err := f.network.policy()
 	if err != nil {
 		return err
@@ -203,44 +239,34 @@ func runController(ctx context.Context, f *controllerFlags) error {
 	if err := (&cluster.Reconciler{Client: mgr.GetClient(), ShardID: f.shardID, AgentTimeout: f.agentTimeout, Workers: f.workers}).SetupWithManager(mgr); err != nil {
 		return err
 	}
-	if f.shardID == "" {
-		// Registrations are not sharded: the controller of the default shard grants them.
-		if err := setupRegistration(mgr, cfg, f); err != nil {
-			return err
-		}
+	if f.shardID != "" {
+		return nil
 	}
-	if f.bootstrap {
-		c, err := client.New(cfg, client.Options{Scheme: scheme.New()})
-		if err != nil {
-			return err
-		}
-		if err := cluster.Bootstrap(ctx, c); err != nil {
-			return fmt.Errorf("bootstrapping fleet-local: %w", err)
-		}
-		if err := registration.EnsureAdmissionPolicy(ctx, c); err != nil {
-			return fmt.Errorf("bootstrapping the registration admission policy: %w", err)
-		}
+	// Registrations are not sharded: the controller of the default shard grants them.
+	return setupRegistration(mgr, cfg, f)
+}
+
+// bootstrap creates namespace fleet-local, Cluster "local", ClusterGroup "default" and the
+// registration admission policy.
+func bootstrap(ctx context.Context, cfg *rest.Config) error {
+	c, err := client.New(cfg, client.Options{Scheme: scheme.New()})
+	if err != nil {
+		return err
 	}
-	log.Info("Starting the helmops controller", "shard", f.shardID, "leaderElection", f.leaderElect)
-	return mgr.Start(ctx)
+	if err := cluster.Bootstrap(ctx, c); err != nil {
+		return fmt.Errorf("bootstrapping fleet-local: %w", err)
+	}
+	if err := registration.EnsureAdmissionPolicy(ctx, c); err != nil {
+		return fmt.Errorf("bootstrapping the registration admission policy: %w", err)
+	}
+	return nil
 }
 
 // setupRegistration runs the ClusterRegistrationToken and ClusterRegistration controllers.
 func setupRegistration(mgr ctrl.Manager, cfg *rest.Config, f *controllerFlags) error {
-	server := registration.Server{URL: f.apiServerURL, CAData: cfg.CAData}
-	if server.URL == "" {
-		server.URL = cfg.Host
-	}
-	ca := f.apiServerCA
-	if ca == "" && len(server.CAData) == 0 {
-		ca = cfg.CAFile
-	}
-	if ca != "" {
-		b, err := os.ReadFile(ca)
-		if err != nil {
-			return fmt.Errorf("--api-server-ca-file: %w", err)
-		}
-		server.CAData = b
+	server, err := f.registrationServer(cfg)
+	if err != nil {
+		return err
 	}
 	tokens, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
@@ -261,16 +287,7 @@ func setupRegistration(mgr ctrl.Manager, cfg *rest.Config, f *controllerFlags) e
 		return err
 	}
 	if f.localAgentCred != "" {
-		ns, name, ok := strings.Cut(f.localAgentCred, "/")
-		if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
-			return fmt.Errorf("--local-agent-credential-secret %q: write it as NAMESPACE/NAME", f.localAgentCred)
-		}
-		local, err := localServer(cfg)
-		if err != nil {
-			return err
-		}
-		if err := (&registration.LocalAgent{Client: mgr.GetClient(), Direct: direct, Tokens: tokens, Server: local,
-			Secret: client.ObjectKey{Namespace: ns, Name: name}}).SetupWithManager(mgr); err != nil {
+		if err := setupLocalAgent(mgr, cfg, direct, tokens, f.localAgentCred); err != nil {
 			return err
 		}
 	}
@@ -280,6 +297,39 @@ func setupRegistration(mgr ctrl.Manager, cfg *rest.Config, f *controllerFlags) e
 	}
 	return (&registration.AgentDeployer{Client: mgr.GetClient(), Direct: direct, Tokens: tokens, Server: server, Chart: ch,
 		Image: registration.AgentImage{Repository: repo, Tag: tag}}).SetupWithManager(mgr)
+}
+
+// registrationServer is the API server as registered agents reach it: --api-server-url and
+// --api-server-ca-file, by default as the controller reaches it.
+func (f *controllerFlags) registrationServer(cfg *rest.Config) (registration.Server, error) {
+	server := registration.Server{URL: cmp.Or(f.apiServerURL, cfg.Host), CAData: cfg.CAData}
+	ca := f.apiServerCA
+	if ca == "" && len(server.CAData) == 0 {
+		ca = cfg.CAFile
+	}
+	if ca != "" {
+		b, err := os.ReadFile(ca)
+		if err != nil {
+			return server, fmt.Errorf("--api-server-ca-file: %w", err)
+		}
+		server.CAData = b
+	}
+	return server, nil
+}
+
+// setupLocalAgent runs the controller that writes the credential of the local cluster's agent
+// into the Secret secret (NAMESPACE/NAME) of this cluster.
+func setupLocalAgent(mgr ctrl.Manager, cfg *rest.Config, direct client.Client, tokens kubernetes.Interface, secret string) error {
+	ns, name, ok := strings.Cut(secret, "/")
+	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+		return fmt.Errorf("--local-agent-credential-secret %q: write it as NAMESPACE/NAME", secret)
+	}
+	local, err := localServer(cfg)
+	if err != nil {
+		return err
+	}
+	return (&registration.LocalAgent{Client: mgr.GetClient(), Direct: direct, Tokens: tokens, Server: local,
+		Secret: client.ObjectKey{Namespace: ns, Name: name}}).SetupWithManager(mgr)
 }
 
 // localServer is how the local agent reaches this cluster's API server: as the controller does.

@@ -64,7 +64,13 @@ HelmOps and shows them until Ctrl-C, which stops everything.`,
 	cmd.Flags().StringVar(&addrs.RepoAddr, "repo-addr", "127.0.0.1:8879", "listen address of the Helm repository (the examples use the default)")
 	cmd.Flags().StringVar(&addrs.PrivateRepoAddr, "private-repo-addr", "127.0.0.1:8880", "listen address of the private Helm repository")
 	cmd.Flags().StringVar(&addrs.RegistryAddr, "registry-addr", "127.0.0.1:5055", "listen address of the OCI registry")
+	cmd.AddCommand(newDevPublishCommand(&dir))
+	return cmd
+}
 
+// newDevPublishCommand is "helmops dev publish"; its --dir is dir, the folder "helmops dev" runs
+// from.
+func newDevPublishCommand(dir *string) *cobra.Command {
 	var failing bool
 	publish := &cobra.Command{
 		Use:   "publish CHART VERSION",
@@ -76,7 +82,7 @@ Ready and the clusters that run it say why.`,
   helmops dev publish web 1.2.0 --failing`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			state, err := devenv.ReadState(dir)
+			state, err := devenv.ReadState(*dir)
 			if err != nil {
 				return err
 			}
@@ -88,24 +94,14 @@ Ready and the clusters that run it say why.`,
 			return nil
 		},
 	}
-	publish.Flags().StringVar(&dir, "dir", defaultDevDir(), "folder of the running dev environment")
+	publish.Flags().StringVar(dir, "dir", defaultDevDir(), "folder of the running dev environment")
 	publish.Flags().BoolVar(&failing, "failing", false, "publish a version whose Pods never get Ready (web chart only)")
-	cmd.AddCommand(publish)
-	return cmd
+	return publish
 }
 
 func runDev(ctx context.Context, out io.Writer, opts devenv.Options, applyExamples bool) error {
-	dir := opts.Dir
 	start := time.Now()
-	if _, err := localenv.BinDir(); err != nil {
-		return err
-	}
-	if s, err := devenv.ReadState(dir); err == nil && processAlive(s.PID) {
-		return fmt.Errorf("a helmops dev environment already runs from %s (pid %d): stop it with Ctrl-C first", dir, s.PID)
-	}
-	fmt.Fprintln(out, "Starting the helmops dev environment")
-	opts.Progress = out
-	env, err := devenv.Start(ctx, opts)
+	env, err := startDev(ctx, out, opts)
 	if err != nil {
 		return err
 	}
@@ -114,7 +110,6 @@ func runDev(ctx context.Context, out io.Writer, opts devenv.Options, applyExampl
 		env.Stop()
 		fmt.Fprintln(out, "Stopped; nothing is left running.")
 	}()
-
 	if applyExamples {
 		fmt.Fprint(out, "  • Applying the example HelmOps ...")
 		n, err := applyManifests(ctx, env.Management.Client, examples.Files)
@@ -123,11 +118,37 @@ func runDev(ctx context.Context, out io.Writer, opts devenv.Options, applyExampl
 		}
 		fmt.Fprintf(out, " %d applied\n", n)
 	}
-	printDevUsage(out, env, dir)
+	printDevUsage(out, env, opts.Dir)
+	w := &devWatch{out: out, env: env, start: start, waitReady: applyExamples}
+	return w.run(ctx)
+}
 
-	list := &getOptions{allNamespaces: true}
-	var last []byte
-	allDeployed := false
+// startDev starts the environment unless one already runs from the same folder.
+func startDev(ctx context.Context, out io.Writer, opts devenv.Options) (*devenv.Env, error) {
+	if _, err := localenv.BinDir(); err != nil {
+		return nil, err
+	}
+	if s, err := devenv.ReadState(opts.Dir); err == nil && processAlive(s.PID) {
+		return nil, fmt.Errorf("a helmops dev environment already runs from %s (pid %d): stop it with Ctrl-C first", opts.Dir, s.PID)
+	}
+	fmt.Fprintln(out, "Starting the helmops dev environment")
+	opts.Progress = out
+	return devenv.Start(ctx, opts)
+}
+
+// devWatch shows the HelmOps of a running dev environment each time they change, until the
+// context ends or one of its processes exits.
+type devWatch struct {
+	out   io.Writer
+	env   *devenv.Env
+	start time.Time
+	// waitReady is true until every example HelmOp was seen deployed.
+	waitReady bool
+	// last is the signature of the table last shown.
+	last []byte
+}
+
+func (w *devWatch) run(ctx context.Context) error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
@@ -136,36 +157,46 @@ func runDev(ctx context.Context, out io.Writer, opts devenv.Options, applyExampl
 			return nil
 		case <-tick.C:
 		}
-		if exited := env.Exited(); len(exited) > 0 {
+		if exited := w.env.Exited(); len(exited) > 0 {
 			for name, why := range exited {
-				fmt.Fprintf(out, "%s exited: %s\n", name, why)
+				fmt.Fprintf(w.out, "%s exited: %s\n", name, why)
 			}
 			return errors.New("a helmops process exited; see its log")
 		}
-		var buf bytes.Buffer
-		if err := list.list(ctx, env.Management.Client, &buf, time.Now()); err != nil {
+		if err := w.show(ctx); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			fmt.Fprintln(out, err)
+			fmt.Fprintln(w.out, err)
 			continue
 		}
-		notReady := notReadyClusters(ctx, env.Management.Client)
-		table := append(tableSignature(ctx, env.Management.Client), notReady...)
-		if !bytes.Equal(table, last) {
-			last = table
-			fmt.Fprintf(out, "\n[%s] HelmOps\n%s", time.Now().Format("15:04:05"), buf.String())
-			if len(notReady) > 0 {
-				fmt.Fprintf(out, "Not ready:\n%s", notReady)
-			}
-		}
-		if !allDeployed && applyExamples {
-			if ok, _ := everyHelmOpReady(ctx, env.Management.Client); ok {
-				allDeployed = true
-				fmt.Fprintf(out, "\nAll example HelmOps deployed %.1fs after start. Try: helmops dev publish hello 0.4.0\n", time.Since(start).Seconds())
+		if w.waitReady {
+			if ok, _ := everyHelmOpReady(ctx, w.env.Management.Client); ok {
+				w.waitReady = false
+				fmt.Fprintf(w.out, "\nAll example HelmOps deployed %.1fs after start. Try: helmops dev publish hello 0.4.0\n", time.Since(w.start).Seconds())
 			}
 		}
 	}
+}
+
+// show prints the HelmOps and the clusters not ready when they changed since last shown.
+func (w *devWatch) show(ctx context.Context) error {
+	c := w.env.Management.Client
+	var buf bytes.Buffer
+	if err := (&getOptions{allNamespaces: true}).list(ctx, c, &buf, time.Now()); err != nil {
+		return err
+	}
+	notReady := notReadyClusters(ctx, c)
+	table := append(tableSignature(ctx, c), notReady...)
+	if bytes.Equal(table, w.last) {
+		return nil
+	}
+	w.last = table
+	fmt.Fprintf(w.out, "\n[%s] HelmOps\n%s", time.Now().Format("15:04:05"), buf.String())
+	if len(notReady) > 0 {
+		fmt.Fprintf(w.out, "Not ready:\n%s", notReady)
+	}
+	return nil
 }
 
 // tableSignature changes when a HelmOp's version, readiness or status changes, not when the

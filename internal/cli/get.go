@@ -112,58 +112,85 @@ func (o *getOptions) list(ctx context.Context, c client.Reader, w io.Writer, now
 }
 
 func (o *getOptions) tree(ctx context.Context, c client.Reader, w io.Writer, name string) error {
-	h := &v1alpha1.HelmOp{}
-	if err := c.Get(ctx, client.ObjectKey{Namespace: o.namespace, Name: name}, h); err != nil {
-		return fmt.Errorf("getting HelmOp %s/%s: %w", o.namespace, name, err)
+	t, err := o.readTree(ctx, c, name)
+	if err != nil {
+		return err
 	}
-	bundle := &v1alpha1.Bundle{}
-	bundleErr := c.Get(ctx, client.ObjectKey{Namespace: o.namespace, Name: name}, bundle)
+	if o.output != "" && o.output != "table" {
+		return printObject(w, o.output, t.list())
+	}
+	t.print(w)
+	return nil
+}
+
+// helmOpTree is a HelmOp, its Bundle (or why there is none) and its BundleDeployments, sorted by
+// cluster.
+type helmOpTree struct {
+	op        *v1alpha1.HelmOp
+	bundle    *v1alpha1.Bundle
+	bundleErr error
+	bds       []v1alpha1.BundleDeployment
+}
+
+func (o *getOptions) readTree(ctx context.Context, c client.Reader, name string) (*helmOpTree, error) {
+	t := &helmOpTree{op: &v1alpha1.HelmOp{}, bundle: &v1alpha1.Bundle{}}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: o.namespace, Name: name}, t.op); err != nil {
+		return nil, fmt.Errorf("getting HelmOp %s/%s: %w", o.namespace, name, err)
+	}
+	t.bundleErr = c.Get(ctx, client.ObjectKey{Namespace: o.namespace, Name: name}, t.bundle)
 	bds := &v1alpha1.BundleDeploymentList{}
 	if err := c.List(ctx, bds, client.MatchingLabels{
 		v1alpha1.BundleNameLabel: name, v1alpha1.BundleNamespaceLabel: o.namespace,
 	}); err != nil {
-		return fmt.Errorf("listing BundleDeployments of %s/%s: %w", o.namespace, name, err)
+		return nil, fmt.Errorf("listing BundleDeployments of %s/%s: %w", o.namespace, name, err)
 	}
 	sort.Slice(bds.Items, func(i, j int) bool {
 		return bds.Items[i].Labels[v1alpha1.ClusterLabel] < bds.Items[j].Labels[v1alpha1.ClusterLabel]
 	})
+	t.bds = bds.Items
+	return t, nil
+}
 
-	if o.output != "" && o.output != "table" {
-		items := []any{clean(h)}
-		if bundleErr == nil {
-			items = append(items, clean(bundle))
-		}
-		for i := range bds.Items {
-			items = append(items, clean(&bds.Items[i]))
-		}
-		return printObject(w, o.output, map[string]any{"apiVersion": "v1", "kind": "List", "items": items})
+// list is the tree as a v1 List of its objects, for -o yaml and -o json.
+func (t *helmOpTree) list() map[string]any {
+	items := []any{clean(t.op)}
+	if t.bundleErr == nil {
+		items = append(items, clean(t.bundle))
 	}
+	for i := range t.bds {
+		items = append(items, clean(&t.bds[i]))
+	}
+	return map[string]any{"apiVersion": "v1", "kind": "List", "items": items}
+}
 
+// print draws the tree: the HelmOp and its conditions, the Bundle and its rollout, a line per
+// cluster.
+func (t *helmOpTree) print(w io.Writer) {
+	h := t.op
 	fmt.Fprintf(w, "HelmOp %s/%s  %s  %s  %s\n", h.Namespace, h.Name, chartOf(h), versionOf(h), statusOf(h))
-	for _, t := range []string{v1alpha1.AcceptedCondition, v1alpha1.PolledCondition, v1alpha1.ReadyCondition} {
-		if cond := meta.FindStatusCondition(h.Status.Conditions, t); cond != nil {
+	for _, ct := range []string{v1alpha1.AcceptedCondition, v1alpha1.PolledCondition, v1alpha1.ReadyCondition} {
+		if cond := meta.FindStatusCondition(h.Status.Conditions, ct); cond != nil {
 			fmt.Fprintf(w, "│   %s=%s %s\n", cond.Type, cond.Status, oneLine(cond.Message))
 		}
 	}
-	if bundleErr != nil {
-		fmt.Fprintf(w, "└── Bundle: none (%s)\n", oneLine(bundleErr.Error()))
-		return nil
+	if t.bundleErr != nil {
+		fmt.Fprintf(w, "└── Bundle: none (%s)\n", oneLine(t.bundleErr.Error()))
+		return
 	}
-	fmt.Fprintf(w, "└── Bundle %s/%s  version %s  ready %s\n", bundle.Namespace, bundle.Name,
-		bundle.Spec.HelmOrEmpty().Version, orDash(bundle.Status.Display.ReadyBundleDeployments))
-	writeRollout(w, bundle)
-	if len(bds.Items) == 0 {
+	fmt.Fprintf(w, "└── Bundle %s/%s  version %s  ready %s\n", t.bundle.Namespace, t.bundle.Name,
+		t.bundle.Spec.HelmOrEmpty().Version, orDash(t.bundle.Status.Display.ReadyBundleDeployments))
+	writeRollout(w, t.bundle)
+	if len(t.bds) == 0 {
 		fmt.Fprintln(w, "    └── no BundleDeployments: no cluster is targeted yet")
 	}
-	for i := range bds.Items {
-		bd := &bds.Items[i]
+	for i := range t.bds {
+		bd := &t.bds[i]
 		branch := "├──"
-		if i == len(bds.Items)-1 {
+		if i == len(t.bds)-1 {
 			branch = "└──"
 		}
 		fmt.Fprintf(w, "    %s cluster %s  %s\n", branch, orDash(bd.Labels[v1alpha1.ClusterLabel]), deploymentState(bd))
 	}
-	return nil
 }
 
 func deploymentState(bd *v1alpha1.BundleDeployment) string {
