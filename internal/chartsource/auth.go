@@ -129,74 +129,113 @@ func AuthFromSecret(s *corev1.Secret) (Auth, error) {
 	if err := CheckSecret(s); err != nil {
 		return Auth{}, err
 	}
-	name := s.Namespace + "/" + s.Name
-	data := func(k string) ([]byte, bool) {
-		if v, ok := s.Data[k]; ok {
-			return v, true
-		}
-		if v, ok := s.StringData[k]; ok {
-			return []byte(v), true
-		}
-		return nil, false
+	d := secretKeys{s: s, name: s.Namespace + "/" + s.Name}
+	if err := d.basicAuth(&a); err != nil {
+		return Auth{}, err
 	}
-	user, hasUser := data(SecretKeyUsername)
-	pass, hasPass := data(SecretKeyPassword)
+	a.CAFile = d.caBundle()
+	if err := d.switches(&a); err != nil {
+		return Auth{}, err
+	}
+	if err := d.certAndDockerConfig(&a); err != nil {
+		return Auth{}, err
+	}
+	if _, err := a.tlsConfig(); err != nil {
+		return Auth{}, fmt.Errorf("secret %s: %w", d.name, err)
+	}
+	return a, nil
+}
+
+// secretKeys reads the keys of a repository secret, named namespace/name in errors.
+type secretKeys struct {
+	s    *corev1.Secret
+	name string
+}
+
+// get is the value of key k, from data or else from stringData.
+func (d secretKeys) get(k string) ([]byte, bool) {
+	if v, ok := d.s.Data[k]; ok {
+		return v, true
+	}
+	if v, ok := d.s.StringData[k]; ok {
+		return []byte(v), true
+	}
+	return nil, false
+}
+
+// basicAuth reads username and password, both or neither.
+func (d secretKeys) basicAuth(a *Auth) error {
+	user, hasUser := d.get(SecretKeyUsername)
+	pass, hasPass := d.get(SecretKeyPassword)
 	if hasUser != hasPass {
 		missing := SecretKeyPassword
 		if !hasUser {
 			missing = SecretKeyUsername
 		}
-		return Auth{}, fmt.Errorf("secret %s: key %q is missing: set both %q and %q, or neither", name, missing, SecretKeyUsername, SecretKeyPassword)
+		return fmt.Errorf("secret %s: key %q is missing: set both %q and %q, or neither", d.name, missing, SecretKeyUsername, SecretKeyPassword)
 	}
 	a.Username, a.Password = string(user), string(pass)
-	a.CAFile, _ = data(SecretKeyCACerts)
-	if ca, _ := data("ca.crt"); len(ca) > 0 {
-		a.CAFile = append(append(append([]byte{}, a.CAFile...), '\n'), ca...)
+	return nil
+}
+
+// caBundle is cacerts followed by ca.crt.
+func (d secretKeys) caBundle() []byte {
+	bundle, _ := d.get(SecretKeyCACerts)
+	if ca, _ := d.get("ca.crt"); len(ca) > 0 {
+		bundle = append(append(append([]byte{}, bundle...), '\n'), ca...)
 	}
+	return bundle
+}
+
+// switches reads the true/false keys: insecureSkipVerify and basicHTTP.
+func (d secretKeys) switches(a *Auth) error {
 	for _, k := range []struct {
 		key string
 		dst *bool
 	}{{SecretKeyInsecureSkipVerify, &a.InsecureSkipTLSVerify}, {SecretKeyBasicHTTP, &a.PlainHTTP}} {
-		raw, _ := data(k.key)
+		raw, _ := d.get(k.key)
 		v := strings.TrimSpace(string(raw))
 		if v == "" {
 			continue
 		}
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			return Auth{}, fmt.Errorf("secret %s: key %q must be true or false", name, k.key)
+			return fmt.Errorf("secret %s: key %q must be true or false", d.name, k.key)
 		}
 		*k.dst = b
 	}
-	cert, _ := data(corev1.TLSCertKey)
-	key, _ := data(corev1.TLSPrivateKeyKey)
-	switch s.Type {
+	return nil
+}
+
+// certAndDockerConfig reads the client certificate and the Docker config as the secret's type
+// says: a TLS secret needs both halves of the certificate, a dockerconfigjson one a valid
+// config; helmops' own type (copies in cluster namespaces) and Opaque take what their keys hold.
+func (d secretKeys) certAndDockerConfig(a *Auth) error {
+	cert, _ := d.get(corev1.TLSCertKey)
+	key, _ := d.get(corev1.TLSPrivateKeyKey)
+	switch d.s.Type {
 	case corev1.SecretTypeTLS:
 		if len(cert) == 0 || len(key) == 0 {
-			return Auth{}, fmt.Errorf("secret %s of type %s needs both %q and %q", name, s.Type, corev1.TLSCertKey, corev1.TLSPrivateKeyKey)
+			return fmt.Errorf("secret %s of type %s needs both %q and %q", d.name, d.s.Type, corev1.TLSCertKey, corev1.TLSPrivateKeyKey)
 		}
 		a.CertPEM, a.KeyPEM = cert, key
 	case corev1.SecretTypeDockerConfigJson:
-		a.DockerConfigJSON, _ = data(corev1.DockerConfigJsonKey)
+		a.DockerConfigJSON, _ = d.get(corev1.DockerConfigJsonKey)
 		if _, err := dockerAuths(a.DockerConfigJSON); err != nil {
-			return Auth{}, fmt.Errorf("secret %s: key %q: %w", name, corev1.DockerConfigJsonKey, err)
+			return fmt.Errorf("secret %s: key %q: %w", d.name, corev1.DockerConfigJsonKey, err)
 		}
 	default:
 		if len(cert) > 0 && len(key) > 0 {
 			a.CertPEM, a.KeyPEM = cert, key
 		}
-		// Copies in cluster namespaces have helmops' own type: their keys say what they hold.
-		if dc, _ := data(corev1.DockerConfigJsonKey); len(dc) > 0 {
+		if dc, _ := d.get(corev1.DockerConfigJsonKey); len(dc) > 0 {
 			if _, err := dockerAuths(dc); err != nil {
-				return Auth{}, fmt.Errorf("secret %s: key %q: %w", name, corev1.DockerConfigJsonKey, err)
+				return fmt.Errorf("secret %s: key %q: %w", d.name, corev1.DockerConfigJsonKey, err)
 			}
 			a.DockerConfigJSON = dc
 		}
 	}
-	if _, err := a.tlsConfig(); err != nil {
-		return Auth{}, fmt.Errorf("secret %s: %w", name, err)
-	}
-	return a, nil
+	return nil
 }
 
 // Fingerprint is a stable one-way digest of every setting, for cache keys and change detection.

@@ -171,24 +171,7 @@ func cleanNetError(err error, rawURL string) error {
 	if errors.Is(err, context.Canceled) {
 		return context.Canceled
 	}
-	var dnsErr *net.DNSError
-	if errors.As(err, &dnsErr) {
-		if dnsErr.IsNotFound {
-			return fmt.Errorf("connecting to %s: no such host", host)
-		}
-		return fmt.Errorf("connecting to %s: name resolution failed", host)
-	}
-	var opErr *net.OpError
-	if errors.As(err, &opErr) {
-		// The inner error says what happened ("connect: connection refused", "tls: certificate
-		// required"); the OpError around it names the resolved address.
-		what := "connection failed"
-		switch {
-		case opErr.Timeout():
-			what = "timed out"
-		case opErr.Err != nil:
-			what = opErr.Err.Error()
-		}
+	if what, ok := dialFailure(err); ok {
 		return fmt.Errorf("connecting to %s: %s", host, what)
 	}
 	var ue *url.Error
@@ -197,4 +180,29 @@ func cleanNetError(err error, rawURL string) error {
 		return fmt.Errorf("requesting %s: %w", host, ue.Err)
 	}
 	return err
+}
+
+// dialFailure says what failed in a name resolution or dial error, without the address it
+// resolved to; ok is false for other errors.
+func dialFailure(err error) (what string, ok bool) {
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		if dnsErr.IsNotFound {
+			return "no such host", true
+		}
+		return "name resolution failed", true
+	}
+	var opErr *net.OpError
+	if !errors.As(err, &opErr) {
+		return "", false
+	}
+	// The inner error says what happened ("connect: connection refused", "tls: certificate
+	// required"); the OpError around it names the resolved address.
+	switch {
+	case opErr.Timeout():
+		return "timed out", true
+	case opErr.Err != nil:
+		return opErr.Err.Error(), true
+	}
+	return "connection failed", true
 }

@@ -129,6 +129,48 @@ func ociTag(version string) string { return strings.ReplaceAll(version, "+", "_"
 // resolveOCI resolves an OCI chart: an exact version by resolving its one tag, anything else by
 // listing every tag.
 func (r *Resolver) resolveOCI(ctx context.Context, ref Ref, a Auth) (*Resolution, error) {
+	t, err := r.ociTarget(ref, a)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
+	defer cancel()
+	if chartversion.IsStatic(t.version) {
+		if res, err := r.resolveStaticOCI(ctx, t); res != nil || err != nil {
+			return res, err
+		}
+		// Not there: list tags to say what is (or that the repository does not exist).
+	}
+	candidates, err := r.listOCITags(ctx, t, a)
+	if err != nil {
+		return nil, err
+	}
+	choice, err := chartversion.Choose(candidates, t.version)
+	if err != nil {
+		return nil, choiceError(err, t.chart, t.where)
+	}
+	tag := ociTag(choice.Chosen.Version)
+	desc, err := r.resolveOCITag(ctx, t, tag)
+	if err != nil {
+		return nil, err
+	}
+	return &Resolution{Kind: KindOCI, Version: choice.Chosen.Version, Digest: desc.Digest.String(), URL: t.where + ":" + tag, Rejected: choice.Rejected, Latest: choice.Latest}, nil
+}
+
+// ociChart is an OCI chart repository being resolved.
+type ociChart struct {
+	repo *remote.Repository
+	// name is registry/repository, where is oci://name, chart the last part of the repository.
+	name, where, chart string
+	// host is the registry's host:port, whose slots requests take.
+	host string
+	// version is helm.version, or the tag helm.repo names.
+	version string
+}
+
+// ociTarget opens the repository of ref; a tag in helm.repo is the version, and must agree with
+// helm.version.
+func (r *Resolver) ociTarget(ref Ref, a Auth) (*ociChart, error) {
 	oref, err := parseOCIRef(ref.Repo)
 	if err != nil {
 		return nil, &FieldError{Field: "helm.repo", Message: err.Error()}
@@ -140,84 +182,80 @@ func (r *Resolver) resolveOCI(ctx context.Context, ref Ref, a Auth) (*Resolution
 		}
 		version = oref.Reference
 	}
-	repoName := oref.Registry + "/" + oref.Repository
-	where := "oci://" + repoName
-	chart := oref.Repository[strings.LastIndex(oref.Repository, "/")+1:]
 	repo, err := r.ociRepository(oref, a)
 	if err != nil {
 		return nil, err
 	}
-	host := registryHostPort(oref.Registry, a.PlainHTTP)
-	ctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
-	defer cancel()
+	name := oref.Registry + "/" + oref.Repository
+	return &ociChart{
+		repo: repo, name: name, where: "oci://" + name,
+		chart:   oref.Repository[strings.LastIndex(oref.Repository, "/")+1:],
+		host:    registryHostPort(oref.Registry, a.PlainHTTP),
+		version: version,
+	}, nil
+}
 
-	if chartversion.IsStatic(version) {
-		hctx, done, err := r.acquireHost(ctx, host)
-		if err != nil {
+// resolveStaticOCI resolves an exact version by its tag, with and without a leading v; nil and
+// no error when neither tag exists.
+func (r *Resolver) resolveStaticOCI(ctx context.Context, t *ociChart) (*Resolution, error) {
+	tags := []string{ociTag(t.version)}
+	if v, ok := strings.CutPrefix(t.version, "v"); ok {
+		tags = append(tags, ociTag(v))
+	} else {
+		tags = append(tags, "v"+ociTag(t.version))
+	}
+	for _, tag := range tags {
+		desc, err := r.resolveOCITag(ctx, t, tag)
+		if err == nil {
+			return &Resolution{Kind: KindOCI, Version: strings.ReplaceAll(tag, "_", "+"), Digest: desc.Digest.String(), URL: t.where + ":" + tag}, nil
+		}
+		if !errors.Is(err, errdef.ErrNotFound) {
 			return nil, err
 		}
-		tags := []string{ociTag(version)}
-		if v, ok := strings.CutPrefix(version, "v"); ok {
-			tags = append(tags, ociTag(v))
-		} else {
-			tags = append(tags, "v"+ociTag(version))
-		}
-		for i, tag := range tags {
-			desc, err := repo.Resolve(hctx, tag)
-			if err = done(err); err == nil {
-				return &Resolution{Kind: KindOCI, Version: strings.ReplaceAll(tag, "_", "+"), Digest: desc.Digest.String(), URL: where + ":" + tag}, nil
-			}
-			if !errors.Is(err, errdef.ErrNotFound) {
-				return nil, ociError(err, "resolving "+where+":"+tag, repoName)
-			}
-			if i == len(tags)-1 {
-				break
-			}
-			if hctx, done, err = r.acquireHost(ctx, host); err != nil {
-				return nil, err
-			}
-		}
-		// Not there: list tags to say what is (or that the repository does not exist).
 	}
+	return nil, nil
+}
 
-	// Concurrent resolutions of one repository with the same credentials share one listing.
-	listed, err := r.share(ctx, "oci\x00"+repoName+"\x00"+a.Fingerprint(), host, nil, func(ctx context.Context) (any, string, error) {
+// resolveOCITag resolves one tag, holding one of the host's slots.
+func (r *Resolver) resolveOCITag(ctx context.Context, t *ociChart, tag string) (ocispec.Descriptor, error) {
+	hctx, done, err := r.acquireHost(ctx, t.host)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	desc, err := t.repo.Resolve(hctx, tag)
+	if err = done(err); err != nil {
+		return ocispec.Descriptor{}, ociError(err, "resolving "+t.where+":"+tag, t.name)
+	}
+	return desc, nil
+}
+
+// listOCITags lists the repository's tags as version candidates, within the tag limits.
+// Concurrent resolutions of one repository with the same credentials share one listing.
+func (r *Resolver) listOCITags(ctx context.Context, t *ociChart, a Auth) ([]chartversion.Candidate, error) {
+	listed, err := r.share(ctx, "oci\x00"+t.name+"\x00"+a.Fingerprint(), t.host, nil, func(ctx context.Context) (any, string, error) {
 		var candidates []chartversion.Candidate
 		pages := 0
-		err := repo.Tags(ctx, "", func(tags []string) error {
+		err := t.repo.Tags(ctx, "", func(tags []string) error {
 			pages++
 			if pages > r.opts.MaxTagPages || len(candidates)+len(tags) > r.opts.MaxTags {
 				return fmt.Errorf("listing the tags of %s: the registry lists more than %d tags or %d pages, the limits of one listing: give an exact version in helm.version, or ask the operator to raise the tag limits: %w",
-					where, r.opts.MaxTags, r.opts.MaxTagPages, errTooManyTags)
+					t.where, r.opts.MaxTags, r.opts.MaxTagPages, errTooManyTags)
 			}
-			for _, t := range tags {
-				candidates = append(candidates, chartversion.Candidate{Version: strings.ReplaceAll(t, "_", "+")})
+			for _, tag := range tags {
+				candidates = append(candidates, chartversion.Candidate{Version: strings.ReplaceAll(tag, "_", "+")})
 			}
 			return nil
 		})
 		return candidates, "", err
 	})
 	if err != nil {
-		return nil, ociError(err, "listing the tags of "+where, repoName)
+		return nil, ociError(err, "listing the tags of "+t.where, t.name)
 	}
 	candidates := listed.([]chartversion.Candidate)
 	if len(candidates) == 0 {
-		return nil, &NotFoundError{Object: "repository", Name: repoName}
+		return nil, &NotFoundError{Object: "repository", Name: t.name}
 	}
-	choice, err := chartversion.Choose(candidates, version)
-	if err != nil {
-		return nil, choiceError(err, chart, where)
-	}
-	tag := ociTag(choice.Chosen.Version)
-	hctx, done, err := r.acquireHost(ctx, host)
-	if err != nil {
-		return nil, err
-	}
-	desc, err := repo.Resolve(hctx, tag)
-	if err = done(err); err != nil {
-		return nil, ociError(err, "resolving "+where+":"+tag, repoName)
-	}
-	return &Resolution{Kind: KindOCI, Version: choice.Chosen.Version, Digest: desc.Digest.String(), URL: where + ":" + tag, Rejected: choice.Rejected, Latest: choice.Latest}, nil
+	return candidates, nil
 }
 
 // fetchOCI resolves ref and pulls the chart layer of the chosen tag.
@@ -247,6 +285,28 @@ func (r *Resolver) fetchOCI(ctx context.Context, ref Ref, a Auth, maxBytes int64
 
 // fetchOCILayer pulls the chart layer of the manifest res names.
 func fetchOCILayer(ctx context.Context, repo *remote.Repository, res *Resolution, repoName string, maxBytes int64) ([]byte, error) {
+	manifest, err := fetchOCIManifest(ctx, repo, res, repoName)
+	if err != nil {
+		return nil, err
+	}
+	layer, err := chartLayer(manifest, res.URL, maxBytes)
+	if err != nil {
+		return nil, err
+	}
+	blob, err := repo.Fetch(ctx, *layer)
+	if err != nil {
+		return nil, ociError(err, "downloading the chart of "+res.URL, repoName)
+	}
+	defer blob.Close()
+	data, err := content.ReadAll(io.LimitReader(blob, maxBytes+1), *layer)
+	if err != nil {
+		return nil, fmt.Errorf("downloading the chart of %s: %w", res.URL, err)
+	}
+	return data, nil
+}
+
+// fetchOCIManifest reads the manifest res resolved to (by digest when there is one), up to 4 MiB.
+func fetchOCIManifest(ctx context.Context, repo *remote.Repository, res *Resolution, repoName string) (*ocispec.Manifest, error) {
 	ref := res.URL[strings.LastIndex(res.URL, ":")+1:]
 	if res.Digest != "" {
 		// The manifest the tag resolved to, not whatever the tag names by now.
@@ -269,29 +329,22 @@ func fetchOCILayer(ctx context.Context, repo *remote.Repository, res *Resolution
 	if err := json.Unmarshal(raw, &manifest); err != nil {
 		return nil, fmt.Errorf("reading the manifest of %s: %w", res.URL, err)
 	}
-	var layer *ocispec.Descriptor
+	return &manifest, nil
+}
+
+// chartLayer is the manifest's first Helm chart layer, refused when it is larger than maxBytes.
+func chartLayer(manifest *ocispec.Manifest, url string, maxBytes int64) (*ocispec.Descriptor, error) {
 	for i := range manifest.Layers {
-		if manifest.Layers[i].MediaType == helmChartLayer {
-			layer = &manifest.Layers[i]
-			break
+		layer := &manifest.Layers[i]
+		if layer.MediaType != helmChartLayer {
+			continue
 		}
+		if layer.Size > maxBytes {
+			return nil, fmt.Errorf("chart archive %s is %d bytes, more than the limit of %d bytes", url, layer.Size, maxBytes)
+		}
+		return layer, nil
 	}
-	if layer == nil {
-		return nil, fmt.Errorf("%s is not a Helm chart: its manifest has no %s layer", res.URL, helmChartLayer)
-	}
-	if layer.Size > maxBytes {
-		return nil, fmt.Errorf("chart archive %s is %d bytes, more than the limit of %d bytes", res.URL, layer.Size, maxBytes)
-	}
-	blob, err := repo.Fetch(ctx, *layer)
-	if err != nil {
-		return nil, ociError(err, "downloading the chart of "+res.URL, repoName)
-	}
-	defer blob.Close()
-	data, err := content.ReadAll(io.LimitReader(blob, maxBytes+1), *layer)
-	if err != nil {
-		return nil, fmt.Errorf("downloading the chart of %s: %w", res.URL, err)
-	}
-	return data, nil
+	return nil, fmt.Errorf("%s is not a Helm chart: its manifest has no %s layer", url, helmChartLayer)
 }
 
 // registryHostPort is the host:port a registry is reached at.

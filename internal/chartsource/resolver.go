@@ -398,24 +398,10 @@ func (r *Resolver) get(ctx context.Context, rawURL, ownerURL string, auth Auth, 
 	}
 	deadline := time.Now().Add(r.opts.MaxRetryWait)
 	for attempt := 0; ; attempt++ {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+		req, err := newGet(ctx, rawURL, ownerURL, auth, header)
 		if err != nil {
-			return nil, fmt.Errorf("%q is not a valid URL", redact.URL(rawURL))
+			return nil, err
 		}
-		for k, v := range header {
-			req.Header[k] = v
-		}
-		req.Header.Set("User-Agent", "helmops")
-		if sameOrigin(rawURL, ownerURL) {
-			if u, p, ok := auth.basicFor(req.URL.Host); ok {
-				req.SetBasicAuth(u, p)
-			} else if u, p, ok := urlCredentials(ownerURL); ok {
-				req.SetBasicAuth(u, p)
-			} else if u, p, ok := urlCredentials(rawURL); ok {
-				req.SetBasicAuth(u, p)
-			}
-		}
-		req.URL.User = nil // userinfo goes in the Authorization header, to its own host only
 		resp, err := client.Do(req)
 		if err != nil {
 			return nil, cleanNetError(err, rawURL)
@@ -429,13 +415,46 @@ func (r *Resolver) get(ctx context.Context, rawURL, ownerURL string, auth Auth, 
 		}
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		_ = resp.Body.Close()
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		case <-t.C:
+		if err := sleep(ctx, wait); err != nil {
+			return nil, err
 		}
+	}
+}
+
+// newGet is the GET request of rawURL with header, and with basic auth when rawURL is on the
+// origin of ownerURL: the credentials of auth for the host, else those written into ownerURL,
+// else those written into rawURL. Userinfo never stays in the URL.
+func newGet(ctx context.Context, rawURL, ownerURL string, auth Auth, header http.Header) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not a valid URL", redact.URL(rawURL))
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	req.Header.Set("User-Agent", "helmops")
+	if sameOrigin(rawURL, ownerURL) {
+		if u, p, ok := auth.basicFor(req.URL.Host); ok {
+			req.SetBasicAuth(u, p)
+		} else if u, p, ok := urlCredentials(ownerURL); ok {
+			req.SetBasicAuth(u, p)
+		} else if u, p, ok := urlCredentials(rawURL); ok {
+			req.SetBasicAuth(u, p)
+		}
+	}
+	req.URL.User = nil // userinfo goes in the Authorization header, to its own host only
+	return req, nil
+}
+
+// sleep waits d, or until ctx ends and returns its error.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
 
@@ -554,13 +573,9 @@ func (r *Resolver) share(ctx context.Context, key, host string, counted *prometh
 		defer t.Stop()
 		giveUp = t.C
 	}
-	r.flightMu.Lock()
-	if f, ok := r.flights[key]; ok {
-		f.waiters++
-		r.flightMu.Unlock()
+	if f := r.inFlight(key); f != nil {
 		return r.join(ctx, f, host, haveSlot, giveUp, counted)
 	}
-	r.flightMu.Unlock()
 	if !haveSlot {
 		var err error
 		if release, err = r.acquireSlot(ctx, host); err != nil {
@@ -568,14 +583,27 @@ func (r *Resolver) share(ctx context.Context, key, host string, counted *prometh
 		}
 		defer release()
 		// A request may have started while this caller waited: share it.
-		r.flightMu.Lock()
-		if f, ok := r.flights[key]; ok {
-			f.waiters++
-			r.flightMu.Unlock()
+		if f := r.inFlight(key); f != nil {
 			return r.join(ctx, f, host, true, nil, counted)
 		}
-		r.flightMu.Unlock()
 	}
+	return r.fly(ctx, key, host, counted, fn)
+}
+
+// inFlight is the request for key in flight, now with one more waiter; nil when there is none.
+func (r *Resolver) inFlight(key string) *flight {
+	r.flightMu.Lock()
+	defer r.flightMu.Unlock()
+	f, ok := r.flights[key]
+	if !ok {
+		return nil
+	}
+	f.waiters++
+	return f
+}
+
+// fly makes the request for key, for this caller and those who join it while it runs.
+func (r *Resolver) fly(ctx context.Context, key, host string, counted *prometheus.CounterVec, fn func(context.Context) (any, string, error)) (any, error) {
 	r.flightMu.Lock()
 	f := &flight{done: make(chan struct{}), waiters: 1}
 	r.flights[key] = f
@@ -590,15 +618,7 @@ func (r *Resolver) share(ctx context.Context, key, host string, counted *prometh
 	// The caller that makes the request is patient as a waiting one is; when it runs out of
 	// patience the request ends, and every caller sharing it is told to try again shortly.
 	pctx, stop := r.patient(fctx, host)
-	var result string
-	func() {
-		defer func() {
-			if p := recover(); p != nil {
-				f.err, result = fmt.Errorf("internal error: %v", p), "error"
-			}
-		}()
-		f.value, result, f.err = fn(pctx)
-	}()
+	result := f.run(pctx, fn)
 	if f.err = stop(f.err); errors.Is(f.err, ErrHostBusy) {
 		f.value = nil
 	}
@@ -610,6 +630,18 @@ func (r *Resolver) share(ctx context.Context, key, host string, counted *prometh
 	r.flightMu.Unlock()
 	close(f.done)
 	return f.value, f.err
+}
+
+// run calls fn and keeps its value and error; a panic becomes an internal error. It returns
+// the result label fn counted the request under.
+func (f *flight) run(ctx context.Context, fn func(context.Context) (any, string, error)) (result string) {
+	defer func() {
+		if p := recover(); p != nil {
+			f.err, result = fmt.Errorf("internal error: %v", p), "error"
+		}
+	}()
+	f.value, result, f.err = fn(ctx)
+	return result
 }
 
 // join waits for the answer of a request in flight. A caller without a slot of host gives up at
