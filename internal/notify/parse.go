@@ -120,51 +120,21 @@ func Parse(header http.Header, body []byte) (*Notification, error) {
 	switch {
 	case e.Events != nil:
 		n.Sender = SenderDistribution
-		for _, ev := range e.Events {
-			// Pushes of a manifest by tag only: blob uploads carry no tag, pulls and deletions
-			// publish nothing.
-			if ev.Action != "push" || ev.Target.Tag == "" || ev.Target.Repository == "" {
-				continue
-			}
-			hosts := []string{ev.Request.Host}
-			if u, err := url.Parse(ev.Target.URL); err == nil && u.Host != "" {
-				hosts = append(hosts, u.Host)
-			}
-			for _, h := range hosts {
-				n.add(ociTarget(h, ev.Target.Repository))
-			}
-		}
+		n.addDistribution(e.Events)
 	case e.Type != "":
 		n.Sender = SenderHarbor
-		if e.Type != "PUSH_ARTIFACT" || e.EventData == nil {
-			break
-		}
-		for _, r := range e.EventData.Resources {
-			host, _, _ := strings.Cut(r.ResourceURL, "/")
-			n.add(ociTarget(host, e.EventData.Repository.RepoFullName))
-		}
+		n.addHarbor(&e)
 	case e.PushData != nil && e.Repository != nil:
 		n.Sender = SenderDockerHub
 		// The callback_url of the payload is never called.
 		n.add(ociTarget("docker.io", e.Repository.RepoName))
 	case e.Repo != nil:
 		n.Sender = SenderGeneric
-		repo := strings.TrimSpace(*e.Repo)
-		chart := strings.TrimSpace(e.Chart)
-		if len(repo) >= 6 && strings.EqualFold(repo[:6], "oci://") {
-			if chart != "" {
-				repo = strings.TrimRight(repo, "/") + "/" + chart
-			}
-			chart = ""
+		t, err := genericTarget(*e.Repo, e.Chart)
+		if err != nil {
+			return nil, err
 		}
-		key, ok := Key(repo)
-		if !ok {
-			return nil, invalid(`"repo" must be an http(s):// Helm repository URL or an oci:// chart reference`)
-		}
-		if strings.ContainsAny(chart, "/?#") {
-			return nil, invalid(`"chart" %q is not a chart name`, chart)
-		}
-		n.add(Target{Key: key, Chart: chart}, true)
+		n.add(t, true)
 	default:
 		return nil, invalid(`no known sender: expected a Distribution "events" envelope, a Harbor event, a Docker Hub push, a GitHub package event or {"repo": …}`)
 	}
@@ -172,6 +142,56 @@ func Parse(header http.Header, body []byte) (*Notification, error) {
 		return nil, invalid("the notification names more than %d repositories", maxTargets)
 	}
 	return n, nil
+}
+
+// addDistribution adds the repositories of a Distribution registry's pushes of a manifest by
+// tag, under the host of the request and the host of the target's URL.
+func (n *Notification) addDistribution(events []distributionEvent) {
+	for _, ev := range events {
+		// Pushes of a manifest by tag only: blob uploads carry no tag, pulls and deletions
+		// publish nothing.
+		if ev.Action != "push" || ev.Target.Tag == "" || ev.Target.Repository == "" {
+			continue
+		}
+		hosts := []string{ev.Request.Host}
+		if u, err := url.Parse(ev.Target.URL); err == nil && u.Host != "" {
+			hosts = append(hosts, u.Host)
+		}
+		for _, h := range hosts {
+			n.add(ociTarget(h, ev.Target.Repository))
+		}
+	}
+}
+
+// addHarbor adds the repository of a Harbor artifact push, under the host of each resource.
+func (n *Notification) addHarbor(e *envelope) {
+	if e.Type != "PUSH_ARTIFACT" || e.EventData == nil {
+		return
+	}
+	for _, r := range e.EventData.Resources {
+		host, _, _ := strings.Cut(r.ResourceURL, "/")
+		n.add(ociTarget(host, e.EventData.Repository.RepoFullName))
+	}
+}
+
+// genericTarget reads {"repo": …, "chart": …}: a Helm repository URL and optionally one of its
+// charts, or an oci:// reference (a chart there is appended to it).
+func genericTarget(repo, chart string) (Target, error) {
+	repo, chart = strings.TrimSpace(repo), strings.TrimSpace(chart)
+	if len(repo) >= 6 && strings.EqualFold(repo[:6], "oci://") {
+		if chart != "" {
+			repo = strings.TrimRight(repo, "/") + "/" + chart
+		}
+		chart = ""
+	}
+	key, ok := Key(repo)
+	if !ok {
+		return Target{}, invalid(`"repo" must be an http(s):// Helm repository URL or an oci:// chart reference`)
+	}
+	if strings.ContainsAny(chart, "/?#") {
+		return Target{}, invalid(`"chart" %q is not a chart name`, chart)
+	}
+	return Target{Key: key, Chart: chart}, nil
 }
 
 func parseGitHub(event string, body []byte) (*Notification, error) {

@@ -254,46 +254,57 @@ func (s *Server) authenticate(req *http.Request) (token []byte, signature string
 // at most once per repository per rate-limit window, and answers with what it did.
 func (s *Server) fanOut(ctx context.Context, w http.ResponseWriter, n *Notification) {
 	log := s.log.WithValues("sender", n.Sender)
+	c, failed := s.requestTargets(ctx, log, n.Targets)
+	switch {
+	case failed != nil:
+		s.answer(w, http.StatusServiceUnavailable, n.Sender, "error", *failed)
+	case c.matched == 0:
+		log.V(1).Info("Ignoring a notification for repositories no HelmOp of this shard follows", "repositories", len(n.Targets))
+		s.answer(w, http.StatusAccepted, n.Sender, "ignored", reply{})
+	case c.limited == c.matched:
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(c.wait.Seconds()))))
+		s.answer(w, http.StatusTooManyRequests, n.Sender, "rate_limited", reply{Error: "this repository was notified less than a rate-limit window ago; retry later"})
+	default:
+		s.answer(w, http.StatusAccepted, n.Sender, "accepted", reply{HelmOps: c.requested})
+	}
+}
+
+// fanOutCounts is what requestTargets did: HelmOps requested, targets some HelmOp follows,
+// targets of those rate-limited, and the longest wait until one of them is let through.
+type fanOutCounts struct {
+	requested, matched, limited int
+	wait                        time.Duration
+}
+
+// requestTargets requests the reconciles of the HelmOps following each target that the rate
+// limiter lets through. A failure ends it with the reply that tells the sender to retry.
+func (s *Server) requestTargets(ctx context.Context, log logr.Logger, targets []Target) (fanOutCounts, *reply) {
 	now := s.opts.Clock.Now()
-	var (
-		requested, limited, matched int
-		wait                        time.Duration
-	)
-	for _, t := range n.Targets {
+	var c fanOutCounts
+	for _, t := range targets {
 		ops, err := helmOpsFollowing(ctx, s.client, s.opts.ShardID, t)
 		if err != nil {
 			log.Error(err, "Listing HelmOps for a notification")
-			s.answer(w, http.StatusServiceUnavailable, n.Sender, "error", reply{Error: "the controller could not list HelmOps; retry"})
-			return
+			return c, &reply{Error: "the controller could not list HelmOps; retry"}
 		}
 		if len(ops) == 0 {
 			continue // not a repository of this shard's HelmOps
 		}
-		matched++
+		c.matched++
 		ok, after := s.limiter.allow(t.Key, now)
 		if !ok {
-			limited++
-			wait = max(wait, after)
+			c.limited++
+			c.wait = max(c.wait, after)
 			continue
 		}
 		log.Info("Requesting reconciles of the HelmOps that use a notified repository", "repository", t.Key, "chart", t.Chart, "helmOps", len(ops))
 		done, err := s.requestAll(ctx, t, ops, now)
-		requested += done
+		c.requested += done
 		if err != nil {
-			s.answer(w, http.StatusServiceUnavailable, n.Sender, "error", reply{HelmOps: requested, Error: "the controller could not annotate every HelmOp; retry"})
-			return
+			return c, &reply{HelmOps: c.requested, Error: "the controller could not annotate every HelmOp; retry"}
 		}
 	}
-	switch {
-	case matched == 0:
-		log.V(1).Info("Ignoring a notification for repositories no HelmOp of this shard follows", "repositories", len(n.Targets))
-		s.answer(w, http.StatusAccepted, n.Sender, "ignored", reply{})
-	case limited == matched:
-		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
-		s.answer(w, http.StatusTooManyRequests, n.Sender, "rate_limited", reply{Error: "this repository was notified less than a rate-limit window ago; retry later"})
-	default:
-		s.answer(w, http.StatusAccepted, n.Sender, "accepted", reply{HelmOps: requested})
-	}
+	return c, nil
 }
 
 // requestAll requests a reconcile of each of ops and returns how many it requested. On an error
