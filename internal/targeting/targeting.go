@@ -235,34 +235,49 @@ func Place(bundle *v1alpha1.Bundle, clusters []v1alpha1.Cluster, groups []v1alph
 	var out []Placement
 	for i := range clusters {
 		c := &clusters[i]
-		var matched []int
-		if mode == v1alpha1.AllMatches {
-			matched = m.MatchAll(c)
-		} else if idx := m.Match(c); idx >= 0 {
-			matched = []int{idx}
-		}
+		matched := matches(m, mode, c)
 		if len(matched) == 0 || len(bundle.Spec.TargetRestrictions) > 0 && restrictions.Match(c) < 0 {
 			continue
 		}
-		opts := bundle.Spec.BundleDeploymentOptions
-		excluded := false
-		for _, idx := range matched {
-			excluded = excluded || m.targets[idx].target.DoNotDeploy
-			opts = MergeOptions(opts, m.targets[idx].target)
+		if p, ok := place(bundle, m, matched, c); ok {
+			out = append(out, p)
 		}
-		if excluded {
-			continue
-		}
-		p := Placement{Cluster: c, TargetName: m.targets[matched[0]].name, Options: opts}
-		if h, err := valuestemplate.Process(opts.Helm, c); err != nil {
-			p.Err = err
-		} else {
-			p.Options.Helm = h
-		}
-		out = append(out, p)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Cluster.Name < out[j].Cluster.Name })
 	return out, nil
+}
+
+// matches are the indexes of the targets that apply to c: every matching one in AllMatches
+// mode, else the first.
+func matches(m *Matcher, mode v1alpha1.TargetCustomizationMode, c *v1alpha1.Cluster) []int {
+	if mode == v1alpha1.AllMatches {
+		return m.MatchAll(c)
+	}
+	if idx := m.Match(c); idx >= 0 {
+		return []int{idx}
+	}
+	return nil
+}
+
+// place merges the matched targets' options over the Bundle's and processes the values
+// templates for c; ok is false when one of the targets says doNotDeploy.
+func place(bundle *v1alpha1.Bundle, m *Matcher, matched []int, c *v1alpha1.Cluster) (_ Placement, ok bool) {
+	opts := bundle.Spec.BundleDeploymentOptions
+	excluded := false
+	for _, idx := range matched {
+		excluded = excluded || m.targets[idx].target.DoNotDeploy
+		opts = MergeOptions(opts, m.targets[idx].target)
+	}
+	if excluded {
+		return Placement{}, false
+	}
+	p := Placement{Cluster: c, TargetName: m.targets[matched[0]].name, Options: opts}
+	if h, err := valuestemplate.Process(opts.Helm, c); err != nil {
+		p.Err = err
+	} else {
+		p.Options.Helm = h
+	}
+	return p, true
 }
 
 func restrictionTargets(rs []v1alpha1.BundleTargetRestriction) []v1alpha1.BundleTarget {
@@ -288,21 +303,11 @@ func restrictionTargets(rs []v1alpha1.BundleTargetRestriction) []v1alpha1.Bundle
 func MergeOptions(base v1alpha1.BundleDeploymentOptions, t v1alpha1.BundleTarget) v1alpha1.BundleDeploymentOptions {
 	out := *base.DeepCopy()
 	t = *t.DeepCopy()
-	if t.Namespace != "" {
-		out.Namespace = t.Namespace
-	}
-	if t.DefaultNamespace != "" {
-		out.DefaultNamespace = t.DefaultNamespace
-	}
-	if t.ServiceAccount != "" {
-		out.ServiceAccount = t.ServiceAccount
-	}
-	if t.CreateNamespace != nil {
-		out.CreateNamespace = t.CreateNamespace
-	}
-	if t.CorrectDrift != nil {
-		out.CorrectDrift = t.CorrectDrift
-	}
+	override(&out.Namespace, t.Namespace)
+	override(&out.DefaultNamespace, t.DefaultNamespace)
+	override(&out.ServiceAccount, t.ServiceAccount)
+	override(&out.CreateNamespace, t.CreateNamespace)
+	override(&out.CorrectDrift, t.CorrectDrift)
 	if t.ForceSyncGeneration > 0 {
 		out.ForceSyncGeneration = t.ForceSyncGeneration
 	}
@@ -324,26 +329,21 @@ func MergeOptions(base v1alpha1.BundleDeploymentOptions, t v1alpha1.BundleTarget
 		out.Ignore.Conditions = appendUnique(out.Ignore.Conditions, t.Ignore.Conditions)
 	}
 	out.DownstreamResources = appendUnique(out.DownstreamResources, t.DownstreamResources)
-	if t.Helm == nil {
-		return out
+	if t.Helm != nil {
+		if out.Helm == nil {
+			out.Helm = &v1alpha1.HelmOptions{}
+		}
+		mergeHelm(out.Helm, t.Helm)
 	}
-	o := t.Helm.DeepCopy()
-	if out.Helm == nil {
-		out.Helm = &v1alpha1.HelmOptions{}
-	}
-	h := out.Helm
-	if o.Repo != "" {
-		h.Repo = o.Repo
-	}
-	if o.Chart != "" {
-		h.Chart = o.Chart
-	}
-	if o.Version != "" {
-		h.Version = o.Version
-	}
-	if o.ReleaseName != "" {
-		h.ReleaseName = o.ReleaseName
-	}
+	return out
+}
+
+// mergeHelm merges a target's helm block o into h, as MergeOptions describes.
+func mergeHelm(h, o *v1alpha1.HelmOptions) {
+	override(&h.Repo, o.Repo)
+	override(&h.Chart, o.Chart)
+	override(&h.Version, o.Version)
+	override(&h.ReleaseName, o.ReleaseName)
 	if o.Values != nil && o.Values.Data != nil {
 		var baseValues map[string]any
 		if h.Values != nil {
@@ -353,12 +353,8 @@ func MergeOptions(base v1alpha1.BundleDeploymentOptions, t v1alpha1.BundleTarget
 	}
 	h.TemplateValues = mergeStrings(h.TemplateValues, o.TemplateValues)
 	h.ValuesFrom = appendUnique(h.ValuesFrom, o.ValuesFrom)
-	if o.TimeoutSeconds != 0 {
-		h.TimeoutSeconds = o.TimeoutSeconds
-	}
-	if o.MaxHistory != 0 {
-		h.MaxHistory = o.MaxHistory
-	}
+	override(&h.TimeoutSeconds, o.TimeoutSeconds)
+	override(&h.MaxHistory, o.MaxHistory)
 	h.Force = h.Force || o.Force
 	h.TakeOwnership = h.TakeOwnership || o.TakeOwnership
 	h.WaitForJobs = h.WaitForJobs || o.WaitForJobs
@@ -367,7 +363,14 @@ func MergeOptions(base v1alpha1.BundleDeploymentOptions, t v1alpha1.BundleTarget
 	h.DisableDependencyUpdate = h.DisableDependencyUpdate || o.DisableDependencyUpdate
 	h.DisablePreProcess = h.DisablePreProcess || o.DisablePreProcess
 	h.DisableDNS = h.DisableDNS || o.DisableDNS
-	return out
+}
+
+// override sets *dst to v unless v is the zero value (an empty string, 0, nil).
+func override[T comparable](dst *T, v T) {
+	var zero T
+	if v != zero {
+		*dst = v
+	}
 }
 
 func mergeStrings(base, override map[string]string) map[string]string {
