@@ -117,72 +117,104 @@ func readFiles(r io.Reader, l Limits, used *budget, depth int) ([]*archive.Buffe
 		if err != nil {
 			return nil, invalid("reading tar: %v", err)
 		}
-		switch hd.Typeflag {
-		case tar.TypeDir, tar.TypeXGlobalHeader, tar.TypeXHeader:
-			continue
-		case tar.TypeReg:
-		case tar.TypeSymlink, tar.TypeLink:
-			return nil, invalid("entry %q is a link; links are not allowed in charts", hd.Name)
-		default:
-			return nil, invalid("entry %q has unsupported type %q", hd.Name, string(hd.Typeflag))
-		}
-		name := strings.ReplaceAll(hd.Name, "\\", "/")
-		if path.IsAbs(name) || (len(name) > 1 && name[1] == ':') {
-			return nil, invalid("entry %q has an absolute path", hd.Name)
-		}
-		for _, part := range strings.Split(name, "/") {
-			if part == ".." {
-				return nil, invalid("entry %q escapes the chart folder", hd.Name)
-			}
-		}
-		clean := path.Clean(name)
-		top, rest, ok := strings.Cut(clean, "/")
-		if !ok || rest == "" {
-			return nil, invalid("entry %q is outside the chart folder", hd.Name)
-		}
-		if root == "" {
-			root = top
-		} else if top != root {
-			return nil, invalid("entry %q is outside the chart folder %q", hd.Name, root)
-		}
-		if used.files >= l.MaxFiles {
-			return nil, invalid("more than %d files in the chart and its subcharts", l.MaxFiles)
-		}
-		used.files++
-		if hd.Size > l.MaxFileBytes {
-			return nil, invalid("file %q is %d bytes, more than the limit of %d", rest, hd.Size, l.MaxFileBytes)
-		}
-		// Never trust the header: read at most one byte past the limits.
-		limit := min(l.MaxFileBytes, l.MaxDecompressedBytes-used.total) + 1
-		b, err := io.ReadAll(io.LimitReader(tr, limit))
+		name, err := entryName(hd, &root)
 		if err != nil {
-			return nil, invalid("reading %q: %v", rest, err)
+			return nil, err
 		}
-		if int64(len(b)) > l.MaxFileBytes {
-			return nil, invalid("file %q is more than the limit of %d bytes", rest, l.MaxFileBytes)
+		if name == "" {
+			continue // a folder or a PAX header
 		}
-		used.total += int64(len(b))
-		if used.total > l.MaxDecompressedBytes {
-			return nil, invalid("decompressed chart is more than the limit of %d bytes (subcharts included)", l.MaxDecompressedBytes)
+		b, err := used.read(tr, hd.Size, name, l)
+		if err != nil {
+			return nil, err
 		}
-		if dir, file := path.Split(rest); path.Base(dir) == "charts" && (strings.HasSuffix(file, ".tgz") || strings.HasSuffix(file, ".tar.gz")) {
-			if used.subcharts >= l.MaxSubcharts {
-				return nil, invalid("more than %d subchart archives (charts/*.tgz) in the chart and its subcharts", l.MaxSubcharts)
-			}
-			used.subcharts++
-			if depth >= maxDepth {
-				return nil, invalid("subchart %q nests more than %d levels deep", rest, maxDepth)
-			}
-			if _, err := readFiles(bytes.NewReader(b), l, used, depth+1); err != nil {
-				return nil, invalid("subchart %s: %s", rest, strings.TrimPrefix(err.Error(), "invalid chart archive: "))
+		if dir, file := path.Split(name); path.Base(dir) == "charts" && (strings.HasSuffix(file, ".tgz") || strings.HasSuffix(file, ".tar.gz")) {
+			if err := readSubchart(b, name, l, used, depth); err != nil {
+				return nil, err
 			}
 		}
-		files = append(files, &archive.BufferedFile{Name: rest, ModTime: hd.ModTime, Data: bytes.TrimPrefix(b, []byte{0xEF, 0xBB, 0xBF})})
+		files = append(files, &archive.BufferedFile{Name: name, ModTime: hd.ModTime, Data: bytes.TrimPrefix(b, []byte{0xEF, 0xBB, 0xBF})})
 	}
 	if len(files) == 0 {
 		return nil, invalid("no files")
 	}
 	return files, nil
+}
+
+// entryName is the path of a regular file's entry inside the chart folder, "" for an entry that
+// is skipped (a folder, a PAX header). Links, other types, absolute paths, paths with ".." and
+// paths outside the chart folder (root, the first entry's) are refused.
+func entryName(hd *tar.Header, root *string) (string, error) {
+	switch hd.Typeflag {
+	case tar.TypeDir, tar.TypeXGlobalHeader, tar.TypeXHeader:
+		return "", nil
+	case tar.TypeReg:
+	case tar.TypeSymlink, tar.TypeLink:
+		return "", invalid("entry %q is a link; links are not allowed in charts", hd.Name)
+	default:
+		return "", invalid("entry %q has unsupported type %q", hd.Name, string(hd.Typeflag))
+	}
+	name := strings.ReplaceAll(hd.Name, "\\", "/")
+	if path.IsAbs(name) || (len(name) > 1 && name[1] == ':') {
+		return "", invalid("entry %q has an absolute path", hd.Name)
+	}
+	for _, part := range strings.Split(name, "/") {
+		if part == ".." {
+			return "", invalid("entry %q escapes the chart folder", hd.Name)
+		}
+	}
+	top, rest, ok := strings.Cut(path.Clean(name), "/")
+	if !ok || rest == "" {
+		return "", invalid("entry %q is outside the chart folder", hd.Name)
+	}
+	if *root == "" {
+		*root = top
+	} else if top != *root {
+		return "", invalid("entry %q is outside the chart folder %q", hd.Name, *root)
+	}
+	return rest, nil
+}
+
+// read reads the file name, size bytes as its header says, from tr within the limits: the
+// number of files, the size of one file and the decompressed total. The header is never
+// trusted: at most one byte past the limits is read.
+func (used *budget) read(tr io.Reader, size int64, name string, l Limits) ([]byte, error) {
+	if used.files >= l.MaxFiles {
+		return nil, invalid("more than %d files in the chart and its subcharts", l.MaxFiles)
+	}
+	used.files++
+	if size > l.MaxFileBytes {
+		return nil, invalid("file %q is %d bytes, more than the limit of %d", name, size, l.MaxFileBytes)
+	}
+	limit := min(l.MaxFileBytes, l.MaxDecompressedBytes-used.total) + 1
+	b, err := io.ReadAll(io.LimitReader(tr, limit))
+	if err != nil {
+		return nil, invalid("reading %q: %v", name, err)
+	}
+	if int64(len(b)) > l.MaxFileBytes {
+		return nil, invalid("file %q is more than the limit of %d bytes", name, l.MaxFileBytes)
+	}
+	used.total += int64(len(b))
+	if used.total > l.MaxDecompressedBytes {
+		return nil, invalid("decompressed chart is more than the limit of %d bytes (subcharts included)", l.MaxDecompressedBytes)
+	}
+	return b, nil
+}
+
+// readSubchart reads a subchart archive (charts/*.tgz) through, against the same budget, to
+// refuse what the chart itself would be refused for.
+func readSubchart(b []byte, name string, l Limits, used *budget, depth int) error {
+	if used.subcharts >= l.MaxSubcharts {
+		return invalid("more than %d subchart archives (charts/*.tgz) in the chart and its subcharts", l.MaxSubcharts)
+	}
+	used.subcharts++
+	if depth >= maxDepth {
+		return invalid("subchart %q nests more than %d levels deep", name, maxDepth)
+	}
+	if _, err := readFiles(bytes.NewReader(b), l, used, depth+1); err != nil {
+		return invalid("subchart %s: %s", name, strings.TrimPrefix(err.Error(), "invalid chart archive: "))
+	}
+	return nil
 }
 
 // Cache keeps archives on disk under a key. Keys are hashed into file names, so any string
