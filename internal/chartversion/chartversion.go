@@ -116,27 +116,8 @@ func newerFirst(a, b parsed) int {
 // Candidate.Deprecated is carried to the caller so that it can warn.
 func Choose(candidates []Candidate, constraint string) (Result, error) {
 	constraint = strings.TrimSpace(constraint)
-	var (
-		all      []parsed
-		unparsed []Candidate
-	)
-	for _, c := range candidates {
-		v, err := semver.NewVersion(c.Version)
-		if err != nil {
-			unparsed = append(unparsed, c)
-			continue
-		}
-		all = append(all, parsed{c, v})
-	}
-	slices.SortStableFunc(all, newerFirst)
-	latest := ""
-	for _, p := range all {
-		if p.v.Prerelease() == "" {
-			latest = p.c.Version
-			break
-		}
-	}
-
+	all, unparsed := parseAll(candidates)
+	latest := newestStable(all)
 	if constraint != "" && constraint != "*" {
 		if i := exactMatch(all, constraint); i >= 0 {
 			return Result{Chosen: all[i].c, Rejected: rejectNewer(all[:i], unparsed, nil, ""), Latest: latest}, nil
@@ -166,17 +147,46 @@ func Choose(candidates []Candidate, constraint string) (Result, error) {
 		}
 		return Result{Chosen: p.c, Rejected: rejectNewer(all[:i], unparsed, check, constraint), Latest: latest}, nil
 	}
+	return Result{}, noMatch(all, constraint)
+}
+
+// parseAll parses the candidates' versions: all are those that are semantic versions, newest
+// first (stable order among equal ones), unparsed the others in their order.
+func parseAll(candidates []Candidate) (all []parsed, unparsed []Candidate) {
+	for _, c := range candidates {
+		v, err := semver.NewVersion(c.Version)
+		if err != nil {
+			unparsed = append(unparsed, c)
+			continue
+		}
+		all = append(all, parsed{c, v})
+	}
+	slices.SortStableFunc(all, newerFirst)
+	return all, unparsed
+}
+
+// newestStable is the newest version of all (sorted newest first) without a pre-release, "" when
+// there is none.
+func newestStable(all []parsed) string {
+	for _, p := range all {
+		if p.v.Prerelease() == "" {
+			return p.c.Version
+		}
+	}
+	return ""
+}
+
+// noMatch is the error when no version of all (sorted newest first) satisfies the constraint: it
+// names the five newest.
+func noMatch(all []parsed, constraint string) *NoMatchError {
 	if constraint == "" {
 		constraint = "*"
 	}
 	newest := make([]string, 0, 5)
-	for _, p := range all {
-		if len(newest) == 5 {
-			break
-		}
+	for _, p := range all[:min(len(all), 5)] {
 		newest = append(newest, p.c.Version)
 	}
-	return Result{}, &NoMatchError{Constraint: constraint, Newest: newest}
+	return &NoMatchError{Constraint: constraint, Newest: newest}
 }
 
 // exactMatch returns the index in all (sorted newest first) of the version the constraint names
