@@ -136,8 +136,7 @@ func Roll(bds []*v1alpha1.BundleDeployment) Rollup {
 	}
 	sort.Slice(sorted, func(i, j int) bool { return ClusterID(sorted[i]) < ClusterID(sorted[j]) })
 
-	type entry struct{ cluster, state string }
-	byKey := map[key][]entry{}
+	byKey := map[key][]clusterState{}
 	for _, bd := range sorted {
 		id := ClusterID(bd)
 		c := out.PerCluster[id]
@@ -147,40 +146,49 @@ func Roll(bds []*v1alpha1.BundleDeployment) Rollup {
 		}
 		for k, st := range states(bd) {
 			count(c, st)
-			byKey[k] = append(byKey[k], entry{id, st})
+			byKey[k] = append(byKey[k], clusterState{id, st})
 		}
 	}
 	for _, c := range out.PerCluster {
 		Add(&out.Counts, *c)
 	}
-
 	size := 0
 	for k, entries := range byKey {
-		r := v1alpha1.Resource{
-			APIVersion: k.apiVersion, Kind: k.kind, Namespace: k.namespace, Name: k.name,
-			Type: typeOf(k.apiVersion, k.kind), ID: idOf(k.namespace, k.name), State: Ready,
-			PerClusterState: &v1alpha1.PerClusterState{},
-		}
-		for _, e := range entries {
-			if r.State == Ready {
-				r.State = e.state
-			}
-			size += len(e.cluster)
-			if size > maxClusterIDBytes {
-				r.IncompleteState = true
-				continue
-			}
-			add(r.PerClusterState, e.state, e.cluster)
-		}
-		r.Error = r.State == "Failed"
-		r.Transitioning = r.State == "InProgress" || r.State == WaitApplied || r.State == Pending
-		out.Resources = append(out.Resources, r)
+		out.Resources = append(out.Resources, resourceOf(k, entries, &size))
 	}
 	sort.Slice(out.Resources, func(i, j int) bool {
 		a, b := out.Resources[i], out.Resources[j]
 		return a.Type+"/"+a.ID < b.Type+"/"+b.ID
 	})
 	return out
+}
+
+// clusterState is the state of a resource on one cluster.
+type clusterState struct{ cluster, state string }
+
+// resourceOf is the resource k with its state on each cluster: the first state that is not
+// Ready, and the clusters per state while the cluster IDs of every resource so far (size) fit
+// in maxClusterIDBytes; past that the resource's state is marked incomplete.
+func resourceOf(k key, entries []clusterState, size *int) v1alpha1.Resource {
+	r := v1alpha1.Resource{
+		APIVersion: k.apiVersion, Kind: k.kind, Namespace: k.namespace, Name: k.name,
+		Type: typeOf(k.apiVersion, k.kind), ID: idOf(k.namespace, k.name), State: Ready,
+		PerClusterState: &v1alpha1.PerClusterState{},
+	}
+	for _, e := range entries {
+		if r.State == Ready {
+			r.State = e.state
+		}
+		*size += len(e.cluster)
+		if *size > maxClusterIDBytes {
+			r.IncompleteState = true
+			continue
+		}
+		add(r.PerClusterState, e.state, e.cluster)
+	}
+	r.Error = r.State == "Failed"
+	r.Transitioning = r.State == "InProgress" || r.State == WaitApplied || r.State == Pending
+	return r
 }
 
 func add(p *v1alpha1.PerClusterState, state, cluster string) {
