@@ -402,29 +402,31 @@ func partition(s Strategy, targets []Target) ([]PartitionStatus, []int, error) {
 	if len(s.Partitions) > 0 {
 		return manualPartitions(s, targets, order)
 	}
-	single := func() ([]PartitionStatus, []int, error) {
-		p, err := newPartition("All", order, "maxUnavailable", s.MaxUnavailable)
-		if err != nil {
-			return nil, nil, err
-		}
-		return []PartitionStatus{p}, nil, nil
-	}
 	if len(order) == 0 {
 		return nil, nil, nil
 	}
-	if s.AutoPartitionSize != nil && s.AutoPartitionSize.Type == intstr.Int && s.AutoPartitionSize.IntVal <= 0 {
-		return single()
-	}
+	parts, err := autoPartitions(s, order)
+	return parts, nil, err
+}
+
+// autoPartitions splits the targets, in order, into partitions of autoPartitionSize once there
+// are autoPartitionThreshold of them or more; fewer make one partition, "All".
+func autoPartitions(s Strategy, order []int) ([]PartitionStatus, error) {
 	threshold := DefaultAutoPartitionThreshold
 	if s.AutoPartitionThreshold != nil {
 		threshold = *s.AutoPartitionThreshold
 	}
-	if threshold <= 0 || len(order) < threshold {
-		return single()
+	if s.AutoPartitionSize != nil && s.AutoPartitionSize.Type == intstr.Int && s.AutoPartitionSize.IntVal <= 0 ||
+		threshold <= 0 || len(order) < threshold {
+		p, err := newPartition("All", order, "maxUnavailable", s.MaxUnavailable)
+		if err != nil {
+			return nil, err
+		}
+		return []PartitionStatus{p}, nil
 	}
 	size, err := limit(len(order), "autoPartitionSize", s.AutoPartitionSize, &defaultAutoPartitionSize)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	size = max(size, 1)
 	var parts []PartitionStatus
@@ -432,11 +434,11 @@ func partition(s Strategy, targets []Target) ([]PartitionStatus, []int, error) {
 		to := min(from+size, len(order))
 		p, err := newPartition(fmt.Sprintf("Partition %d - %d", from, to), order[from:to], "maxUnavailable", s.MaxUnavailable)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		parts = append(parts, p)
 	}
-	return parts, nil, nil
+	return parts, nil
 }
 
 func manualPartitions(s Strategy, targets []Target, order []int) ([]PartitionStatus, []int, error) {
