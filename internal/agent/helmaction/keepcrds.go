@@ -29,40 +29,49 @@ func (KeepCRDs) Run(rendered *bytes.Buffer) (*bytes.Buffer, error) {
 	sort.Sort(releaseutil.BySplitManifestsOrder(keys))
 	out := &bytes.Buffer{}
 	for _, k := range keys {
-		doc := docs[k]
-		var head struct {
-			Kind string `json:"kind"`
-		}
-		if err := yaml.Unmarshal([]byte(doc), &head); err != nil {
-			return nil, fmt.Errorf("reading a rendered manifest: %w", err)
-		}
-		if head.Kind == "CustomResourceDefinition" {
-			obj := map[string]any{}
-			if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
-				return nil, fmt.Errorf("reading a rendered CustomResourceDefinition: %w", err)
-			}
-			md, _ := obj["metadata"].(map[string]any)
-			if md == nil {
-				md = map[string]any{}
-				obj["metadata"] = md
-			}
-			ann, _ := md["annotations"].(map[string]any)
-			if ann == nil {
-				ann = map[string]any{}
-				md["annotations"] = ann
-			}
-			if _, set := ann[ResourcePolicyAnnotation]; !set {
-				ann[ResourcePolicyAnnotation] = "keep"
-			}
-			b, err := yaml.Marshal(obj)
-			if err != nil {
-				return nil, err
-			}
-			doc = string(b)
+		doc, err := keepCRD(docs[k])
+		if err != nil {
+			return nil, err
 		}
 		out.WriteString("---\n")
 		out.WriteString(doc)
 		out.WriteString("\n")
 	}
 	return out, nil
+}
+
+// keepCRD adds helm.sh/resource-policy: keep to a CustomResourceDefinition document that has no
+// resource policy; other documents are returned as they are.
+func keepCRD(doc string) (string, error) {
+	var head struct {
+		Kind string `json:"kind"`
+	}
+	if err := yaml.Unmarshal([]byte(doc), &head); err != nil {
+		return "", fmt.Errorf("reading a rendered manifest: %w", err)
+	}
+	if head.Kind != "CustomResourceDefinition" {
+		return doc, nil
+	}
+	obj := map[string]any{}
+	if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
+		return "", fmt.Errorf("reading a rendered CustomResourceDefinition: %w", err)
+	}
+	md, _ := obj["metadata"].(map[string]any)
+	if md == nil {
+		md = map[string]any{}
+		obj["metadata"] = md
+	}
+	ann, _ := md["annotations"].(map[string]any)
+	if ann == nil {
+		ann = map[string]any{}
+		md["annotations"] = ann
+	}
+	if _, set := ann[ResourcePolicyAnnotation]; !set {
+		ann[ResourcePolicyAnnotation] = "keep"
+	}
+	b, err := yaml.Marshal(obj)
+	if err != nil {
+		return "", err
+	}
+	return string(b), nil
 }
