@@ -23,7 +23,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
@@ -92,6 +94,9 @@ type Reconciler struct {
 	// UninstallTimeout is how long a deleted BundleDeployment whose ServiceAccount is gone waits
 	// for it before leaving the release in place; default DefaultUninstallTimeout.
 	UninstallTimeout time.Duration
+	// Recorder records events on BundleDeployments in the cluster namespace (a chart refused for
+	// its content); SetupWithManager takes the manager's when nil.
+	Recorder record.EventRecorder
 
 	inflight   sync.Map // "namespace/name" of releases with an operation running
 	asAccounts sync.Map // "namespace/name" of a ServiceAccount -> *helmaction.Client
@@ -128,6 +133,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	if r.UninstallTimeout <= 0 {
 		r.UninstallTimeout = DefaultUninstallTimeout
+	}
+	if r.Recorder == nil {
+		r.Recorder = mgr.GetEventRecorderFor("helmops-agent")
 	}
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.BundleDeployment{}, secretNameIndex, func(o client.Object) []string {
 		bd := o.(*v1alpha1.BundleDeployment)
@@ -527,6 +535,7 @@ func (r *Reconciler) deploy(ctx context.Context, hc *helmaction.Client, bd *v1al
 	ch, err := r.chart(ctx, bd)
 	if err != nil {
 		f.downloadErr = err
+		r.recordRefusal(bd, err)
 		var ie *chartarchive.InvalidArchiveError
 		if errors.As(err, &ie) {
 			return reconcile.TerminalError(err)
@@ -781,6 +790,21 @@ func (r *Reconciler) chart(ctx context.Context, bd *v1alpha1.BundleDeployment) (
 		}
 	}
 	return ch, nil
+}
+
+// recordRefusal records a Warning event on a BundleDeployment whose chart was refused for its
+// content, once per refusal: not again while its Installed condition already says the same.
+func (r *Reconciler) recordRefusal(bd *v1alpha1.BundleDeployment, err error) {
+	var dm *DigestMismatchError
+	if r.Recorder == nil || !errors.As(err, &dm) {
+		return
+	}
+	msg := redact.Message(err.Error())
+	if c := meta.FindStatusCondition(bd.Status.Conditions, v1alpha1.InstalledCondition); c != nil &&
+		c.Reason == v1alpha1.ReasonChartDigestMismatch && c.Message == msg {
+		return
+	}
+	r.Recorder.Event(bd, corev1.EventTypeWarning, v1alpha1.ReasonChartDigestMismatch, msg)
 }
 
 func chartName(h v1alpha1.HelmOptions) string {

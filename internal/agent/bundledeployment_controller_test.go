@@ -716,6 +716,11 @@ func TestRepublishedChartRefused(t *testing.T) {
 		g.Expect(got.Status.Ready).To(BeFalse())
 		g.Expect(got.Status.AppliedDeploymentID).NotTo(Equal("v:2.0.0"))
 	}, timeout, interval).Should(Succeed())
+	g.Eventually(func(g Gomega) {
+		e := refusalEvent(g, bd)
+		g.Expect(e.Type).To(Equal(corev1.EventTypeWarning))
+		g.Expect(e.Message).To(And(ContainSubstring(resolved), ContainSubstring(swapped)))
+	}, timeout, interval).Should(Succeed())
 	// Nothing installed changed: still revision 1 of 1.0.0 with the original content.
 	g.Consistently(func(g Gomega) {
 		hist, err := helm.History(ctx, "pinned", "pinned")

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -103,6 +104,9 @@ func TestAgentWorksWithTheRightsHelmopsGrants(t *testing.T) {
 	g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "another cluster's Lease: %v", err)
 	err = scoped.Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "fake", Namespace: clusterNS}})
 	g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "a new Lease: %v", err)
+	err = scoped.Create(ctx, &corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: "forged", Namespace: mainNS},
+		InvolvedObject: corev1.ObjectReference{Kind: "BundleDeployment", Namespace: mainNS, Name: "x"}, Reason: "Forged"})
+	g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "an event in another cluster's namespace: %v", err)
 
 	g.Expect(repo.Publish("scoped", "0.1.0")).To(Succeed())
 	bd := bundleDeployment(ns, "scoped", v1alpha1.HelmOptions{Repo: repo.URL, Chart: "scoped", Version: "0.1.0"}, func(b *v1alpha1.BundleDeployment) {
@@ -114,11 +118,41 @@ func TestAgentWorksWithTheRightsHelmopsGrants(t *testing.T) {
 		expectCoherent(g, expectReady(g, bd))
 		g.Expect(downstream.Client.Get(ctx, client.ObjectKey{Namespace: "scoped", Name: "settings"}, &corev1.ConfigMap{})).To(Succeed())
 	}, timeout, interval).Should(Succeed())
-	g.Expect(upstream.Client.Delete(ctx, bd)).To(Succeed())
+
+	// A chart whose content is not the one pinned is refused with a Warning event, which these
+	// rights let the agent record in its cluster namespace.
+	g.Expect(repo.Publish("scoped-pinned", "0.1.0")).To(Succeed())
+	pinned := bundleDeployment(ns, "scoped-pinned", v1alpha1.HelmOptions{Repo: repo.URL, Chart: "scoped-pinned", Version: "0.1.0"}, func(b *v1alpha1.BundleDeployment) {
+		b.Spec.HelmChartOptions = &v1alpha1.BundleHelmOptions{ChartDigest: "sha256:" + strings.Repeat("0", 64)}
+	})
+	g.Expect(upstream.Client.Create(ctx, pinned)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		e := refusalEvent(g, pinned)
+		g.Expect(e.Type).To(Equal(corev1.EventTypeWarning))
+		g.Expect(e.Message).To(ContainSubstring("sha256:" + strings.Repeat("0", 64)))
+	}, timeout, interval).Should(Succeed())
+
+	for _, b := range []*v1alpha1.BundleDeployment{bd, pinned} {
+		g.Expect(upstream.Client.Delete(ctx, b)).To(Succeed())
+	}
 	g.Eventually(func() bool {
 		return apierrors.IsNotFound(upstream.Client.Get(ctx, client.ObjectKeyFromObject(bd), &v1alpha1.BundleDeployment{}))
 	}, timeout, interval).Should(BeTrue(), "the agent removed its finalizer after uninstalling")
 	hist, err := helm.History(ctx, "scoped", "scoped")
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(hist).To(BeEmpty())
+}
+
+// refusalEvent is the ChartDigestMismatch event recorded on a BundleDeployment.
+func refusalEvent(g Gomega, bd *v1alpha1.BundleDeployment) corev1.Event {
+	events := &corev1.EventList{}
+	g.Expect(upstream.Client.List(context.Background(), events, client.InNamespace(bd.Namespace))).To(Succeed())
+	var found []corev1.Event
+	for _, e := range events.Items {
+		if e.InvolvedObject.Kind == "BundleDeployment" && e.InvolvedObject.Name == bd.Name && e.Reason == v1alpha1.ReasonChartDigestMismatch {
+			found = append(found, e)
+		}
+	}
+	g.Expect(found).NotTo(BeEmpty(), "ChartDigestMismatch events on BundleDeployment %s", bd.Name)
+	return found[0]
 }

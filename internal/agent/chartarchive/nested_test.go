@@ -2,6 +2,8 @@ package chartarchive
 
 import (
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -21,8 +23,28 @@ func TestNestedSubchartsCountAgainstTheLimits(t *testing.T) {
 		for i := range 1000 {
 			entries = append(entries, entry{name: fmt.Sprintf("demo/charts/sub%d-0.1.0.tgz", i), data: string(subchart(t, fmt.Sprintf("sub%d", i)))})
 		}
-		_, err := Load(craft(t, entries...), Limits{})
-		g.Expect(err).To(MatchError(ContainSubstring("more than 200 subchart archives (charts/*.tgz)")))
+		archive := craft(t, entries...)
+		grew := peakGrowth(t, func() {
+			_, err := Load(archive, Limits{})
+			g.Expect(err).To(MatchError(ContainSubstring("more than 200 subchart archives (charts/*.tgz)")))
+		})
+		t.Logf("%d KiB archive with 1000 subcharts refused; peak RSS grew by %d MiB", len(archive)>>10, grew>>20)
+		g.Expect(grew).To(BeNumerically("<", 64<<20))
+	})
+
+	t.Run("100 levels of subcharts", func(t *testing.T) {
+		g := NewWithT(t)
+		inner := subchart(t, "sub99")
+		for i := 98; i >= 0; i-- {
+			inner = subchart(t, fmt.Sprintf("sub%d", i), entry{name: fmt.Sprintf("sub%d/charts/sub%d-0.1.0.tgz", i, i+1), data: string(inner)})
+		}
+		archive := craft(t, entry{name: "demo/Chart.yaml", data: chartYAML}, entry{name: "demo/charts/sub0-0.1.0.tgz", data: string(inner)})
+		grew := peakGrowth(t, func() {
+			_, err := Load(archive, Limits{})
+			g.Expect(err).To(MatchError(ContainSubstring("nests more than 8 levels deep")))
+		})
+		t.Logf("%d KiB archive with subcharts 100 levels deep refused; peak RSS grew by %d MiB", len(archive)>>10, grew>>20)
+		g.Expect(grew).To(BeNumerically("<", 64<<20))
 	})
 
 	t.Run("a link inside a subchart", func(t *testing.T) {
@@ -49,4 +71,32 @@ func TestNestedSubchartsCountAgainstTheLimits(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(ch.Dependencies()).To(HaveLen(2))
 	})
+}
+
+// peakGrowth is how much the process's peak RSS grew while f ran (the peak is reset first).
+func peakGrowth(t *testing.T, f func()) int64 {
+	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+		t.Fatalf("resetting the peak RSS: %v", err)
+	}
+	before := vmHWM(t)
+	f()
+	return vmHWM(t) - before
+}
+
+func vmHWM(t *testing.T) int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatalf("reading the peak RSS: %v", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				t.Fatalf("parsing VmHWM %q: %v", v, err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmHWM in /proc/self/status")
+	return 0
 }

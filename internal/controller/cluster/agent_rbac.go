@@ -30,7 +30,8 @@ const (
 func AgentServiceAccount(clusterName string) string { return "helmops-agent-" + clusterName }
 
 // AgentNamespaceRules are what an agent needs in its cluster namespace: its BundleDeployments and
-// the repository secrets and downstreamResources copied there, and its heartbeat, nothing else.
+// the repository secrets and downstreamResources copied there, events on its BundleDeployments and
+// its heartbeat, nothing else.
 func AgentNamespaceRules() []rbacv1.PolicyRule {
 	return []rbacv1.PolicyRule{
 		// get, list, watch: its cache and watch; update, patch: add and remove its finalizer.
@@ -41,6 +42,8 @@ func AgentNamespaceRules() []rbacv1.PolicyRule {
 		{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"bundledeployments/finalizers"}, Verbs: []string{"update"}},
 		// The copied repository secrets and downstreamResources (only copies live here).
 		{APIGroups: []string{""}, Resources: []string{"secrets", "configmaps"}, Verbs: []string{"get", "list", "watch"}},
+		// Events on its BundleDeployments (a chart refused for its content).
+		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 		// Its heartbeat: renew the one Lease the controller created, create none.
 		{APIGroups: []string{coordinationv1.GroupName}, Resources: []string{"leases"}, ResourceNames: []string{clusterns.AgentLease}, Verbs: []string{"get", "update"}},
 	}
@@ -55,7 +58,7 @@ func agentRole(namespace string) *rbacv1.Role {
 
 // agentRBACVersion is the value of agentRBACAnnotation once the current rights are granted; a
 // namespace granted an older set is granted again (its Role updated).
-const agentRBACVersion = "granted-v3"
+const agentRBACVersion = "granted-v4"
 
 // grantAgent creates the agent's Role and RoleBinding and its heartbeat Lease in a cluster
 // namespace once, and marks the namespace so later reconciles cost nothing.
