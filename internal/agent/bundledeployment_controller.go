@@ -747,19 +747,9 @@ func protectedNamespace(ns string) bool {
 // chart returns the chart of a BundleDeployment, from the cache or downloaded.
 func (r *Reconciler) chart(ctx context.Context, bd *v1alpha1.BundleDeployment) (*chart.Chart, error) {
 	h := bd.Spec.Options.HelmOrEmpty()
-	req := ChartRequest{Repo: h.Repo, Chart: h.Chart, Version: h.Version}
-	if o := bd.Spec.HelmChartOptions; o != nil {
-		req.InsecureSkipTLSVerify, req.CABundle, req.Digest = o.InsecureSkipTLSVerify, o.CABundle, o.ChartDigest
-		if o.SecretName != "" {
-			s := &corev1.Secret{}
-			if err := r.Upstream.Get(ctx, client.ObjectKey{Namespace: bd.Namespace, Name: o.SecretName}, s); err != nil {
-				if apierrors.IsNotFound(err) {
-					return nil, fmt.Errorf("secret %s/%s named by spec.helmChartOptions.helmOpSecretName does not exist yet; the controller copies it from the HelmOp's helmSecretName", bd.Namespace, o.SecretName)
-				}
-				return nil, fmt.Errorf("reading secret %s/%s named by spec.helmChartOptions.helmOpSecretName: %w", bd.Namespace, o.SecretName, err)
-			}
-			req.Secret = s
-		}
+	req, err := r.chartRequest(ctx, bd)
+	if err != nil {
+		return nil, err
 	}
 	limits := r.Limits.Defaulted()
 	key := cacheKey(req)
@@ -768,16 +758,8 @@ func (r *Reconciler) chart(ctx context.Context, bd *v1alpha1.BundleDeployment) (
 		data, ok = r.Cache.Get(key)
 	}
 	if !ok {
-		ctrl.LoggerFrom(ctx).Info("Downloading chart", "repo", redact.URL(h.Repo), "chart", redact.URL(h.Chart), "version", h.Version)
-		got, err := "", error(nil)
-		data, got, err = r.Fetcher.Fetch(ctx, req, limits.MaxArchiveBytes)
-		if err != nil {
-			return nil, fmt.Errorf("downloading chart %s: %w", chartName(h), err)
-		}
-		if req.Digest != "" && !strings.EqualFold(got, req.Digest) {
-			ctrl.LoggerFrom(ctx).Info("Refusing a chart whose content changed under the same version",
-				"chart", chartName(h), "expected", req.Digest, "actual", got)
-			return nil, &DigestMismatchError{Chart: chartName(h), Expected: req.Digest, Actual: got}
+		if data, err = r.download(ctx, h, req, limits); err != nil {
+			return nil, err
 		}
 	}
 	ch, err := chartarchive.Load(data, limits)
@@ -790,6 +772,44 @@ func (r *Reconciler) chart(ctx context.Context, bd *v1alpha1.BundleDeployment) (
 		}
 	}
 	return ch, nil
+}
+
+// chartRequest is what to download for a BundleDeployment, with the copied repository secret.
+func (r *Reconciler) chartRequest(ctx context.Context, bd *v1alpha1.BundleDeployment) (ChartRequest, error) {
+	h := bd.Spec.Options.HelmOrEmpty()
+	req := ChartRequest{Repo: h.Repo, Chart: h.Chart, Version: h.Version}
+	o := bd.Spec.HelmChartOptions
+	if o == nil {
+		return req, nil
+	}
+	req.InsecureSkipTLSVerify, req.CABundle, req.Digest = o.InsecureSkipTLSVerify, o.CABundle, o.ChartDigest
+	if o.SecretName == "" {
+		return req, nil
+	}
+	s := &corev1.Secret{}
+	if err := r.Upstream.Get(ctx, client.ObjectKey{Namespace: bd.Namespace, Name: o.SecretName}, s); err != nil {
+		if apierrors.IsNotFound(err) {
+			return req, fmt.Errorf("secret %s/%s named by spec.helmChartOptions.helmOpSecretName does not exist yet; the controller copies it from the HelmOp's helmSecretName", bd.Namespace, o.SecretName)
+		}
+		return req, fmt.Errorf("reading secret %s/%s named by spec.helmChartOptions.helmOpSecretName: %w", bd.Namespace, o.SecretName, err)
+	}
+	req.Secret = s
+	return req, nil
+}
+
+// download fetches the archive of req and refuses one whose digest is not the pinned one.
+func (r *Reconciler) download(ctx context.Context, h v1alpha1.HelmOptions, req ChartRequest, limits chartarchive.Limits) ([]byte, error) {
+	ctrl.LoggerFrom(ctx).Info("Downloading chart", "repo", redact.URL(h.Repo), "chart", redact.URL(h.Chart), "version", h.Version)
+	data, got, err := r.Fetcher.Fetch(ctx, req, limits.MaxArchiveBytes)
+	if err != nil {
+		return nil, fmt.Errorf("downloading chart %s: %w", chartName(h), err)
+	}
+	if req.Digest != "" && !strings.EqualFold(got, req.Digest) {
+		ctrl.LoggerFrom(ctx).Info("Refusing a chart whose content changed under the same version",
+			"chart", chartName(h), "expected", req.Digest, "actual", got)
+		return nil, &DigestMismatchError{Chart: chartName(h), Expected: req.Digest, Actual: got}
+	}
+	return data, nil
 }
 
 // recordRefusal records a Warning event on a BundleDeployment whose chart was refused for its

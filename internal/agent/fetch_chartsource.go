@@ -10,7 +10,8 @@ import (
 )
 
 // ResolverFetcher downloads through the shared chartsource resolver: HTTP repositories through
-// the cached index (verifying the archive's digest), OCI registries by exact tag, tarball URLs.
+// the cached index (verifying the archive's digest), OCI registries by the pinned manifest digest
+// (by exact tag when there is no pin), tarball URLs.
 type ResolverFetcher struct {
 	Resolver *chartsource.Resolver
 }
@@ -37,7 +38,7 @@ func (f ResolverFetcher) Fetch(ctx context.Context, req ChartRequest, maxBytes i
 		}
 		auth.CAFile = append(ca, req.CABundle...)
 	}
-	data, res, err := f.Resolver.FetchArchive(ctx, chartsource.Ref{Repo: req.Repo, Chart: req.Chart, Version: req.Version}, auth, maxBytes)
+	data, res, err := f.Resolver.FetchArchive(ctx, chartsource.Ref{Repo: req.Repo, Chart: req.Chart, Version: req.Version, Digest: req.Digest}, auth, maxBytes)
 	if err != nil {
 		return nil, "", err
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/errdef"
@@ -260,7 +261,7 @@ func (r *Resolver) listOCITags(ctx context.Context, t *ociChart, a Auth) ([]char
 
 // fetchOCI resolves ref and pulls the chart layer of the chosen tag.
 func (r *Resolver) fetchOCI(ctx context.Context, ref Ref, a Auth, maxBytes int64) ([]byte, *Resolution, error) {
-	res, err := r.resolveOCI(ctx, ref, a)
+	res, err := r.pinnedOrResolved(ctx, ref, a)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -281,6 +282,23 @@ func (r *Resolver) fetchOCI(ctx context.Context, ref Ref, a Auth, maxBytes int64
 		return nil, nil, err
 	}
 	return data, res, nil
+}
+
+// pinnedOrResolved is the manifest to pull: the pinned one of ref.Digest for the exact version,
+// or what the tag resolves to now.
+func (r *Resolver) pinnedOrResolved(ctx context.Context, ref Ref, a Auth) (*Resolution, error) {
+	if ref.Digest == "" {
+		return r.resolveOCI(ctx, ref, a)
+	}
+	if _, err := digest.Parse(ref.Digest); err != nil {
+		return nil, fmt.Errorf("the pinned manifest %q of %s is not a digest (spec.helmChartOptions.helmOpChartDigest, written by the controller): %w", ref.Digest, redact.URL(ref.Repo), err)
+	}
+	oref, err := parseOCIRef(ref.Repo)
+	if err != nil {
+		return nil, err
+	}
+	tag := strings.ReplaceAll(ref.Version, "+", "_")
+	return &Resolution{Kind: KindOCI, Version: ref.Version, Digest: ref.Digest, URL: "oci://" + oref.Registry + "/" + oref.Repository + ":" + tag}, nil
 }
 
 // fetchOCILayer pulls the chart layer of the manifest res names.

@@ -1,6 +1,7 @@
 package chartsource
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,8 +10,10 @@ import (
 	"testing"
 
 	. "github.com/onsi/gomega"
+	"helm.sh/helm/v4/pkg/chart/v2/loader"
 
 	"github.com/helmops/helmops/internal/chartversion"
+	"github.com/helmops/helmops/internal/testenv"
 )
 
 // versionCases hold over every kind of repository: alpine 0.1.0 and 0.2.0 are published.
@@ -190,4 +193,45 @@ func TestResolveTarball(t *testing.T) {
 	res, err := NewResolver(Options{Network: testNetwork}).Resolve(context.Background(), Ref{Chart: u}, Auth{})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(*res).To(Equal(Resolution{Kind: KindTarball, URL: u}))
+}
+
+// TestFetchPinnedOCIManifest: a tag pushed again with other content after its version was
+// resolved. A fetch pinned to the resolved digest pulls the content resolved, not what the tag
+// names now; without the pin the tag's new content comes; a pin the registry does not hold, or
+// one that is not a digest, is an error saying so.
+func TestFetchPinnedOCIManifest(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	r := NewResolver(Options{Network: testNetwork})
+	auth := Auth{PlainHTTP: true}
+	withContent := func(s string) testenv.ChartOption {
+		return testenv.WithValues(map[string]any{"data": map[string]any{"content": s}})
+	}
+	ref, err := plainReg.Publish(ctx, "moving", "1.0.0", withContent("resolved"))
+	g.Expect(err).NotTo(HaveOccurred())
+	res, err := r.Resolve(ctx, Ref{Repo: ref, Version: "1.0.0"}, auth)
+	g.Expect(err).NotTo(HaveOccurred())
+	_, err = plainReg.Publish(ctx, "moving", "1.0.0", withContent("moved"))
+	g.Expect(err).NotTo(HaveOccurred())
+	content := func(data []byte) string {
+		ch, err := loader.LoadArchive(bytes.NewReader(data))
+		g.Expect(err).NotTo(HaveOccurred())
+		return ch.Values["data"].(map[string]any)["content"].(string)
+	}
+
+	data, got, err := r.FetchArchive(ctx, Ref{Repo: ref, Version: "1.0.0", Digest: res.Digest}, auth, 0)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(got.Digest).To(Equal(res.Digest))
+	g.Expect(content(data)).To(Equal("resolved"))
+
+	data, got, err = r.FetchArchive(ctx, Ref{Repo: ref, Version: "1.0.0"}, auth, 0)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(got.Digest).NotTo(Equal(res.Digest))
+	g.Expect(content(data)).To(Equal("moved"))
+
+	absent := "sha256:" + strings.Repeat("0", 64)
+	_, _, err = r.FetchArchive(ctx, Ref{Repo: ref, Version: "1.0.0", Digest: absent}, auth, 0)
+	g.Expect(err).To(MatchError(ContainSubstring("fetching the manifest of " + ref + ":1.0.0")))
+	_, _, err = r.FetchArchive(ctx, Ref{Repo: ref, Version: "1.0.0", Digest: "latest"}, auth, 0)
+	g.Expect(err).To(MatchError(ContainSubstring(`the pinned manifest "latest" of ` + ref + " is not a digest")))
 }

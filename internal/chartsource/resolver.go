@@ -323,7 +323,7 @@ func (r *Resolver) FetchArchive(ctx context.Context, ref Ref, auth Auth, maxByte
 	if err != nil {
 		return nil, nil, err
 	}
-	ref = Ref{Repo: strings.TrimSpace(ref.Repo), Chart: strings.TrimSpace(ref.Chart), Version: strings.TrimSpace(ref.Version)}
+	ref = Ref{Repo: strings.TrimSpace(ref.Repo), Chart: strings.TrimSpace(ref.Chart), Version: strings.TrimSpace(ref.Version), Digest: strings.TrimSpace(ref.Digest)}
 	auth = auth.forRef(ref.Location())
 	switch kind {
 	case KindTarball:

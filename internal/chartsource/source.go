@@ -30,6 +30,10 @@ const (
 // Ref names a chart as the helm block of a HelmOp does.
 type Ref struct {
 	Repo, Chart, Version string
+	// Digest, when set on an OCI reference given to FetchArchive, is the manifest to pull
+	// (the one the controller resolved the version to), whatever the tag names by now; the
+	// tag is not resolved again. Other kinds ignore it: their caller compares the archive.
+	Digest string
 }
 
 // Location is the URL credentials are bound against (Auth.BoundTo): the repository, or the chart
