@@ -573,21 +573,37 @@ func (r *Resolver) share(ctx context.Context, key, host string, counted *prometh
 		defer t.Stop()
 		giveUp = t.C
 	}
-	if f := r.inFlight(key); f != nil {
-		return r.join(ctx, f, host, haveSlot, giveUp, counted)
-	}
 	if !haveSlot {
+		if f := r.inFlight(key); f != nil {
+			return r.join(ctx, f, host, false, giveUp, counted)
+		}
 		var err error
 		if release, err = r.acquireSlot(ctx, host); err != nil {
 			return nil, err
 		}
 		defer release()
-		// A request may have started while this caller waited: share it.
-		if f := r.inFlight(key); f != nil {
-			return r.join(ctx, f, host, true, nil, counted)
-		}
 	}
-	return r.fly(ctx, key, host, counted, fn)
+	// One look and one claim under one lock: a request that started meanwhile is shared, and two
+	// callers never both start one.
+	f, created := r.claim(key)
+	if !created {
+		return r.join(ctx, f, host, true, nil, counted)
+	}
+	return r.fly(ctx, f, key, host, counted, fn)
+}
+
+// claim is the request for key in flight, now with one more waiter, or else a new one that this
+// caller is to make (created).
+func (r *Resolver) claim(key string) (f *flight, created bool) {
+	r.flightMu.Lock()
+	defer r.flightMu.Unlock()
+	if f, ok := r.flights[key]; ok {
+		f.waiters++
+		return f, false
+	}
+	f = &flight{done: make(chan struct{}), waiters: 1}
+	r.flights[key] = f
+	return f, true
 }
 
 // inFlight is the request for key in flight, now with one more waiter; nil when there is none.
@@ -602,13 +618,8 @@ func (r *Resolver) inFlight(key string) *flight {
 	return f
 }
 
-// fly makes the request for key, for this caller and those who join it while it runs.
-func (r *Resolver) fly(ctx context.Context, key, host string, counted *prometheus.CounterVec, fn func(context.Context) (any, string, error)) (any, error) {
-	r.flightMu.Lock()
-	f := &flight{done: make(chan struct{}), waiters: 1}
-	r.flights[key] = f
-	r.flightMu.Unlock()
-
+// fly makes the request f claimed for key, for this caller and those who join it while it runs.
+func (r *Resolver) fly(ctx context.Context, f *flight, key, host string, counted *prometheus.CounterVec, fn func(context.Context) (any, string, error)) (any, error) {
 	timeout := r.opts.Timeout
 	if d, ok := ctx.Deadline(); ok && time.Until(d) < timeout {
 		timeout = time.Until(d)
