@@ -152,16 +152,21 @@ func Roll(bds []*v1alpha1.BundleDeployment) Rollup {
 	for _, c := range out.PerCluster {
 		Add(&out.Counts, *c)
 	}
-	size := 0
-	for k, entries := range byKey {
-		out.Resources = append(out.Resources, resourceOf(k, entries, &size))
+	// In the order they are listed, so that the ones past the budget are always the same.
+	keys := make([]key, 0, len(byKey))
+	for k := range byKey {
+		keys = append(keys, k)
 	}
-	sort.Slice(out.Resources, func(i, j int) bool {
-		a, b := out.Resources[i], out.Resources[j]
-		return a.Type+"/"+a.ID < b.Type+"/"+b.ID
-	})
+	sort.Slice(keys, func(i, j int) bool { return sortKey(keys[i]) < sortKey(keys[j]) })
+	size := 0
+	for _, k := range keys {
+		out.Resources = append(out.Resources, resourceOf(k, byKey[k], &size))
+	}
 	return out
 }
+
+// sortKey orders resources[] by type and ID.
+func sortKey(k key) string { return typeOf(k.apiVersion, k.kind) + "/" + idOf(k.namespace, k.name) }
 
 // clusterState is the state of a resource on one cluster.
 type clusterState struct{ cluster, state string }

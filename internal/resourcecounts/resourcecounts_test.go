@@ -1,6 +1,8 @@
 package resourcecounts
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -107,4 +109,28 @@ func TestRoll(t *testing.T) {
 	empty := Roll(nil)
 	g.Expect(empty.Counts).To(Equal(v1alpha1.ResourceCounts{}))
 	g.Expect(empty.Resources).To(BeEmpty())
+}
+
+// TestRollMarksTheSameResourcesIncomplete: once the cluster IDs listed pass their budget, the
+// resources marked incomplete are the last ones listed, whatever order the map gives them in.
+func TestRollMarksTheSameResourcesIncomplete(t *testing.T) {
+	g := NewWithT(t)
+	var bds []*v1alpha1.BundleDeployment
+	for i := range 100 {
+		// 100 clusters of 4 KB IDs: 400 KB of IDs per resource, three resources, a 1 MiB budget.
+		bds = append(bds, bd(fmt.Sprintf("%04d-%s", i, strings.Repeat("x", 4000)), true, nil))
+	}
+	for range 10 {
+		r := Roll(bds)
+		g.Expect(r.Resources).To(HaveLen(3))
+		incomplete := map[string]bool{}
+		for _, res := range r.Resources {
+			incomplete[res.Type] = res.IncompleteState
+		}
+		g.Expect(incomplete).To(Equal(map[string]bool{
+			"apiextensions.k8s.io.customresourcedefinition": false,
+			"apps.deployment": false,
+			"configmap":       true,
+		}))
+	}
 }
