@@ -96,6 +96,7 @@ func (s *scanner) feed(doc []byte, final bool) (int, Refusal) {
 		s.checked = complete
 	}
 	data := doc
+	sp := newSpecials(doc)
 	for len(data) > 0 {
 		start := len(doc) - len(data)
 		var line []byte
@@ -126,7 +127,10 @@ func (s *scanner) feed(doc []byte, final bool) (int, Refusal) {
 		// it ends, whatever the lines in between look like.
 		extended := 0
 		for ; ; extended++ {
-			q := openQuote(body)
+			q := -1
+			if extended > 0 || sp.has(start+indent, start+len(line), quoteOrFlow) {
+				q = openQuote(body)
+			}
 			if q == -1 {
 				break
 			}
@@ -164,12 +168,94 @@ func (s *scanner) feed(doc []byte, final bool) (int, Refusal) {
 				data = nil
 			}
 		}
-		if r := s.logicalLine(indent, body, extended > 0); r != "" {
+		// The scalar that ends the line matters only to the lines after it that are indented
+		// more: when the next line is not, its columns need not be found.
+		owner := ownerAny
+		if next := nextIndent(data); next >= 0 && next <= indent {
+			owner = ownerNone
+		} else if extended == 0 && !sp.has(start+indent, start+len(line), blockIndicator) {
+			owner = ownerPlain
+		}
+		if r := s.logicalLine(indent, body, extended > 0, owner); r != "" {
 			return 0, r
 		}
 	}
 	s.checked = 0
 	return len(doc), ""
+}
+
+// scalarOwner says which scalars ending a line the lines after it may continue.
+type scalarOwner int
+
+const (
+	ownerAny   scalarOwner = iota // block or plain scalars
+	ownerPlain                    // plain scalars only: the line has no block scalar indicator
+	ownerNone                     // none: the next line is not indented more
+)
+
+// specialBytes are the bytes that make a line worth a closer look: quotes and flow collections
+// (openQuote), block scalar indicators (blockScalarColumn). Most lines of an index have none.
+var specialBytes = [...]byte{'"', '\'', '[', '{', '|', '>'}
+
+// The ranges of specialBytes that has looks for.
+var (
+	quoteOrFlow    = specialRange{0, 4, 0}
+	blockIndicator = specialRange{4, 6, 1}
+)
+
+type specialRange struct{ first, last, group int }
+
+// specials finds the specialBytes in the bytes of one feed with one search per occurrence
+// instead of several searches per line.
+type specials struct {
+	doc []byte
+	// next holds, for each of specialBytes, the offset in doc of its next occurrence at or after
+	// the last line asked about (len(doc): none), or -1 before the first search.
+	next [len(specialBytes)]int
+	// nearest is, for each range, the smallest of its next.
+	nearest [2]int
+}
+
+func newSpecials(doc []byte) specials {
+	return specials{doc: doc, next: [len(specialBytes)]int{-1, -1, -1, -1, -1, -1}, nearest: [2]int{-1, -1}}
+}
+
+// has reports whether doc[from:to] holds one of the specialBytes of the range r. Calls must come
+// with from never decreasing.
+func (sp *specials) has(from, to int, r specialRange) bool {
+	if n := sp.nearest[r.group]; n >= from {
+		return n < to
+	}
+	return sp.search(from, to, r)
+}
+
+func (sp *specials) search(from, to int, r specialRange) bool {
+	nearest := len(sp.doc)
+	for k := r.first; k < r.last; k++ {
+		if sp.next[k] < from {
+			if i := bytes.IndexByte(sp.doc[from:], specialBytes[k]); i >= 0 {
+				sp.next[k] = from + i
+			} else {
+				sp.next[k] = len(sp.doc)
+			}
+		}
+		nearest = min(nearest, sp.next[k])
+	}
+	sp.nearest[r.group] = nearest
+	return nearest < to
+}
+
+// nextIndent is the indentation of the line data starts with, or -1 when it cannot tell here: an
+// empty or comment line (the scanner passes over those), or a line that does not end in data.
+func nextIndent(data []byte) int {
+	i := 0
+	for i < len(data) && data[i] == ' ' {
+		i++
+	}
+	if i == len(data) || data[i] == '\n' || data[i] == '#' {
+		return -1
+	}
+	return i
 }
 
 // lineBreaks refuses CR, tabs and the Unicode line breaks: the fast path splits lines at line
@@ -182,11 +268,17 @@ func lineBreaks(data []byte) Refusal {
 }
 
 // logicalLine reads one logical line (a physical line, or a quoted scalar's lines joined when
-// multiLine) that starts at column indent and leaves no quoted scalar open.
-func (s *scanner) logicalLine(indent int, body []byte, multiLine bool) Refusal {
-	if c := blockScalarColumn(body); c >= 0 {
-		s.skipIndent = indent + c
-	} else if c := plainValueColumn(body); c >= 0 {
+// multiLine) that starts at column indent and leaves no quoted scalar open. owner says which
+// scalars the line may end with that the lines after it continue.
+func (s *scanner) logicalLine(indent int, body []byte, multiLine bool, owner scalarOwner) Refusal {
+	c := -1
+	if owner == ownerAny {
+		c = blockScalarColumn(body)
+	}
+	if c < 0 && owner != ownerNone {
+		c = plainValueColumn(body)
+	}
+	if c >= 0 {
 		s.skipIndent = indent + c
 	}
 	if indent == 0 {
