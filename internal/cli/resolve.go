@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/helmops/helmops/internal/chartsource"
+	"github.com/helmops/helmops/internal/startgc"
 )
 
 type resolveOptions struct {
@@ -103,6 +104,7 @@ type resolveOutput struct {
 }
 
 func (o *resolveOptions) run(cmd *cobra.Command, stdin io.Reader, out io.Writer) error {
+	startgc.Restore()
 	if o.output != "text" && o.output != "json" {
 		return fmt.Errorf("--output must be text or json, not %q", o.output)
 	}
