@@ -884,7 +884,18 @@ func unicodeBreak(data []byte) bool {
 		}
 		i += 1 + j
 	}
-	return bytes.Contains(data, []byte("\u2028")) || bytes.Contains(data, []byte("\u2029"))
+	// LS and PS are E2 80 A8 and E2 80 A9: one search for their first byte, rare in an index.
+	for i := bytes.IndexByte(data, 0xE2); i >= 0; {
+		if i+2 < len(data) && data[i+1] == 0x80 && (data[i+2] == 0xA8 || data[i+2] == 0xA9) {
+			return true
+		}
+		j := bytes.IndexByte(data[i+1:], 0xE2)
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return false
 }
 
 // plainValueColumn returns, for a line whose last node is a plain scalar ("key: some words",
