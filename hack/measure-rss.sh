@@ -6,7 +6,9 @@
 #   - an idle helmops controller (against a local kube-apiserver, after IDLE seconds).
 # Usage: hack/measure-rss.sh [runs]   (RUNS defaults to 5; set BIN to use prebuilt binaries,
 # SKIP_CONTROLLER=1 to skip the controller, which needs bin/kube-apiserver and bin/etcd,
-# DROP_CACHES=1 to drop the page cache before each measurement)
+# DROP_CACHES=1 to drop the page cache before each measurement, BEFORE=path/to/helmops of
+# another build to measure its resolve too, alternating with this one's, SKIP_HELM=1 to leave
+# Helm out)
 #
 # Peak RSS counts the binary's own file pages as the kernel maps them, and that depends on the
 # page cache: a freshly written binary (large folios) peaked 30 MB higher in `helmops version` than
@@ -31,10 +33,11 @@ measure() {
   local label=$1; shift
   if [[ -n "${DROP_CACHES:-}" ]]; then sync; echo 1 >/proc/sys/vm/drop_caches; fi
   /usr/bin/time -v "$@" >"$OUT/stdout" 2>"$OUT/time" || { cat "$OUT/stdout" "$OUT/time" >&2; return 1; }
-  local wall rss
+  local wall cpu rss
   wall=$(awk -F': ' '/Elapsed \(wall clock\)/{print $2}' "$OUT/time")
+  cpu=$(awk -F': ' '/User time|System time/{s+=$2} END {printf "%.2f", s}' "$OUT/time")
   rss=$(awk -F': ' '/Maximum resident set size/{print $2}' "$OUT/time")
-  printf '%-34s wall %-8s peak RSS %6.1f MB\n' "$label" "$wall" "$(echo "$rss/1024" | bc -l)"
+  printf '%-38s wall %-8s cpu %-5s peak RSS %6.1f MB\n' "$label" "$wall" "$cpu" "$(echo "$rss/1024" | bc -l)"
 }
 
 "$BIN/resolvebench" serve >"$OUT/serve" &
@@ -45,8 +48,14 @@ echo "index: $URL/index.yaml, $SIZE bytes; machine: $(nproc) cores, load $(cut -
 
 for i in $(seq "$RUNS"); do
   measure "helmops resolve (run $i)" "$BIN/helmops" resolve --repo "$URL" --chart chart-075 --version 1.x
-  measure "helm LoadIndexFile+Get (run $i)" "$BIN/resolvebench" helm -repo "$URL" -chart chart-075 -version 1.x
+  if [[ -n "${BEFORE:-}" ]]; then
+    measure "helmops resolve, before (run $i)" "$BEFORE" resolve --repo "$URL" --chart chart-075 --version 1.x
+  fi
+  if [[ -z "${SKIP_HELM:-}" ]]; then
+    measure "helm LoadIndexFile+Get (run $i)" "$BIN/resolvebench" helm -repo "$URL" -chart chart-075 -version 1.x
+  fi
 done
+echo "load after the resolve runs: $(cut -d' ' -f1-3 /proc/loadavg)"
 for i in $(seq "$RUNS"); do
   measure "helmops version (run $i)" "$BIN/helmops" version
 done
