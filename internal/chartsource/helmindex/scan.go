@@ -246,7 +246,8 @@ func (sp *specials) search(from, to int, r specialRange) bool {
 }
 
 // nextIndent is the indentation of the line data starts with, or -1 when it cannot tell here: an
-// empty or comment line (the scanner passes over those), or a line that does not end in data.
+// empty or comment line (the scanner passes over those), or leading spaces that run to the end of
+// data.
 func nextIndent(data []byte) int {
 	i := 0
 	for i < len(data) && data[i] == ' ' {
