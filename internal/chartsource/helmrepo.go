@@ -396,28 +396,15 @@ func (r *Resolver) index(ctx context.Context, repoURL string, auth Auth) (*index
 // fetchIndex asks the server for the index, conditionally when a previous body is cached.
 func (r *Resolver) fetchIndex(ctx context.Context, key, repoURL string, auth Auth) (*indexEntry, string, error) {
 	cur := r.cache.get(key)
-	header := http.Header{}
-	header.Set("Accept", indexAccept)
-	if cur != nil {
-		if cur.etag != "" {
-			header.Set("If-None-Match", cur.etag)
-		}
-		if cur.lastModified != "" {
-			header.Set("If-Modified-Since", cur.lastModified)
-		}
-	}
 	where := redact.URL(repoURL)
 	u := indexURL(repoURL)
-	resp, err := r.get(ctx, u, repoURL, auth, header)
+	resp, err := r.get(ctx, u, repoURL, auth, conditionalHeader(cur))
 	if err != nil {
 		return nil, "error", fmt.Errorf("fetching the index of %s: %w", where, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusNotModified && cur != nil {
-		cur.mu.Lock()
-		cur.validated = time.Now()
-		cur.mu.Unlock()
-		return cur, "not_modified", nil
+		return cur.revalidated(), "not_modified", nil
 	}
 	if err := indexStatus(resp, u, where); err != nil {
 		return nil, "error", err
@@ -431,10 +418,7 @@ func (r *Resolver) fetchIndex(ctx context.Context, key, repoURL string, auth Aut
 	}
 	if cur != nil && bytes.Equal(cur.body, body) {
 		// Unchanged though the server does not answer conditional requests: keep what was parsed.
-		cur.mu.Lock()
-		cur.validated = time.Now()
-		cur.mu.Unlock()
-		return cur, "fetched", nil
+		return cur.revalidated(), "fetched", nil
 	}
 	e := &indexEntry{
 		key:          key,
@@ -449,6 +433,30 @@ func (r *Resolver) fetchIndex(ctx context.Context, key, repoURL string, auth Aut
 	return e, "fetched", nil
 }
 
+// conditionalHeader asks for the index unless it is still the cached one (cur, nil when none).
+func conditionalHeader(cur *indexEntry) http.Header {
+	header := http.Header{}
+	header.Set("Accept", indexAccept)
+	if cur == nil {
+		return header
+	}
+	if cur.etag != "" {
+		header.Set("If-None-Match", cur.etag)
+	}
+	if cur.lastModified != "" {
+		header.Set("If-Modified-Since", cur.lastModified)
+	}
+	return header
+}
+
+// revalidated marks a cached index as confirmed by the server now.
+func (e *indexEntry) revalidated() *indexEntry {
+	e.mu.Lock()
+	e.validated = time.Now()
+	e.mu.Unlock()
+	return e
+}
+
 // readIndex reads an index body of at most MaxIndexBytes. The memory it takes is reserved in the
 // index cache as it grows (evicting cached indexes to make room), so downloads in flight count
 // against the cache's bound; the caller releases the returned reservation once the body is in
@@ -459,36 +467,23 @@ func (r *Resolver) readIndex(resp *http.Response, where string) ([]byte, int64, 
 	if resp.ContentLength > max {
 		return nil, 0, tooLarge()
 	}
-	var reserved int64
-	grow := func(n int64) error {
-		if n <= reserved {
-			return nil
-		}
-		if n > r.cache.max {
-			return fmt.Errorf("fetching the index of %s: the index needs more memory than the whole index cache holds (%d bytes): raise the index cache size (--index-cache-bytes)", where, r.cache.max)
-		}
-		if err := r.cache.reserve(n - reserved); err != nil {
-			return fmt.Errorf("fetching the index of %s: %w", where, err)
-		}
-		reserved = n
-		return nil
-	}
+	res := &reservation{cache: r.cache, where: where}
 	size := min(int64(64<<10), r.cache.max, max+1)
 	if resp.ContentLength > 0 {
 		size = resp.ContentLength + 1 // one more byte to see the end
 	}
-	if err := grow(size); err != nil {
-		return nil, reserved, err
+	if err := res.grow(size); err != nil {
+		return nil, res.n, err
 	}
 	buf := make([]byte, 0, size)
 	for {
 		if len(buf) == cap(buf) {
 			if int64(len(buf)) > max {
-				return nil, reserved, tooLarge()
+				return nil, res.n, tooLarge()
 			}
 			next := min(2*int64(cap(buf)), max+1)
-			if err := grow(next); err != nil {
-				return nil, reserved, err
+			if err := res.grow(next); err != nil {
+				return nil, res.n, err
 			}
 			buf = append(make([]byte, 0, next), buf...)
 		}
@@ -498,13 +493,35 @@ func (r *Resolver) readIndex(resp *http.Response, where string) ([]byte, int64, 
 			break
 		}
 		if err != nil {
-			return nil, reserved, fmt.Errorf("fetching the index of %s: %w", where, cleanNetError(err, where))
+			return nil, res.n, fmt.Errorf("fetching the index of %s: %w", where, cleanNetError(err, where))
 		}
 	}
 	if int64(len(buf)) > max {
-		return nil, reserved, tooLarge()
+		return nil, res.n, tooLarge()
 	}
-	return buf, reserved, nil
+	return buf, res.n, nil
+}
+
+// reservation is the cache memory a download in flight holds (n bytes).
+type reservation struct {
+	cache *indexCache
+	where string
+	n     int64
+}
+
+// grow reserves up to n bytes in all, evicting cached indexes if need be.
+func (v *reservation) grow(n int64) error {
+	if n <= v.n {
+		return nil
+	}
+	if n > v.cache.max {
+		return fmt.Errorf("fetching the index of %s: the index needs more memory than the whole index cache holds (%d bytes): raise the index cache size (--index-cache-bytes)", v.where, v.cache.max)
+	}
+	if err := v.cache.reserve(n - v.n); err != nil {
+		return fmt.Errorf("fetching the index of %s: %w", v.where, err)
+	}
+	v.n = n
+	return nil
 }
 
 // withoutUserinfo drops user:password@ from a URL and keeps the rest, query included.

@@ -113,12 +113,7 @@ func (o *resolveOptions) run(cmd *cobra.Command, stdin io.Reader, out io.Writer)
 		return err
 	}
 	ref := chartsource.Ref{Repo: o.repo, Chart: o.chart, Version: o.version}
-	if _, err := chartsource.Classify(ref); err != nil {
-		var fe *chartsource.FieldError
-		if errors.As(err, &fe) {
-			flag := "--" + strings.TrimPrefix(fe.Field, "helm.")
-			return fmt.Errorf("%s: %s", flag, strings.NewReplacer("helm.repo", "--repo", "helm.chart", "--chart", "helm.version", "--version", "the helm block", "resolve").Replace(fe.Message))
-		}
+	if err := classify(ref); err != nil {
 		return err
 	}
 	res, err := chartsource.NewResolver(chartsource.Options{Network: chartsource.AllowAll, StreamIndexes: true}).Resolve(cmd.Context(), ref, auth)
@@ -134,6 +129,22 @@ func (o *resolveOptions) run(cmd *cobra.Command, stdin io.Reader, out io.Writer)
 		enc.SetIndent("", "  ")
 		return enc.Encode(resolveOutput{Source: o.repo, Chart: o.chart, Constraint: constraint, Resolution: res})
 	}
+	return printResolution(out, res, constraint)
+}
+
+// classify checks the flags as the controller checks a HelmOp's helm block, naming the flags.
+func classify(ref chartsource.Ref) error {
+	_, err := chartsource.Classify(ref)
+	var fe *chartsource.FieldError
+	if errors.As(err, &fe) {
+		flag := "--" + strings.TrimPrefix(fe.Field, "helm.")
+		return fmt.Errorf("%s: %s", flag, strings.NewReplacer("helm.repo", "--repo", "helm.chart", "--chart", "helm.version", "--version", "the helm block", "resolve").Replace(fe.Message))
+	}
+	return err
+}
+
+// printResolution writes the chosen version and why each newer one was not chosen.
+func printResolution(out io.Writer, res *chartsource.Resolution, constraint string) error {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	if res.Kind == chartsource.KindTarball {
 		fmt.Fprintf(tw, "Chart:\t%s\n", res.URL)
