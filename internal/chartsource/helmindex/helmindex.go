@@ -156,36 +156,13 @@ func parseFull(data []byte, chart string) (Entries, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return Entries{}, fmt.Errorf("parsing repository index: the index is empty")
 	}
-	var (
-		apiVersion string
-		list       []*fullEntry
-		found      bool
-	)
+	decode := decodeYAML
 	if json.Valid(data) {
-		var doc struct {
-			APIVersion string                     `json:"apiVersion"`
-			Entries    map[string]json.RawMessage `json:"entries"`
-		}
-		if err := json.Unmarshal(data, &doc); err != nil {
-			return Entries{}, fmt.Errorf("parsing repository index: %w", err)
-		}
-		apiVersion = doc.APIVersion
-		var raw json.RawMessage
-		if raw, found = doc.Entries[chart]; found {
-			if err := json.Unmarshal(raw, &list); err != nil {
-				return Entries{}, fmt.Errorf("parsing entries of chart %q in repository index: %w", chart, err)
-			}
-		}
-	} else {
-		var doc struct {
-			APIVersion string                  `json:"apiVersion"`
-			Entries    map[string][]*fullEntry `json:"entries"`
-		}
-		if err := yaml.Unmarshal(data, &doc); err != nil {
-			return Entries{}, fmt.Errorf("parsing repository index: %w", err)
-		}
-		apiVersion = doc.APIVersion
-		list, found = doc.Entries[chart]
+		decode = decodeJSON
+	}
+	apiVersion, list, found, err := decode(data, chart)
+	if err != nil {
+		return Entries{}, err
 	}
 	if apiVersion == "" {
 		return Entries{}, fmt.Errorf("parsing repository index: no API version")
@@ -200,6 +177,37 @@ func parseFull(data []byte, chart string) (Entries, error) {
 		})
 	}
 	return out, nil
+}
+
+// decodeJSON decodes a JSON index's API version and the entries of one chart only.
+func decodeJSON(data []byte, chart string) (apiVersion string, list []*fullEntry, found bool, err error) {
+	var doc struct {
+		APIVersion string                     `json:"apiVersion"`
+		Entries    map[string]json.RawMessage `json:"entries"`
+	}
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return "", nil, false, fmt.Errorf("parsing repository index: %w", err)
+	}
+	raw, found := doc.Entries[chart]
+	if found {
+		if err := json.Unmarshal(raw, &list); err != nil {
+			return "", nil, false, fmt.Errorf("parsing entries of chart %q in repository index: %w", chart, err)
+		}
+	}
+	return doc.APIVersion, list, found, nil
+}
+
+// decodeYAML decodes a YAML index as Helm's loader does.
+func decodeYAML(data []byte, chart string) (apiVersion string, list []*fullEntry, found bool, err error) {
+	var doc struct {
+		APIVersion string                  `json:"apiVersion"`
+		Entries    map[string][]*fullEntry `json:"entries"`
+	}
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return "", nil, false, fmt.Errorf("parsing repository index: %w", err)
+	}
+	list, found = doc.Entries[chart]
+	return doc.APIVersion, list, found, nil
 }
 
 var aliasName = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
