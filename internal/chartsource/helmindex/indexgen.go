@@ -44,28 +44,7 @@ func Generate(o GenerateOptions) ([]byte, error) {
 			if rnd.IntN(10) == 0 {
 				version += fmt.Sprintf("-rc.%d", rnd.IntN(3))
 			}
-			md := &chart.Metadata{
-				APIVersion:  chart.APIVersionV2,
-				Name:        name,
-				Version:     version,
-				AppVersion:  fmt.Sprintf("v%d.%d", rnd.IntN(10), rnd.IntN(30)),
-				Description: fmt.Sprintf("%s packages a service for Kubernetes, version %s, build %d.", name, version, rnd.IntN(1000)),
-				Home:        "https://example.com/" + name,
-				Keywords:    []string{"database", "cache", "web", name},
-				Sources:     []string{"https://github.com/example/" + name},
-				Maintainers: []*chart.Maintainer{{Name: "Jane Doe", Email: "jane@example.com", URL: "https://example.com/jane"}, {Name: "Platform Team", Email: "platform@example.com"}},
-				Dependencies: []*chart.Dependency{
-					{Name: "common", Version: "2.x.x", Repository: "https://charts.example.com", Tags: []string{"bitnami-common"}},
-					{Name: "redis", Version: "18.x.x", Repository: "oci://registry.example.com/charts", Condition: "redis.enabled"},
-				},
-				Annotations: map[string]string{
-					"category":               "Infrastructure",
-					"licenses":               "Apache-2.0",
-					"images":                 fmt.Sprintf("- name: %s\n  image: registry.example.com/%s:%s\n- name: os-shell\n  image: registry.example.com/os-shell:12-debian-12-r%d\n", name, name, version, rnd.IntN(50)),
-					"artifacthub.io/changes": "- kind: changed\n  description: bump dependencies\n",
-				},
-				Type: "application",
-			}
+			md := generatedMetadata(rnd, name, version)
 			digest := fmt.Sprintf("%016x%016x%016x%016x", rnd.Uint64(), rnd.Uint64(), rnd.Uint64(), rnd.Uint64())
 			if err := idx.MustAdd(md, fmt.Sprintf("%s-%s.tgz", name, version), o.BaseURL, digest); err != nil {
 				return nil, err
@@ -77,4 +56,30 @@ func Generate(o GenerateOptions) ([]byte, error) {
 	idx.SortEntries()
 	idx.Generated = base
 	return yaml.Marshal(idx)
+}
+
+// generatedMetadata is the metadata of one generated entry, with every field Helm writes.
+func generatedMetadata(rnd *rand.Rand, name, version string) *chart.Metadata {
+	return &chart.Metadata{
+		APIVersion:  chart.APIVersionV2,
+		Name:        name,
+		Version:     version,
+		AppVersion:  fmt.Sprintf("v%d.%d", rnd.IntN(10), rnd.IntN(30)),
+		Description: fmt.Sprintf("%s packages a service for Kubernetes, version %s, build %d.", name, version, rnd.IntN(1000)),
+		Home:        "https://example.com/" + name,
+		Keywords:    []string{"database", "cache", "web", name},
+		Sources:     []string{"https://github.com/example/" + name},
+		Maintainers: []*chart.Maintainer{{Name: "Jane Doe", Email: "jane@example.com", URL: "https://example.com/jane"}, {Name: "Platform Team", Email: "platform@example.com"}},
+		Dependencies: []*chart.Dependency{
+			{Name: "common", Version: "2.x.x", Repository: "https://charts.example.com", Tags: []string{"bitnami-common"}},
+			{Name: "redis", Version: "18.x.x", Repository: "oci://registry.example.com/charts", Condition: "redis.enabled"},
+		},
+		Annotations: map[string]string{
+			"category":               "Infrastructure",
+			"licenses":               "Apache-2.0",
+			"images":                 fmt.Sprintf("- name: %s\n  image: registry.example.com/%s:%s\n- name: os-shell\n  image: registry.example.com/os-shell:12-debian-12-r%d\n", name, name, version, rnd.IntN(50)),
+			"artifacthub.io/changes": "- kind: changed\n  description: bump dependencies\n",
+		},
+		Type: "application",
+	}
 }
