@@ -20,7 +20,7 @@ import (
 
 // The charts of these tests run real Pods on the downstream's simulated nodes. A value picks how
 // they fail: crashLoop makes the containers wait in CrashLoopBackOff, fail makes them exit 1,
-// tooBig asks for more CPU than any node has, so the Pod is never scheduled.
+// unschedulable asks for more CPU than any node has, so the Pod is never scheduled.
 
 const appDeployment = `apiVersion: apps/v1
 kind: Deployment
@@ -44,50 +44,6 @@ spec:
       containers:
         - name: app
           image: example.com/app:1
-`
-
-// taskJob is named after the chart version: a Job's Pod template cannot be changed, so each
-// version runs a Job of its own.
-const taskJob = `apiVersion: batch/v1
-kind: Job
-metadata:
-  name: {{ .Release.Name }}-task-{{ .Chart.Version | replace "." "-" }}
-spec:
-  backoffLimit: 0
-  template:
-    spec:
-      restartPolicy: Never
-      containers:
-        - name: task
-          image: example.com/task:1
-          {{- if .Values.tooBig }}
-          resources:
-            requests:
-              cpu: "1000"
-          {{- end }}
-`
-
-const migrateHook = `apiVersion: batch/v1
-kind: Job
-metadata:
-  name: {{ .Release.Name }}-migrate
-  annotations:
-    helm.sh/hook: pre-install,post-upgrade
-    helm.sh/hook-delete-policy: before-hook-creation
-spec:
-  backoffLimit: 0
-  template:
-    metadata:
-      labels:
-        {{- if .Values.fail }}
-        ` + localenv.KwokContainerFailedLabel + `: "true"
-        {{- end }}
-        job: {{ .Release.Name }}-migrate
-    spec:
-      restartPolicy: Never
-      containers:
-        - name: migrate
-          image: example.com/migrate:1
 `
 
 // readyCondition returns the BundleDeployment's Ready condition, failing when it has none.
@@ -173,9 +129,9 @@ func TestDeploymentReadyFollowsItsPods(t *testing.T) {
 func TestWaitForJobsHonoursTheTimeout(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	g.Expect(repo.Publish("task", "0.1.0", testenv.WithTemplate("job.yaml", taskJob),
-		testenv.WithValues(map[string]any{"tooBig": true}))).To(Succeed())
-	g.Expect(repo.Publish("task", "0.2.0", testenv.WithTemplate("job.yaml", taskJob))).To(Succeed())
+	g.Expect(repo.Publish("task", "0.1.0", testenv.WithTemplate("job.yaml", localenv.TaskJob),
+		testenv.WithValues(map[string]any{"unschedulable": true}))).To(Succeed())
+	g.Expect(repo.Publish("task", "0.2.0", testenv.WithTemplate("job.yaml", localenv.TaskJob))).To(Succeed())
 
 	waits := bundleDeployment(mainNS, "task-waits", v1alpha1.HelmOptions{Repo: repo.URL, Chart: "task", Version: "0.1.0",
 		WaitForJobs: true, TimeoutSeconds: 5})
@@ -223,7 +179,7 @@ func TestFailingHookIsReported(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	for v, fail := range map[string]bool{"0.1.0": true, "0.2.0": false, "0.3.0": true} {
-		g.Expect(repo.Publish("hooked", v, testenv.WithTemplate("job.yaml", migrateHook), testenv.WithTemplate("configmap.yaml", testenv.DefaultTemplate),
+		g.Expect(repo.Publish("hooked", v, testenv.WithTemplate("job.yaml", localenv.HookJob), testenv.WithTemplate("configmap.yaml", testenv.DefaultTemplate),
 			testenv.WithValues(map[string]any{"fail": fail}))).To(Succeed())
 	}
 	bd := bundleDeployment(mainNS, "hooked", v1alpha1.HelmOptions{Repo: repo.URL, Chart: "hooked", Version: "0.1.0"})

@@ -33,8 +33,8 @@ func BuildDemoChart(name, version string, failing bool) ([]byte, error) {
 			localenv.WithTemplate("widget.yaml", widget))
 	case "migrations":
 		return localenv.BuildChart(name, version,
-			localenv.WithValues(map[string]any{"image": "busybox:1.37"}),
-			localenv.WithTemplate("job.yaml", migrationJob),
+			localenv.WithValues(map[string]any{"image": "busybox:1.37", "backoffLimit": 1}),
+			localenv.WithTemplate("job.yaml", localenv.HookJob),
 			localenv.WithTemplate("configmap.yaml", localenv.DefaultTemplate))
 	default:
 		return localenv.BuildChart(name, version)
@@ -151,27 +151,4 @@ metadata:
   name: {{ .Release.Name }}
 spec:
   size: {{ .Values.size }}
-`
-
-// The migrations chart: a Job run as a pre-install and post-upgrade hook, which Helm waits for,
-// beside the usual ConfigMap.
-const migrationJob = `apiVersion: batch/v1
-kind: Job
-metadata:
-  name: {{ .Release.Name }}-migrate
-  annotations:
-    helm.sh/hook: pre-install,post-upgrade
-    helm.sh/hook-delete-policy: before-hook-creation
-spec:
-  backoffLimit: 1
-  template:
-    metadata:
-      labels:
-        app.kubernetes.io/instance: {{ .Release.Name }}-migrate
-    spec:
-      restartPolicy: Never
-      containers:
-        - name: migrate
-          image: {{ .Values.image }}
-          command: ["sh", "-c", "echo migrating to {{ .Chart.Version }}"]
 `

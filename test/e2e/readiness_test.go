@@ -14,50 +14,6 @@ import (
 	"github.com/helmops/helmops/internal/localenv"
 )
 
-// A Job whose Pod asks for more CPU than any simulated node has: it starts, and never completes.
-// It is named after the chart version (a Job's Pod template cannot change).
-const unschedulableJob = `apiVersion: batch/v1
-kind: Job
-metadata:
-  name: {{ .Release.Name }}-task-{{ .Chart.Version | replace "." "-" }}
-spec:
-  backoffLimit: 0
-  template:
-    spec:
-      restartPolicy: Never
-      containers:
-        - name: task
-          image: example.com/task:1
-          resources:
-            requests:
-              cpu: "1000"
-`
-
-// A pre-install and post-upgrade hook whose container fails when .Values.fail is set (kwok's
-// container-failed stage).
-const failingHook = `apiVersion: batch/v1
-kind: Job
-metadata:
-  name: {{ .Release.Name }}-migrate
-  annotations:
-    helm.sh/hook: pre-install,post-upgrade
-    helm.sh/hook-delete-policy: before-hook-creation
-spec:
-  backoffLimit: 0
-  template:
-    metadata:
-      labels:
-        {{- if .Values.fail }}
-        ` + localenv.KwokContainerFailedLabel + `: "true"
-        {{- end }}
-        job: migrate
-    spec:
-      restartPolicy: Never
-      containers:
-        - name: migrate
-          image: example.com/migrate:1
-`
-
 // bundleDeployments lists the BundleDeployments of a HelmOp's Bundle by cluster name.
 func bundleDeployments(g Gomega, bundle string) map[string]v1alpha1.BundleDeployment {
 	bds := &v1alpha1.BundleDeploymentList{}
@@ -75,7 +31,8 @@ func bundleDeployments(g Gomega, bundle string) map[string]v1alpha1.BundleDeploy
 func TestWaitForJobsAndTimeoutSecondsAreHonoured(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	g.Expect(env.Repo.Publish("e2e-task", "1.0.0", localenv.WithTemplate("job.yaml", unschedulableJob))).To(Succeed())
+	g.Expect(env.Repo.Publish("e2e-task", "1.0.0", localenv.WithTemplate("job.yaml", localenv.TaskJob),
+		localenv.WithValues(map[string]any{"unschedulable": true}))).To(Succeed())
 	onDev := func(name string, waitForJobs bool) *v1alpha1.HelmOp {
 		return helmOp(name, "fleet-default", v1alpha1.HelmOptions{Repo: env.State.RepoURL, Chart: "e2e-task", Version: "1.0.0",
 			TimeoutSeconds: 5, WaitForJobs: waitForJobs}, func(h *v1alpha1.HelmOp) {
@@ -123,7 +80,7 @@ func TestFailingHookIsReportedUpToTheHelmOp(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	for v, fail := range map[string]bool{"1.0.0": true, "1.1.0": false} {
-		g.Expect(env.Repo.Publish("e2e-hook", v, localenv.WithTemplate("job.yaml", failingHook),
+		g.Expect(env.Repo.Publish("e2e-hook", v, localenv.WithTemplate("job.yaml", localenv.HookJob),
 			localenv.WithTemplate("configmap.yaml", localenv.DefaultTemplate), localenv.WithValues(map[string]any{"fail": fail}))).To(Succeed())
 	}
 	h := helmOp("e2e-hook", "fleet-default", v1alpha1.HelmOptions{Repo: env.State.RepoURL, Chart: "e2e-hook", Version: "1.0.0"}, func(h *v1alpha1.HelmOp) {
