@@ -106,11 +106,7 @@ func TestPrivateRepositoryThroughTheCopiedSecret(t *testing.T) {
 
 	g.Eventually(func(g Gomega) {
 		got := getBD(g, denied)
-		c := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.DeployedCondition)
-		g.Expect(c).NotTo(BeNil())
-		g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
-		g.Expect(c.Reason).To(Equal(v1alpha1.ReasonDownloadFailed))
-		g.Expect(c.Message).To(ContainSubstring("401"))
+		c := expectFalse(g, got, v1alpha1.DeployedCondition, v1alpha1.ReasonDownloadFailed, "401")
 		g.Expect(got.Status.Display.State).To(Equal("ErrApplied"))
 		for _, c := range got.Status.Conditions {
 			g.Expect(c.Message).NotTo(ContainSubstring("not-it"))
@@ -301,11 +297,7 @@ func TestRenderFailureReportsHelmsMessageAndRecovers(t *testing.T) {
 	g.Expect(upstream.Client.Create(ctx, bd)).To(Succeed())
 	g.Eventually(func(g Gomega) {
 		got := getBD(g, bd)
-		c := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.DeployedCondition)
-		g.Expect(c).NotTo(BeNil())
-		g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
-		g.Expect(c.Reason).To(Equal(v1alpha1.ReasonInstallFailed))
-		g.Expect(c.Message).To(ContainSubstring("broken.yaml"))
+		c := expectFalse(g, got, v1alpha1.DeployedCondition, v1alpha1.ReasonInstallFailed, "broken.yaml")
 		ready := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ReadyCondition)
 		g.Expect(ready.Message).To(Equal(c.Message))
 		g.Expect(got.Status.AppliedDeploymentID).To(BeEmpty())
@@ -707,11 +699,7 @@ func TestRepublishedChartRefused(t *testing.T) {
 		got := getBD(g, bd)
 		g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
 		for _, t := range []string{v1alpha1.InstalledCondition, v1alpha1.DeployedCondition, v1alpha1.ReadyCondition} {
-			c := meta.FindStatusCondition(got.Status.Conditions, t)
-			g.Expect(c).NotTo(BeNil(), t)
-			g.Expect(c.Status).To(Equal(metav1.ConditionFalse), t)
-			g.Expect(c.Reason).To(Equal(v1alpha1.ReasonChartDigestMismatch), t)
-			g.Expect(c.Message).To(And(ContainSubstring(resolved), ContainSubstring(swapped)), t)
+			expectFalse(g, got, t, v1alpha1.ReasonChartDigestMismatch, resolved, swapped)
 		}
 		g.Expect(got.Status.Ready).To(BeFalse())
 		g.Expect(got.Status.AppliedDeploymentID).NotTo(Equal("v:2.0.0"))

@@ -9,7 +9,6 @@ import (
 	rcommon "helm.sh/helm/v4/pkg/release/common"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/helmops/helmops/api/v1alpha1"
@@ -23,11 +22,7 @@ func expectRefused(g Gomega, bd *v1alpha1.BundleDeployment, owner string) {
 		got := getBD(g, bd)
 		g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
 		for _, t := range []string{v1alpha1.InstalledCondition, v1alpha1.DeployedCondition, v1alpha1.ReadyCondition} {
-			c := meta.FindStatusCondition(got.Status.Conditions, t)
-			g.Expect(c).NotTo(BeNil(), t)
-			g.Expect(c.Status).To(Equal(metav1.ConditionFalse), t)
-			g.Expect(c.Reason).To(Equal(v1alpha1.ReasonReleaseConflict), t)
-			g.Expect(c.Message).To(ContainSubstring(owner), t)
+			expectFalse(g, got, t, v1alpha1.ReasonReleaseConflict, owner)
 		}
 		g.Expect(got.Status.Release).To(BeNil(), "a release it does not own is not recorded as its own")
 		g.Expect(got.Status.AppliedDeploymentID).To(BeEmpty())

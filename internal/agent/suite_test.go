@@ -206,6 +206,19 @@ func getBD(g Gomega, bd *v1alpha1.BundleDeployment) *v1alpha1.BundleDeployment {
 	return got
 }
 
+// expectFalse checks that got has a condition of type t that is False for reason, its message
+// containing every one of parts, and returns that condition.
+func expectFalse(g Gomega, got *v1alpha1.BundleDeployment, t, reason string, parts ...string) *metav1.Condition {
+	c := meta.FindStatusCondition(got.Status.Conditions, t)
+	g.Expect(c).NotTo(BeNil(), t)
+	g.Expect(c.Status).To(Equal(metav1.ConditionFalse), t)
+	g.Expect(c.Reason).To(Equal(reason), t)
+	for _, part := range parts {
+		g.Expect(c.Message).To(ContainSubstring(part), t)
+	}
+	return c
+}
+
 func expectReady(g Gomega, bd *v1alpha1.BundleDeployment) *v1alpha1.BundleDeployment {
 	got := getBD(g, bd)
 	g.Expect(got.Status.AppliedDeploymentID).To(Equal(got.Spec.DeploymentID))

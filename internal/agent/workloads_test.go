@@ -88,10 +88,7 @@ func TestDeploymentReadyFollowsItsPods(t *testing.T) {
 	g.Eventually(func(g Gomega) {
 		got := getBD(g, bd)
 		g.Expect(got.Status.Release.ChartVersion).To(Equal("0.2.0"))
-		c := readyCondition(g, bd)
-		g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
-		g.Expect(c.Reason).To(Equal(v1alpha1.ReasonResourcesNotReady))
-		g.Expect(c.Message).To(And(ContainSubstring("Deployment app/app"), ContainSubstring("CrashLoopBackOff")))
+		expectFalse(g, got, v1alpha1.ReadyCondition, v1alpha1.ReasonResourcesNotReady, "Deployment app/app", "CrashLoopBackOff")
 		g.Expect(got.Status.NonReadyStatus).To(ContainElement(HaveField("Name", "app")))
 		g.Expect(got.Status.Ready).To(BeFalse())
 	}, timeout, interval).Should(Succeed())
@@ -104,11 +101,8 @@ func TestDeploymentReadyFollowsItsPods(t *testing.T) {
 		b.Spec.DeploymentID = "v:0.2.0-wait"
 	})
 	g.Eventually(func(g Gomega) {
-		c := readyCondition(g, bd)
-		g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
-		g.Expect(c.Reason).To(Equal(v1alpha1.ReasonUpgradeFailed))
-		g.Expect(c.Message).To(And(ContainSubstring("Deployment app/app"), ContainSubstring("CrashLoopBackOff"),
-			ContainSubstring("3s (helm.timeoutSeconds)")))
+		expectFalse(g, getBD(g, bd), v1alpha1.ReadyCondition, v1alpha1.ReasonUpgradeFailed,
+			"Deployment app/app", "CrashLoopBackOff", "3s (helm.timeoutSeconds)")
 		g.Expect(newestRevision(g, "app", "app")).To(Equal(rcommon.StatusFailed.String()))
 	}, timeout, interval).Should(Succeed())
 	t.Logf("Ready: %s", readyCondition(g, bd).Message)
@@ -149,13 +143,11 @@ func TestWaitForJobsHonoursTheTimeout(t *testing.T) {
 	g.Expect(job.Status.Succeeded).To(BeZero(), "Ready without waiting for the Job")
 
 	g.Eventually(func(g Gomega) {
-		c := readyCondition(g, waits)
-		g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
-		g.Expect(c.Reason).To(Equal(v1alpha1.ReasonInstallFailed))
-		g.Expect(c.Message).To(And(ContainSubstring("Job task-waits/task-waits-task-0-1-0"), ContainSubstring("Insufficient cpu"),
-			ContainSubstring("5s (helm.timeoutSeconds)")))
+		got := getBD(g, waits)
+		c := expectFalse(g, got, v1alpha1.ReadyCondition, v1alpha1.ReasonInstallFailed,
+			"Job task-waits/task-waits-task-0-1-0", "Insufficient cpu", "5s (helm.timeoutSeconds)")
 		// Helm gave up only once the timeout had passed (both times have whole seconds).
-		g.Expect(c.LastTransitionTime.Sub(getBD(g, waits).CreationTimestamp.Time)).To(BeNumerically(">=", 5*time.Second))
+		g.Expect(c.LastTransitionTime.Sub(got.CreationTimestamp.Time)).To(BeNumerically(">=", 5*time.Second))
 		g.Expect(newestRevision(g, "task-waits", "task-waits")).To(Equal(rcommon.StatusFailed.String()))
 	}, timeout, interval).Should(Succeed())
 	t.Logf("Ready: %s", readyCondition(g, waits).Message)
@@ -185,10 +177,8 @@ func TestFailingHookIsReported(t *testing.T) {
 	bd := bundleDeployment(mainNS, "hooked", v1alpha1.HelmOptions{Repo: repo.URL, Chart: "hooked", Version: "0.1.0"})
 	g.Expect(upstream.Client.Create(ctx, bd)).To(Succeed())
 	g.Eventually(func(g Gomega) {
-		c := readyCondition(g, bd)
-		g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
-		g.Expect(c.Reason).To(Equal(v1alpha1.ReasonInstallFailed))
-		g.Expect(c.Message).To(And(ContainSubstring("pre-install"), ContainSubstring("Job hooked/hooked-migrate"), ContainSubstring("containerFailed")))
+		expectFalse(g, getBD(g, bd), v1alpha1.ReadyCondition, v1alpha1.ReasonInstallFailed,
+			"pre-install", "Job hooked/hooked-migrate", "containerFailed")
 	}, timeout, interval).Should(Succeed())
 	t.Logf("Ready: %s", readyCondition(g, bd).Message)
 
@@ -205,10 +195,8 @@ func TestFailingHookIsReported(t *testing.T) {
 		b.Spec.DeploymentID = "v:0.3.0"
 	})
 	g.Eventually(func(g Gomega) {
-		c := readyCondition(g, bd)
-		g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
-		g.Expect(c.Reason).To(Equal(v1alpha1.ReasonUpgradeFailed))
-		g.Expect(c.Message).To(And(ContainSubstring("post-upgrade"), ContainSubstring("Job hooked/hooked-migrate"), ContainSubstring("containerFailed")))
+		expectFalse(g, getBD(g, bd), v1alpha1.ReadyCondition, v1alpha1.ReasonUpgradeFailed,
+			"post-upgrade", "Job hooked/hooked-migrate", "containerFailed")
 	}, timeout, interval).Should(Succeed())
 	t.Logf("Ready: %s", readyCondition(g, bd).Message)
 }
