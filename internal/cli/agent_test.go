@@ -8,6 +8,8 @@ import (
 
 	. "github.com/onsi/gomega"
 	"helm.sh/helm/v4/pkg/kube"
+
+	"github.com/helmops/helmops/internal/agent"
 )
 
 func TestParseLabels(t *testing.T) {
@@ -52,15 +54,43 @@ contexts:
 current-context: x
 `
 
-func TestAgentFlags(t *testing.T) {
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(kubeconfig, []byte(testKubeconfig), 0o600); err != nil {
+// writeKubeconfig writes testKubeconfig to a file of the test's and returns its path.
+func writeKubeconfig(t *testing.T) string {
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(path, []byte(testKubeconfig), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return path
+}
+
+// baseAgentFlags are valid flags of an agent whose kubeconfig is kubeconfig, with client limits
+// the cases can recognise in the options; they name neither an upstream nor a credential.
+func baseAgentFlags(kubeconfig string) *agentFlags {
+	return &agentFlags{kubeconfig: kubeconfig, workspace: "fleet-default", heartbeat: 15 * time.Second, drift: 30 * time.Second,
+		waitStrategy: "watcher", maxArchiveBytes: 1 << 20, upstreamQPS: 7, upstreamBurst: 9, downstreamQPS: 11, downstreamBurst: 13, workers: 4}
+}
+
+// checkAgentFlags runs a case of a flag table: the flags that base returns, changed by change,
+// give an error containing wantErr or, when wantErr is empty, options that pass check.
+func checkAgentFlags(t *testing.T, base func() *agentFlags, change func(*agentFlags), wantErr string, check func(Gomega, agent.Options)) {
+	g := NewWithT(t)
+	f := base()
+	change(f)
+	o, err := f.options()
+	if wantErr != "" {
+		g.Expect(err).To(MatchError(ContainSubstring(wantErr)))
+		return
+	}
+	g.Expect(err).NotTo(HaveOccurred())
+	check(g, o)
+}
+
+func TestAgentFlags(t *testing.T) {
+	kubeconfig := writeKubeconfig(t)
 	base := func() *agentFlags {
-		return &agentFlags{upstreamKubeconfig: kubeconfig, kubeconfig: kubeconfig, clusterName: "dev", workspace: "fleet-default",
-			heartbeat: 15 * time.Second, drift: 30 * time.Second, waitStrategy: "watcher", maxArchiveBytes: 1 << 20,
-			upstreamQPS: 7, upstreamBurst: 9, downstreamQPS: 11, downstreamBurst: 13, workers: 4}
+		f := baseAgentFlags(kubeconfig)
+		f.upstreamKubeconfig, f.clusterName = kubeconfig, "dev"
+		return f
 	}
 	cases := []struct {
 		name    string
@@ -81,21 +111,14 @@ func TestAgentFlags(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			g := NewWithT(t)
-			f := base()
-			tc.change(f)
-			o, err := f.options()
-			if tc.wantErr != "" {
-				g.Expect(err).To(MatchError(ContainSubstring(tc.wantErr)))
-				return
-			}
-			g.Expect(err).NotTo(HaveOccurred())
-			g.Expect(o.ClusterName).To(Equal("dev"))
-			g.Expect(o.WaitStrategy).To(Equal(kube.StatusWatcherStrategy))
-			g.Expect(o.Upstream.Host).To(Equal("https://127.0.0.1:6443"))
-			g.Expect(o.Fetcher).NotTo(BeNil())
-			g.Expect(o.Limits.MaxArchiveBytes).To(Equal(int64(1 << 20)))
-			g.Expect([]any{o.Upstream.QPS, o.Upstream.Burst, o.Downstream.QPS, o.Downstream.Burst}).To(Equal([]any{float32(7), 9, float32(11), 13}))
+			checkAgentFlags(t, base, tc.change, tc.wantErr, func(g Gomega, o agent.Options) {
+				g.Expect(o.ClusterName).To(Equal("dev"))
+				g.Expect(o.WaitStrategy).To(Equal(kube.StatusWatcherStrategy))
+				g.Expect(o.Upstream.Host).To(Equal("https://127.0.0.1:6443"))
+				g.Expect(o.Fetcher).NotTo(BeNil())
+				g.Expect(o.Limits.MaxArchiveBytes).To(Equal(int64(1 << 20)))
+				g.Expect([]any{o.Upstream.QPS, o.Upstream.Burst, o.Downstream.QPS, o.Downstream.Burst}).To(Equal([]any{float32(7), 9, float32(11), 13}))
+			})
 		})
 	}
 }
@@ -132,14 +155,8 @@ func TestControllerClientLimitFlags(t *testing.T) {
 }
 
 func TestAgentCredentialSecretFlags(t *testing.T) {
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(kubeconfig, []byte(testKubeconfig), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	base := func() *agentFlags {
-		return &agentFlags{kubeconfig: kubeconfig, workspace: "fleet-default", heartbeat: 15 * time.Second, drift: 30 * time.Second,
-			waitStrategy: "watcher", maxArchiveBytes: 1 << 20, upstreamQPS: 7, upstreamBurst: 9, downstreamQPS: 11, downstreamBurst: 13, workers: 4}
-	}
+	kubeconfig := writeKubeconfig(t)
+	base := func() *agentFlags { return baseAgentFlags(kubeconfig) }
 	cases := []struct {
 		name       string
 		change     func(*agentFlags)
@@ -156,19 +173,12 @@ func TestAgentCredentialSecretFlags(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			g := NewWithT(t)
-			f := base()
-			tc.change(f)
-			o, err := f.options()
-			if tc.wantErr != "" {
-				g.Expect(err).To(MatchError(ContainSubstring(tc.wantErr)))
-				return
-			}
-			g.Expect(err).NotTo(HaveOccurred())
-			g.Expect(o.Registration).NotTo(BeNil())
-			g.Expect(o.Registration.CredentialSecret.String()).To(Equal(tc.wantSecret))
-			g.Expect(o.Registration.Token != nil).To(Equal(tc.wantToken))
-			g.Expect([]any{o.Registration.QPS, o.Registration.Burst}).To(Equal([]any{float32(7), 9}), "the upstream limits reach the granted credential")
+			checkAgentFlags(t, base, tc.change, tc.wantErr, func(g Gomega, o agent.Options) {
+				g.Expect(o.Registration).NotTo(BeNil())
+				g.Expect(o.Registration.CredentialSecret.String()).To(Equal(tc.wantSecret))
+				g.Expect(o.Registration.Token != nil).To(Equal(tc.wantToken))
+				g.Expect([]any{o.Registration.QPS, o.Registration.Burst}).To(Equal([]any{float32(7), 9}), "the upstream limits reach the granted credential")
+			})
 		})
 	}
 }
