@@ -10,16 +10,11 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
 
 	"github.com/helmops/helmops/api/v1alpha1"
-	"github.com/helmops/helmops/internal/agent"
-	"github.com/helmops/helmops/internal/chartsource"
 	"github.com/helmops/helmops/internal/controller/registration"
 	"github.com/helmops/helmops/internal/testutil"
 )
@@ -63,26 +58,8 @@ func TestAClusterWithAKubeconfigGetsItsAgentAndLosesItOnDeletion(t *testing.T) {
 	// (read as helmops agent --credential-secret does), and the Cluster becomes Ready from its
 	// heartbeat.
 	agentCtx, stopAgent := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- agent.Run(agentCtx, agent.Options{
-			Downstream:        down.Config,
-			Registration:      &agent.Registration{CredentialSecret: types.NamespacedName{Namespace: registration.DefaultAgentNamespace, Name: "helmops-upstream"}},
-			HeartbeatInterval: time.Second, Fetcher: agent.ResolverFetcher{Resolver: chartsource.NewResolver(chartsource.Options{})}, MetricsBindAddress: "0", Controller: config.Controller{SkipNameValidation: ptr.To(true)},
-		})
-	}()
-	g.Eventually(func() metav1.ConditionStatus {
-		select {
-		case err := <-done:
-			t.Fatalf("the agent stopped: %v", err)
-		default:
-		}
-		_ = upstream.Client.Get(ctx, client.ObjectKeyFromObject(c), c)
-		if cond := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ReadyCondition); cond != nil {
-			return cond.Status
-		}
-		return ""
-	}, timeout, interval).Should(Equal(metav1.ConditionTrue))
+	done := runAgent(agentCtx, down.Config, types.NamespacedName{Namespace: registration.DefaultAgentNamespace, Name: "helmops-upstream"})
+	expectClusterReady(ctx, t, g, client.ObjectKeyFromObject(c), c, done)
 	stopAgent()
 	g.Eventually(done, timeout).Should(Receive())
 

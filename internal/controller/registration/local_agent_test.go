@@ -3,22 +3,17 @@ package registration_test
 import (
 	"context"
 	"testing"
-	"time"
 
 	. "github.com/onsi/gomega"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
 
 	"github.com/helmops/helmops/api/v1alpha1"
 	"github.com/helmops/helmops/internal/agent"
-	"github.com/helmops/helmops/internal/chartsource"
 	"github.com/helmops/helmops/internal/controller/cluster"
 )
 
@@ -31,31 +26,11 @@ func TestTheLocalAgentGetsItsOwnScopedCredential(t *testing.T) {
 	g := NewWithT(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		done <- agent.Run(ctx, agent.Options{
-			Downstream:        upstream.Config,
-			Registration:      &agent.Registration{CredentialSecret: types.NamespacedName(localCredential)},
-			HeartbeatInterval: time.Second, MetricsBindAddress: "0", Controller: config.Controller{SkipNameValidation: ptr.To(true)},
-			Fetcher: agent.ResolverFetcher{Resolver: chartsource.NewResolver(chartsource.Options{})},
-		})
-	}()
+	done := runAgent(ctx, upstream.Config, types.NamespacedName(localCredential))
 	g.Expect(cluster.Bootstrap(ctx, upstream.Client)).To(Succeed())
 
 	local := &v1alpha1.Cluster{}
-	key := client.ObjectKey{Namespace: cluster.LocalWorkspace, Name: cluster.LocalCluster}
-	g.Eventually(func() metav1.ConditionStatus {
-		select {
-		case err := <-done:
-			t.Fatalf("the local agent stopped: %v", err)
-		default:
-		}
-		_ = upstream.Client.Get(ctx, key, local)
-		if c := meta.FindStatusCondition(local.Status.Conditions, v1alpha1.ReadyCondition); c != nil {
-			return c.Status
-		}
-		return ""
-	}, timeout, interval).Should(Equal(metav1.ConditionTrue))
+	expectClusterReady(ctx, t, g, client.ObjectKey{Namespace: cluster.LocalWorkspace, Name: cluster.LocalCluster}, local, done)
 
 	s := &corev1.Secret{}
 	g.Expect(upstream.Client.Get(ctx, localCredential, s)).To(Succeed())
