@@ -60,36 +60,69 @@ func StartOCIRegistry(opts RegistryOptions) (*OCIRegistry, error) {
 	// read their own output, not the registry's.
 	quietRegistryLogs.Do(func() { logrus.SetOutput(io.Discard) })
 	r := &OCIRegistry{opts: opts, requests: map[string]int{}}
+	cfg := registryConfig(opts)
+	if opts.Username != "" || opts.Password != "" {
+		if err := r.requireLogin(cfg); err != nil {
+			return nil, err
+		}
+	}
+	app := handlers.NewApp(context.Background(), cfg)
+	ln, err := r.listen()
+	if err != nil {
+		return nil, err
+	}
+	r.server = &http.Server{Handler: r.counting(app), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = r.server.Serve(ln) }()
+	r.Host = ln.Addr().String()
+	return r, nil
+}
+
+// registryConfig configures the registry: in-memory storage that allows deletion, quiet logs
+// and the notifications of opts.
+func registryConfig(opts RegistryOptions) *configuration.Configuration {
 	cfg := &configuration.Configuration{}
 	cfg.Storage = configuration.Storage{"inmemory": configuration.Parameters{}, "delete": configuration.Parameters{"enabled": true}}
 	cfg.Log.AccessLog.Disabled = true
 	cfg.Log.Level = "error"
 	cfg.HTTP.Secret = "helmops-test-registry"
 	cfg.Notifications = opts.Notifications
-	if opts.Username != "" || opts.Password != "" {
-		dir, err := os.MkdirTemp("", "helmops-registry-")
-		if err != nil {
-			return nil, err
-		}
-		r.dir = dir
-		hash, err := bcrypt.GenerateFromPassword([]byte(opts.Password), bcrypt.MinCost)
-		if err != nil {
-			return nil, err
-		}
-		htpasswd := filepath.Join(dir, "htpasswd")
-		if err := os.WriteFile(htpasswd, []byte(opts.Username+":"+string(hash)+"\n"), 0o600); err != nil {
-			return nil, err
-		}
-		cfg.Auth = configuration.Auth{"htpasswd": configuration.Parameters{"realm": "helmops-test", "path": htpasswd}}
+	return cfg
+}
+
+// requireLogin writes an htpasswd file for the options' user into a directory of the
+// registry's (removed by Stop) and makes cfg require it.
+func (r *OCIRegistry) requireLogin(cfg *configuration.Configuration) error {
+	dir, err := os.MkdirTemp("", "helmops-registry-")
+	if err != nil {
+		return err
 	}
-	app := handlers.NewApp(context.Background(), cfg)
-	counting := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	r.dir = dir
+	hash, err := bcrypt.GenerateFromPassword([]byte(r.opts.Password), bcrypt.MinCost)
+	if err != nil {
+		return err
+	}
+	htpasswd := filepath.Join(dir, "htpasswd")
+	if err := os.WriteFile(htpasswd, []byte(r.opts.Username+":"+string(hash)+"\n"), 0o600); err != nil {
+		return err
+	}
+	cfg.Auth = configuration.Auth{"htpasswd": configuration.Parameters{"realm": "helmops-test", "path": htpasswd}}
+	return nil
+}
+
+// counting counts the requests for each path (see Requests) before next serves them.
+func (r *OCIRegistry) counting(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.mu.Lock()
 		r.requests[req.URL.Path]++
 		r.mu.Unlock()
-		app.ServeHTTP(w, req)
+		next.ServeHTTP(w, req)
 	})
-	addr := opts.Addr
+}
+
+// listen listens on the options' address (default a free loopback port), with TLS by a CA of
+// the registry's own when the options ask for it.
+func (r *OCIRegistry) listen() (net.Listener, error) {
+	addr := r.opts.Addr
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
@@ -97,24 +130,21 @@ func StartOCIRegistry(opts RegistryOptions) (*OCIRegistry, error) {
 	if err != nil {
 		return nil, err
 	}
-	if opts.TLS {
-		ca, err := newSelfSignedCA("oci-registry")
-		if err != nil {
-			_ = ln.Close()
-			return nil, err
-		}
-		r.ca = ca
-		cfg, err := ca.serverTLS()
-		if err != nil {
-			_ = ln.Close()
-			return nil, err
-		}
-		ln = tls.NewListener(ln, cfg)
+	if !r.opts.TLS {
+		return ln, nil
 	}
-	r.server = &http.Server{Handler: counting, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = r.server.Serve(ln) }()
-	r.Host = ln.Addr().String()
-	return r, nil
+	ca, err := newSelfSignedCA("oci-registry")
+	if err != nil {
+		_ = ln.Close()
+		return nil, err
+	}
+	r.ca = ca
+	cfg, err := ca.serverTLS()
+	if err != nil {
+		_ = ln.Close()
+		return nil, err
+	}
+	return tls.NewListener(ln, cfg), nil
 }
 
 // URL is the oci:// reference of a chart repository in this registry: oci://HOST/charts/NAME.
