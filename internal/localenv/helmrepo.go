@@ -272,13 +272,8 @@ func (r *ChartRepo) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	archive, isArchive := r.archives[path]
 	r.mu.Unlock()
 
-	if r.opts.Username != "" || r.opts.Password != "" {
-		u, p, ok := req.BasicAuth()
-		if !ok || u != r.opts.Username || p != r.opts.Password {
-			w.Header().Set("WWW-Authenticate", `Basic realm="helmops test repository"`)
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
-			return
-		}
+	if !r.loggedIn(w, req) {
+		return
 	}
 	if req.Method == http.MethodPost && path == "/api/charts" && r.opts.AllowUpload {
 		r.upload(w, req)
@@ -290,26 +285,47 @@ func (r *ChartRepo) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	switch {
 	case path == "/index.yaml":
-		w.Header().Set("ETag", etag)
-		w.Header().Set("Last-Modified", lastModified.Format(http.TimeFormat))
-		if inm := req.Header.Get("If-None-Match"); inm != "" && inm == etag {
-			w.WriteHeader(http.StatusNotModified)
-			return
-		}
-		if ims := req.Header.Get("If-Modified-Since"); ims != "" && req.Header.Get("If-None-Match") == "" {
-			if t, err := http.ParseTime(ims); err == nil && !lastModified.After(t) {
-				w.WriteHeader(http.StatusNotModified)
-				return
-			}
-		}
-		w.Header().Set("Content-Type", "application/x-yaml")
-		_, _ = w.Write(indexYAML)
+		serveIndex(w, req, indexYAML, etag, lastModified)
 	case isArchive:
 		w.Header().Set("Content-Type", "application/gzip")
 		_, _ = w.Write(archive)
 	default:
 		http.NotFound(w, req)
 	}
+}
+
+// loggedIn says whether req carries the repository's user and password, when it has them;
+// otherwise it answers 401 Unauthorized.
+func (r *ChartRepo) loggedIn(w http.ResponseWriter, req *http.Request) bool {
+	if r.opts.Username == "" && r.opts.Password == "" {
+		return true
+	}
+	u, p, ok := req.BasicAuth()
+	if !ok || u != r.opts.Username || p != r.opts.Password {
+		w.Header().Set("WWW-Authenticate", `Basic realm="helmops test repository"`)
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return false
+	}
+	return true
+}
+
+// serveIndex serves index.yaml with its ETag and Last-Modified, answering 304 Not Modified to
+// a request that names the same ETag or, naming none, a time not before Last-Modified.
+func serveIndex(w http.ResponseWriter, req *http.Request, indexYAML []byte, etag string, lastModified time.Time) {
+	w.Header().Set("ETag", etag)
+	w.Header().Set("Last-Modified", lastModified.Format(http.TimeFormat))
+	if inm := req.Header.Get("If-None-Match"); inm != "" && inm == etag {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	if ims := req.Header.Get("If-Modified-Since"); ims != "" && req.Header.Get("If-None-Match") == "" {
+		if t, err := http.ParseTime(ims); err == nil && !lastModified.After(t) {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "application/x-yaml")
+	_, _ = w.Write(indexYAML)
 }
 
 func (r *ChartRepo) upload(w http.ResponseWriter, req *http.Request) {
