@@ -71,7 +71,17 @@ func BuildChart(name, version string, opts ...ChartOption) ([]byte, error) {
 	for _, o := range opts {
 		o(spec)
 	}
-	values := spec.values
+	c, err := spec.chart(name, version)
+	if err != nil {
+		return nil, err
+	}
+	return packageChart(c)
+}
+
+// chart is the chart the spec describes; without values of its own, its values hold
+// data.greeting: hello.
+func (s *chartSpec) chart(name, version string) (*chart.Chart, error) {
+	values := s.values
 	if values == nil {
 		values = map[string]any{"data": map[string]any{"greeting": "hello"}}
 	}
@@ -84,19 +94,24 @@ func BuildChart(name, version string, opts ...ChartOption) ([]byte, error) {
 			APIVersion:  chart.APIVersionV2,
 			Name:        name,
 			Version:     version,
-			AppVersion:  spec.appVersion,
+			AppVersion:  s.appVersion,
 			Description: fmt.Sprintf("%s test chart", name),
 			Type:        "application",
 		},
 		Values: values,
 		Raw:    []*chartcommon.File{{Name: chartutil.ValuesfileName, Data: valuesYAML}},
 	}
-	for n, text := range spec.templates {
+	for n, text := range s.templates {
 		c.Templates = append(c.Templates, &chartcommon.File{Name: filepath.Join("templates", n), Data: []byte(text)})
 	}
-	for p, text := range spec.files {
+	for p, text := range s.files {
 		c.Files = append(c.Files, &chartcommon.File{Name: p, Data: []byte(text)})
 	}
+	return c, nil
+}
+
+// packageChart saves c as a .tgz archive, as helm package does, and returns its bytes.
+func packageChart(c *chart.Chart) ([]byte, error) {
 	dir, err := os.MkdirTemp("", "helmops-chart-")
 	if err != nil {
 		return nil, err
@@ -104,7 +119,7 @@ func BuildChart(name, version string, opts ...ChartOption) ([]byte, error) {
 	defer os.RemoveAll(dir)
 	path, err := chartutil.Save(c, dir)
 	if err != nil {
-		return nil, fmt.Errorf("packaging chart %s %s: %w", name, version, err)
+		return nil, fmt.Errorf("packaging chart %s %s: %w", c.Metadata.Name, c.Metadata.Version, err)
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
