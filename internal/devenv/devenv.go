@@ -266,13 +266,24 @@ func (e *Env) startRepositories(ctx context.Context) error {
 // startControlPlanes starts the management and downstream control planes in parallel (each
 // takes a few seconds, mostly waiting) and copies their kubeconfigs into Dir/kubeconfigs.
 func (e *Env) startControlPlanes(ctx context.Context) error {
+	all := append([]string{"management"}, names(e.opts.Downstreams)...)
+	if err := e.startInParallel(ctx, all); err != nil {
+		return err
+	}
+	e.State = State{RepoURL: e.Repo.URL, PrivateRepoURL: e.PrivateRepo.URL, RegistryHost: e.Registry.Host,
+		Kubeconfigs: map[string]string{}, PID: os.Getpid()}
+	return e.copyKubeconfigs(all)
+}
+
+// startInParallel starts the named control planes at once, the downstream ones with simulated
+// nodes, and waits for all of them; it returns the errors of those that did not start.
+func (e *Env) startInParallel(ctx context.Context, all []string) error {
 	type started struct {
 		name string
 		cp   *localenv.ControlPlane
 		err  error
 	}
 	results := make(chan started)
-	all := append([]string{"management"}, names(e.opts.Downstreams)...)
 	for _, name := range all {
 		go func(name string) {
 			o := localenv.Options{Name: name, Dir: filepath.Join(e.opts.Dir, "clusters", name)}
@@ -295,11 +306,12 @@ func (e *Env) startControlPlanes(ctx context.Context) error {
 			e.Downstreams[r.name] = r.cp
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	e.State = State{RepoURL: e.Repo.URL, PrivateRepoURL: e.PrivateRepo.URL, RegistryHost: e.Registry.Host,
-		Kubeconfigs: map[string]string{}, PID: os.Getpid()}
+	return errors.Join(errs...)
+}
+
+// copyKubeconfigs copies the named control planes' kubeconfigs into Dir/kubeconfigs and records
+// them in the state.
+func (e *Env) copyKubeconfigs(all []string) error {
 	for _, name := range all {
 		cp := e.Management
 		if name != "management" {
