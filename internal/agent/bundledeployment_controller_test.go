@@ -60,10 +60,7 @@ func TestInstallNoOpAndUpgrade(t *testing.T) {
 		g.Expect(repo.Requests("/charts/hello-0.1.0.tgz")).To(Equal(1))
 	}, 4*time.Second, interval).Should(Succeed())
 
-	update(g, bd, func(b *v1alpha1.BundleDeployment) {
-		b.Spec.Options.Helm.Version = "0.2.0"
-		b.Spec.DeploymentID = "v:0.2.0"
-	})
+	setVersion(g, bd, "0.2.0", "v:0.2.0")
 	g.Eventually(func(g Gomega) {
 		got := expectReady(g, bd)
 		g.Expect(got.Status.Release.Revision).To(Equal(2))
@@ -126,9 +123,7 @@ func TestPrivateRepositoryThroughTheCopiedSecret(t *testing.T) {
 	g.Expect(upstream.Client.Get(ctx, client.ObjectKeyFromObject(wrong), fixed)).To(Succeed())
 	fixed.Data = map[string][]byte{"username": []byte("user"), "password": []byte("s3cret-pass")}
 	g.Expect(upstream.Client.Update(ctx, fixed)).To(Succeed())
-	g.Eventually(func(g Gomega) {
-		expectCoherent(g, expectReady(g, denied))
-	}, timeout, interval).Should(Succeed())
+	eventuallyReady(g, denied)
 }
 
 func TestOCIAndTarballSources(t *testing.T) {
@@ -247,7 +242,7 @@ func TestDriftIsReportedThenCorrected(t *testing.T) {
 	bd := bundleDeployment(mainNS, "drifty", v1alpha1.HelmOptions{Repo: repo.URL, Chart: "drifty", Version: "0.1.0",
 		Values: values(map[string]any{"data": map[string]any{"greeting": "original"}})})
 	g.Expect(upstream.Client.Create(ctx, bd)).To(Succeed())
-	g.Eventually(func(g Gomega) { expectCoherent(g, expectReady(g, bd)) }, timeout, interval).Should(Succeed())
+	eventuallyReady(g, bd)
 
 	cm := configMap(g, "drifty", "drifty")
 	cm.Data["greeting"] = "edited by hand"
@@ -304,10 +299,7 @@ func TestRenderFailureReportsHelmsMessageAndRecovers(t *testing.T) {
 		t.Logf("Deployed: %s", c.Message)
 	}, timeout, interval).Should(Succeed())
 
-	update(g, bd, func(b *v1alpha1.BundleDeployment) {
-		b.Spec.Options.Helm.Version = "0.2.0"
-		b.Spec.DeploymentID = "v:0.2.0"
-	})
+	setVersion(g, bd, "0.2.0", "v:0.2.0")
 	g.Eventually(func(g Gomega) {
 		expectCoherent(g, expectReady(g, bd))
 		g.Expect(configMap(g, "fragile", "fragile").Data).To(HaveKeyWithValue("chartVersion", "0.2.0"))
@@ -331,10 +323,7 @@ func TestReleaseLeftPendingByACrashIsRecovered(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(hist).To(HaveLen(1))
 	g.Expect(helm.SetStatus(ctx, hist[0], rcommon.StatusPendingUpgrade, "Preparing upgrade")).To(Succeed())
-	update(g, bd, func(b *v1alpha1.BundleDeployment) {
-		b.Spec.Options.Helm.Version = "0.2.0"
-		b.Spec.DeploymentID = "v:0.2.0"
-	})
+	setVersion(g, bd, "0.2.0", "v:0.2.0")
 
 	stop, _, err = startAgent(ctx, "crashy", false)
 	g.Expect(err).NotTo(HaveOccurred())
@@ -364,10 +353,7 @@ func TestAgentStoppedDuringAnUpgradeEndsHealthy(t *testing.T) {
 	g.Expect(upstream.Client.Create(ctx, bd)).To(Succeed())
 	g.Eventually(func(g Gomega) { expectReady(g, bd) }, timeout, interval).Should(Succeed())
 
-	update(g, bd, func(b *v1alpha1.BundleDeployment) {
-		b.Spec.Options.Helm.Version = "0.2.0"
-		b.Spec.DeploymentID = "v:0.2.0"
-	})
+	setVersion(g, bd, "0.2.0", "v:0.2.0")
 	g.Eventually(func(g Gomega) {
 		hist, err := helm.History(ctx, "killed", "killed")
 		g.Expect(err).NotTo(HaveOccurred())
@@ -380,10 +366,7 @@ func TestAgentStoppedDuringAnUpgradeEndsHealthy(t *testing.T) {
 	t.Logf("after the agent stopped, the newest revision is %s: %s", hist[len(hist)-1].Info.Status, hist[len(hist)-1].Info.Description)
 
 	// The fixed version is rolled out by a new agent process.
-	update(g, bd, func(b *v1alpha1.BundleDeployment) {
-		b.Spec.Options.Helm.Version = "0.3.0"
-		b.Spec.DeploymentID = "v:0.3.0"
-	})
+	setVersion(g, bd, "0.3.0", "v:0.3.0")
 	stop, _, err = startAgent(ctx, "killed", false)
 	g.Expect(err).NotTo(HaveOccurred())
 	t.Cleanup(stop)
@@ -458,7 +441,7 @@ func TestRegisterCreatesTheClusterAndTheHeartbeatAdvances(t *testing.T) {
 	g.Expect(repo.Publish("registered", "0.1.0")).To(Succeed())
 	bd := bundleDeployment(ns, "registered", v1alpha1.HelmOptions{Repo: repo.URL, Chart: "registered", Version: "0.1.0"})
 	g.Expect(upstream.Client.Create(ctx, bd)).To(Succeed())
-	g.Eventually(func(g Gomega) { expectCoherent(g, expectReady(g, bd)) }, timeout, interval).Should(Succeed())
+	eventuallyReady(g, bd)
 	g.Expect(strings.HasPrefix(ns, "cluster-")).To(BeTrue())
 }
 
@@ -478,7 +461,7 @@ func TestPausedThenMovedRelease(t *testing.T) {
 	g.Expect(repo.Requests("/charts/mover-0.1.0.tgz")).To(BeZero(), "a paused BundleDeployment downloads nothing")
 
 	update(g, bd, func(b *v1alpha1.BundleDeployment) { b.Spec.Paused = false })
-	g.Eventually(func(g Gomega) { expectCoherent(g, expectReady(g, bd)) }, timeout, interval).Should(Succeed())
+	eventuallyReady(g, bd)
 
 	// A new release name and namespace: the old release goes, the new one comes.
 	update(g, bd, func(b *v1alpha1.BundleDeployment) {
@@ -514,7 +497,7 @@ func TestCreateNamespaceFalse(t *testing.T) {
 
 	// Once someone creates the namespace, the retry succeeds.
 	g.Expect(downstream.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "no-ns"}})).To(Succeed())
-	g.Eventually(func(g Gomega) { expectCoherent(g, expectReady(g, bd)) }, timeout, interval).Should(Succeed())
+	eventuallyReady(g, bd)
 }
 
 func TestServiceAccountImpersonation(t *testing.T) {
@@ -585,10 +568,7 @@ func TestAgentProcessKilledDuringAnUpgradeRecovers(t *testing.T) {
 
 	// The upgrade to 0.2.0 waits for a hook Job that never completes (hookJob); the process is killed
 	// (SIGKILL: no chance to clean up) while Helm holds the release pending-upgrade.
-	update(g, bd, func(b *v1alpha1.BundleDeployment) {
-		b.Spec.Options.Helm.Version = "0.2.0"
-		b.Spec.DeploymentID = "v:0.2.0"
-	})
+	setVersion(g, bd, "0.2.0", "v:0.2.0")
 	g.Eventually(func(g Gomega) {
 		hist, err := helm.History(ctx, "sigkill", "sigkill")
 		g.Expect(err).NotTo(HaveOccurred())
@@ -601,10 +581,7 @@ func TestAgentProcessKilledDuringAnUpgradeRecovers(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(hist[len(hist)-1].Info.Status).To(Equal(rcommon.StatusPendingUpgrade), "the killed agent left the release locked")
 
-	update(g, bd, func(b *v1alpha1.BundleDeployment) {
-		b.Spec.Options.Helm.Version = "0.3.0"
-		b.Spec.DeploymentID = "v:0.3.0"
-	})
+	setVersion(g, bd, "0.3.0", "v:0.3.0")
 	startChildAgent(t, "sigkill")
 	g.Eventually(func(g Gomega) {
 		got := expectReady(g, bd)
@@ -642,10 +619,7 @@ func TestAtomicAndMaxHistory(t *testing.T) {
 	}
 
 	for _, v := range []string{"0.2.0", "0.3.0", "0.4.0", "0.5.0"} {
-		update(g, bd, func(b *v1alpha1.BundleDeployment) {
-			b.Spec.Options.Helm.Version = v
-			b.Spec.DeploymentID = "v:" + v
-		})
+		setVersion(g, bd, v, "v:"+v)
 		g.Eventually(func(g Gomega) {
 			g.Expect(expectReady(g, bd).Status.Release.ChartVersion).To(Equal(v))
 		}, timeout, interval).Should(Succeed())
@@ -678,9 +652,7 @@ func TestRepublishedChartRefused(t *testing.T) {
 		b.Spec.HelmChartOptions = &v1alpha1.BundleHelmOptions{ChartDigest: v1}
 	})
 	g.Expect(upstream.Client.Create(ctx, bd)).To(Succeed())
-	g.Eventually(func(g Gomega) {
-		expectCoherent(g, expectReady(g, bd))
-	}, timeout, interval).Should(Succeed())
+	eventuallyReady(g, bd)
 	g.Expect(configMap(g, "pinned", "pinned").Data).To(HaveKeyWithValue("content", "original"))
 
 	// 2.0.0 is resolved (its digest pinned), then re-published with other content.

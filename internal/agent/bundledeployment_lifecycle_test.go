@@ -51,7 +51,7 @@ func TestDeletionWithTheServiceAccountGoneEnds(t *testing.T) {
 	bd := bundleDeployment(ns, name, v1alpha1.HelmOptions{Repo: repo.URL, Chart: name, Version: "0.1.0"},
 		func(b *v1alpha1.BundleDeployment) { b.Spec.Options.ServiceAccount = "deployer" })
 	g.Expect(upstream.Client.Create(ctx, bd)).To(Succeed())
-	g.Eventually(func(g Gomega) { expectCoherent(g, expectReady(g, bd)) }, timeout, interval).Should(Succeed())
+	eventuallyReady(g, bd)
 
 	// The ServiceAccount goes, and its rights with it.
 	g.Expect(downstream.Client.Delete(ctx, binding)).To(Succeed())

@@ -55,9 +55,7 @@ func TestAReleaseIsChangedOnlyByTheBundleDeploymentThatInstalledIt(t *testing.T)
 	owner := bundleDeployment(mainNS, "owned", v1alpha1.HelmOptions{Repo: repo.URL, Chart: "owned", Version: "0.1.0",
 		Values: values(map[string]any{"data": map[string]any{"greeting": "from-the-owner"}})}, shared)
 	g.Expect(upstream.Client.Create(ctx, owner)).To(Succeed())
-	g.Eventually(func(g Gomega) {
-		expectCoherent(g, expectReady(g, owner))
-	}, timeout, interval).Should(Succeed())
+	eventuallyReady(g, owner)
 	expectRevisions(g, "owned", "owned", 1, owner)
 
 	intruder := bundleDeployment(mainNS, "intruder", v1alpha1.HelmOptions{Repo: repo.URL, Chart: "owned", Version: "0.1.0",
@@ -102,9 +100,7 @@ func TestAnUnmarkedReleaseIsAdoptedOnlyByTheBundleDeploymentThatRecordsIt(t *tes
 	g.Expect(repo.Publish("legacy", "0.1.0")).To(Succeed())
 	legacy := bundleDeployment(mainNS, "legacy", v1alpha1.HelmOptions{Repo: repo.URL, Chart: "legacy", Version: "0.1.0"})
 	g.Expect(upstream.Client.Create(ctx, legacy)).To(Succeed())
-	g.Eventually(func(g Gomega) {
-		expectCoherent(g, expectReady(g, legacy))
-	}, timeout, interval).Should(Succeed())
+	eventuallyReady(g, legacy)
 
 	// As an agent that did not mark releases left it: the stored revision carries no marks.
 	hist, err := helm.History(ctx, "legacy", "legacy")

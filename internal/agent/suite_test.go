@@ -245,6 +245,21 @@ func update(g Gomega, bd *v1alpha1.BundleDeployment, change func(*v1alpha1.Bundl
 	}, timeout, interval).Should(Succeed())
 }
 
+// setVersion asks bd for another chart version, under a new deployment ID.
+func setVersion(g Gomega, bd *v1alpha1.BundleDeployment, version, deploymentID string) {
+	update(g, bd, func(b *v1alpha1.BundleDeployment) {
+		b.Spec.Options.Helm.Version = version
+		b.Spec.DeploymentID = deploymentID
+	})
+}
+
+// eventuallyReady waits until bd is Ready and coherent (see expectCoherent).
+func eventuallyReady(g Gomega, bd *v1alpha1.BundleDeployment) {
+	g.Eventually(func(g Gomega) {
+		expectCoherent(g, expectReady(g, bd))
+	}, timeout, interval).Should(Succeed())
+}
+
 // expectCoherent checks the end state every integration test should reach: kstatus-style
 // conditions that agree with the summary fields.
 func expectCoherent(g Gomega, got *v1alpha1.BundleDeployment) {

@@ -81,10 +81,7 @@ func TestDeploymentReadyFollowsItsPods(t *testing.T) {
 
 	// Helm does not wait (no timeoutSeconds): the release is deployed, the readiness check
 	// reports the Pods.
-	update(g, bd, func(b *v1alpha1.BundleDeployment) {
-		b.Spec.Options.Helm.Version = "0.2.0"
-		b.Spec.DeploymentID = "v:0.2.0"
-	})
+	setVersion(g, bd, "0.2.0", "v:0.2.0")
 	g.Eventually(func(g Gomega) {
 		got := getBD(g, bd)
 		g.Expect(got.Status.Release.ChartVersion).To(Equal("0.2.0"))
@@ -108,13 +105,8 @@ func TestDeploymentReadyFollowsItsPods(t *testing.T) {
 	t.Logf("Ready: %s", readyCondition(g, bd).Message)
 
 	// Back to a good version: Ready again.
-	update(g, bd, func(b *v1alpha1.BundleDeployment) {
-		b.Spec.Options.Helm.Version = "0.1.0"
-		b.Spec.DeploymentID = "v:0.1.0-again"
-	})
-	g.Eventually(func(g Gomega) {
-		expectCoherent(g, expectReady(g, bd))
-	}, timeout, interval).Should(Succeed())
+	setVersion(g, bd, "0.1.0", "v:0.1.0-again")
+	eventuallyReady(g, bd)
 }
 
 // TestWaitForJobsHonoursTheTimeout: with waitForJobs, Helm waits for the chart's Job to
@@ -153,13 +145,8 @@ func TestWaitForJobsHonoursTheTimeout(t *testing.T) {
 	t.Logf("Ready: %s", readyCondition(g, waits).Message)
 
 	// A version whose Job completes: Ready once it has.
-	update(g, waits, func(b *v1alpha1.BundleDeployment) {
-		b.Spec.Options.Helm.Version = "0.2.0"
-		b.Spec.DeploymentID = "v:0.2.0"
-	})
-	g.Eventually(func(g Gomega) {
-		expectCoherent(g, expectReady(g, waits))
-	}, timeout, interval).Should(Succeed())
+	setVersion(g, waits, "0.2.0", "v:0.2.0")
+	eventuallyReady(g, waits)
 	g.Expect(downstream.Client.Get(ctx, client.ObjectKey{Namespace: "task-waits", Name: "task-waits-task-0-2-0"}, job)).To(Succeed())
 	g.Expect(job.Status.Succeeded).To(Equal(int32(1)))
 }
@@ -182,18 +169,10 @@ func TestFailingHookIsReported(t *testing.T) {
 	}, timeout, interval).Should(Succeed())
 	t.Logf("Ready: %s", readyCondition(g, bd).Message)
 
-	update(g, bd, func(b *v1alpha1.BundleDeployment) {
-		b.Spec.Options.Helm.Version = "0.2.0"
-		b.Spec.DeploymentID = "v:0.2.0"
-	})
-	g.Eventually(func(g Gomega) {
-		expectCoherent(g, expectReady(g, bd))
-	}, timeout, interval).Should(Succeed())
+	setVersion(g, bd, "0.2.0", "v:0.2.0")
+	eventuallyReady(g, bd)
 
-	update(g, bd, func(b *v1alpha1.BundleDeployment) {
-		b.Spec.Options.Helm.Version = "0.3.0"
-		b.Spec.DeploymentID = "v:0.3.0"
-	})
+	setVersion(g, bd, "0.3.0", "v:0.3.0")
 	g.Eventually(func(g Gomega) {
 		expectFalse(g, getBD(g, bd), v1alpha1.ReadyCondition, v1alpha1.ReasonUpgradeFailed,
 			"post-upgrade", "Job hooked/hooked-migrate", "containerFailed")
