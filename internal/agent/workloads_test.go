@@ -71,10 +71,7 @@ func TestDeploymentReadyFollowsItsPods(t *testing.T) {
 		testenv.WithValues(map[string]any{"crashLoop": true}))).To(Succeed())
 	bd := bundleDeployment(mainNS, "app", v1alpha1.HelmOptions{Repo: repo.URL, Chart: "app", Version: "0.1.0"})
 	g.Expect(upstream.Client.Create(ctx, bd)).To(Succeed())
-	g.Eventually(func(g Gomega) {
-		got := expectReady(g, bd)
-		expectCoherent(g, got)
-	}, timeout, interval).Should(Succeed())
+	eventuallyReady(g, bd)
 	d := &appsv1.Deployment{}
 	g.Expect(downstream.Client.Get(ctx, client.ObjectKey{Namespace: "app", Name: "app"}, d)).To(Succeed())
 	g.Expect(d.Status.AvailableReplicas).To(Equal(int32(2)), "Ready only once every replica is available")
@@ -126,10 +123,7 @@ func TestWaitForJobsHonoursTheTimeout(t *testing.T) {
 	g.Expect(upstream.Client.Create(ctx, waits)).To(Succeed())
 	g.Expect(upstream.Client.Create(ctx, noWait)).To(Succeed())
 
-	g.Eventually(func(g Gomega) {
-		got := expectReady(g, noWait)
-		expectCoherent(g, got)
-	}, timeout, interval).Should(Succeed())
+	eventuallyReady(g, noWait)
 	job := &batchv1.Job{}
 	g.Expect(downstream.Client.Get(ctx, client.ObjectKey{Namespace: "task-nowait", Name: "task-nowait-task-0-1-0"}, job)).To(Succeed())
 	g.Expect(job.Status.Succeeded).To(BeZero(), "Ready without waiting for the Job")
