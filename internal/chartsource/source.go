@@ -116,20 +116,25 @@ func Classify(ref Ref) (Kind, error) {
 		}
 		return KindOCI, nil
 	default:
-		if repo == "" {
-			return "", &FieldError{Field: "helm.repo", Message: fmt.Sprintf("is required for chart %q: set it to the Helm repository URL (https://…), or set helm.chart to a .tgz URL", chart)}
-		}
-		if err := checkHTTPURL(repo); err != nil {
-			return "", &FieldError{Field: "helm.repo", Message: "must be an http:// or https:// Helm repository URL or an oci:// reference: " + err.Error()}
-		}
-		if chart == "" {
-			return "", &FieldError{Field: "helm.chart", Message: "is required with a Helm repository URL in helm.repo: set it to the chart's name"}
-		}
-		if strings.ContainsAny(chart, "/?#") || strings.ContainsAny(chart, " \t") {
-			return "", &FieldError{Field: "helm.chart", Message: fmt.Sprintf("%q is not a chart name: give the chart's name as it appears in the repository index", chart)}
-		}
-		return KindHelmRepo, nil
+		return classifyHelmRepo(repo, chart)
 	}
+}
+
+// classifyHelmRepo checks a Helm repository URL and a chart name.
+func classifyHelmRepo(repo, chart string) (Kind, error) {
+	if repo == "" {
+		return "", &FieldError{Field: "helm.repo", Message: fmt.Sprintf("is required for chart %q: set it to the Helm repository URL (https://…), or set helm.chart to a .tgz URL", chart)}
+	}
+	if err := checkHTTPURL(repo); err != nil {
+		return "", &FieldError{Field: "helm.repo", Message: "must be an http:// or https:// Helm repository URL or an oci:// reference: " + err.Error()}
+	}
+	if chart == "" {
+		return "", &FieldError{Field: "helm.chart", Message: "is required with a Helm repository URL in helm.repo: set it to the chart's name"}
+	}
+	if strings.ContainsAny(chart, "/?#") || strings.ContainsAny(chart, " \t") {
+		return "", &FieldError{Field: "helm.chart", Message: fmt.Sprintf("%q is not a chart name: give the chart's name as it appears in the repository index", chart)}
+	}
+	return KindHelmRepo, nil
 }
 
 func checkHTTPURL(s string) error {
