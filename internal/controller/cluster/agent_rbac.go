@@ -36,8 +36,8 @@ func AgentNamespaceRules() []rbacv1.PolicyRule {
 	return []rbacv1.PolicyRule{
 		// get, list, watch: its cache and watch; update, patch: add and remove its finalizer.
 		{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"bundledeployments"}, Verbs: []string{"get", "list", "watch", "update", "patch"}},
-		// The status it reports.
-		{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"bundledeployments/status"}, Verbs: []string{"get", "update", "patch"}},
+		// The status it reports (only ever patched).
+		{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"bundledeployments/status"}, Verbs: []string{"patch"}},
 		// metadata.finalizers where OwnerReferencesPermissionEnforcement is on.
 		{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"bundledeployments/finalizers"}, Verbs: []string{"update"}},
 		// The copied repository secrets and downstreamResources (only copies live here).
@@ -58,7 +58,7 @@ func agentRole(namespace string) *rbacv1.Role {
 
 // agentRBACVersion is the value of agentRBACAnnotation once the current rights are granted; a
 // namespace granted an older set is granted again (its Role updated).
-const agentRBACVersion = "granted-v4"
+const agentRBACVersion = "granted-v5"
 
 // grantAgent creates the agent's Role and RoleBinding and its heartbeat Lease in a cluster
 // namespace once, and marks the namespace so later reconciles cost nothing.
