@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +18,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/helmops/helmops/internal/testenv"
+	"github.com/helmops/helmops/internal/testutil"
 )
 
 // redirector answers every request with a redirect to target+path, counting the requests that
@@ -209,22 +209,6 @@ func TestASlowHostHoldsAtMostItsSlots(t *testing.T) {
 	g.Expect(other.Load()).To(BeEquivalentTo(DefaultMaxFetchesPerHost))
 }
 
-// vmHWM is the process's peak resident set size since the last resetPeakRSS, in bytes.
-func vmHWM(t *testing.T) int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		t.Skip("no /proc/self/status")
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	t.Skip("no VmHWM")
-	return 0
-}
-
 func TestHugeFlowStyleIndexIsRefused(t *testing.T) {
 	if testing.Short() {
 		t.Skip("serves 100 MB")
@@ -249,12 +233,10 @@ func TestHugeFlowStyleIndexIsRefused(t *testing.T) {
 		_, _ = w.Write([]byte(strings.Repeat(" ", size-written-len(tail)) + tail))
 	}))
 	t.Cleanup(srv.Close)
-	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
-		t.Skipf("cannot reset the peak RSS: %v", err)
-	}
-	before := vmHWM(t)
-	_, err := NewResolver(Options{Network: testNetwork}).Resolve(context.Background(), Ref{Repo: srv.URL, Chart: "alpine"}, Auth{})
-	peak := vmHWM(t) - before
+	var err error
+	peak := testutil.PeakRSSGrowth(t, func() {
+		_, err = NewResolver(Options{Network: testNetwork}).Resolve(context.Background(), Ref{Repo: srv.URL, Chart: "alpine"}, Auth{})
+	})
 	g.Expect(err).To(MatchError(ContainSubstring("only a full parse reads")))
 	g.Expect(err).To(MatchError(ContainSubstring("limited to 8388608 bytes")))
 	t.Logf("100 MB flow-style index refused; peak RSS grew by %d MiB", peak>>20)

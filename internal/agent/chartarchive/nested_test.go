@@ -2,12 +2,12 @@ package chartarchive
 
 import (
 	"fmt"
-	"os"
-	"strconv"
 	"strings"
 	"testing"
 
 	. "github.com/onsi/gomega"
+
+	"github.com/helmops/helmops/internal/testutil"
 )
 
 func subchart(t *testing.T, name string, extra ...entry) []byte {
@@ -24,7 +24,7 @@ func TestNestedSubchartsCountAgainstTheLimits(t *testing.T) {
 			entries = append(entries, entry{name: fmt.Sprintf("demo/charts/sub%d-0.1.0.tgz", i), data: string(subchart(t, fmt.Sprintf("sub%d", i)))})
 		}
 		archive := craft(t, entries...)
-		grew := peakGrowth(t, func() {
+		grew := testutil.PeakRSSGrowth(t, func() {
 			_, err := Load(archive, Limits{})
 			g.Expect(err).To(MatchError(ContainSubstring("more than 200 subchart archives (charts/*.tgz)")))
 		})
@@ -39,7 +39,7 @@ func TestNestedSubchartsCountAgainstTheLimits(t *testing.T) {
 			inner = subchart(t, fmt.Sprintf("sub%d", i), entry{name: fmt.Sprintf("sub%d/charts/sub%d-0.1.0.tgz", i, i+1), data: string(inner)})
 		}
 		archive := craft(t, entry{name: "demo/Chart.yaml", data: chartYAML}, entry{name: "demo/charts/sub0-0.1.0.tgz", data: string(inner)})
-		grew := peakGrowth(t, func() {
+		grew := testutil.PeakRSSGrowth(t, func() {
 			_, err := Load(archive, Limits{})
 			g.Expect(err).To(MatchError(ContainSubstring("nests more than 8 levels deep")))
 		})
@@ -71,32 +71,4 @@ func TestNestedSubchartsCountAgainstTheLimits(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(ch.Dependencies()).To(HaveLen(2))
 	})
-}
-
-// peakGrowth is how much the process's peak RSS grew while f ran (the peak is reset first).
-func peakGrowth(t *testing.T, f func()) int64 {
-	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
-		t.Fatalf("resetting the peak RSS: %v", err)
-	}
-	before := vmHWM(t)
-	f()
-	return vmHWM(t) - before
-}
-
-func vmHWM(t *testing.T) int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		t.Fatalf("reading the peak RSS: %v", err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			if err != nil {
-				t.Fatalf("parsing VmHWM %q: %v", v, err)
-			}
-			return kb << 10
-		}
-	}
-	t.Fatal("no VmHWM in /proc/self/status")
-	return 0
 }
