@@ -134,6 +134,11 @@ func (r *Resolver) resolveOCI(ctx context.Context, ref Ref, a Auth) (*Resolution
 	if err != nil {
 		return nil, err
 	}
+	return r.resolveTarget(ctx, t, a)
+}
+
+// resolveTarget resolves the version of an opened OCI chart repository.
+func (r *Resolver) resolveTarget(ctx context.Context, t *ociChart, a Auth) (*Resolution, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
 	defer cancel()
 	if chartversion.IsStatic(t.version) {
@@ -259,46 +264,40 @@ func (r *Resolver) listOCITags(ctx context.Context, t *ociChart, a Auth) ([]char
 	return candidates, nil
 }
 
-// fetchOCI resolves ref and pulls the chart layer of the chosen tag.
+// fetchOCI pulls the chart layer of the pinned manifest, or of the tag ref resolves to, opening
+// the repository once.
 func (r *Resolver) fetchOCI(ctx context.Context, ref Ref, a Auth, maxBytes int64) ([]byte, *Resolution, error) {
-	res, err := r.pinnedOrResolved(ctx, ref, a)
+	t, err := r.ociTarget(ref, a)
 	if err != nil {
 		return nil, nil, err
 	}
-	oref, _ := parseOCIRef(ref.Repo)
-	repoName := oref.Registry + "/" + oref.Repository
-	repo, err := r.ociRepository(oref, a)
+	res, err := r.pinnedOrResolved(ctx, t, ref.Digest, a)
 	if err != nil {
 		return nil, nil, err
 	}
-	hctx, done, err := r.acquireHost(ctx, registryHostPort(oref.Registry, a.PlainHTTP))
+	hctx, done, err := r.acquireHost(ctx, t.host)
 	if err != nil {
 		return nil, nil, err
 	}
 	hctx, cancel := context.WithTimeout(hctx, r.opts.Timeout)
 	defer cancel()
-	data, err := fetchOCILayer(hctx, repo, res, repoName, maxBytes)
+	data, err := fetchOCILayer(hctx, t.repo, res, t.name, maxBytes)
 	if err = done(err); err != nil {
 		return nil, nil, err
 	}
 	return data, res, nil
 }
 
-// pinnedOrResolved is the manifest to pull: the pinned one of ref.Digest for the exact version,
-// or what the tag resolves to now.
-func (r *Resolver) pinnedOrResolved(ctx context.Context, ref Ref, a Auth) (*Resolution, error) {
-	if ref.Digest == "" {
-		return r.resolveOCI(ctx, ref, a)
+// pinnedOrResolved is the manifest to pull: the pinned one (a digest) for the exact version,
+// or, with no pin, what the tag resolves to now.
+func (r *Resolver) pinnedOrResolved(ctx context.Context, t *ociChart, pin string, a Auth) (*Resolution, error) {
+	if pin == "" {
+		return r.resolveTarget(ctx, t, a)
 	}
-	if _, err := digest.Parse(ref.Digest); err != nil {
-		return nil, fmt.Errorf("the pinned manifest %q of %s is not a digest (spec.helmChartOptions.helmOpChartDigest, written by the controller): %w", ref.Digest, redact.URL(ref.Repo), err)
+	if _, err := digest.Parse(pin); err != nil {
+		return nil, fmt.Errorf("the pinned manifest %q of %s is not a digest (spec.helmChartOptions.helmOpChartDigest, written by the controller): %w", pin, t.where, err)
 	}
-	oref, err := parseOCIRef(ref.Repo)
-	if err != nil {
-		return nil, err
-	}
-	tag := strings.ReplaceAll(ref.Version, "+", "_")
-	return &Resolution{Kind: KindOCI, Version: ref.Version, Digest: ref.Digest, URL: "oci://" + oref.Registry + "/" + oref.Repository + ":" + tag}, nil
+	return &Resolution{Kind: KindOCI, Version: t.version, Digest: pin, URL: t.where + ":" + ociTag(t.version)}, nil
 }
 
 // fetchOCILayer pulls the chart layer of the manifest res names.
