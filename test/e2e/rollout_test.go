@@ -76,13 +76,7 @@ func TestRolloutHaltsWithARealAgent(t *testing.T) {
 		g.Expect(configMap(g, env.Downstreams["prod"], "halting", "halting").Data).To(HaveKeyWithValue("chartVersion", "1.0.0"))
 	}, 5*time.Second, interval).Should(Succeed())
 	g.Eventually(func(g Gomega) {
-		evs := &corev1.EventList{}
-		g.Expect(mgmt().List(ctx, evs, client.InNamespace("fleet-default"))).To(Succeed())
-		var found bool
-		for _, e := range evs.Items {
-			found = found || (e.InvolvedObject.Kind == "HelmOp" && e.InvolvedObject.Name == h.Name && e.Reason == v1alpha1.ReasonRolloutHalted)
-		}
-		g.Expect(found).To(BeTrue(), "a RolloutHalted event on the HelmOp")
+		g.Expect(helmOpEvents(g, h, v1alpha1.ReasonRolloutHalted)).NotTo(BeEmpty(), "a RolloutHalted event on the HelmOp")
 	}, timeout, interval).Should(Succeed())
 
 	// A good version resumes: dev first, then prod.
